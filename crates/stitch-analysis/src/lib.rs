@@ -1,0 +1,1 @@
+//! Pure algorithms over traces: span tree, critical path, gaps, findings, text rendering

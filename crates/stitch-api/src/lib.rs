@@ -1,0 +1,1 @@
+//! HTTP query APIs (native and Jaeger-compatible)

@@ -1,0 +1,1 @@
+//! Network receivers (OTLP gRPC and HTTP): limits, bounded decompression, backpressure

@@ -1,0 +1,1 @@
+//! I/O-free codecs between wire formats (OTLP protobuf and JSON) and Stitch's model
