@@ -1,1 +1,56 @@
-//! HTTP query APIs (native and Jaeger-compatible)
+//! HTTP query APIs of Stitch.
+//!
+//! [`router`] serves the Jaeger-compatible query API: the JSON API of Jaeger's query service
+//! (port 16686) that the Jaeger UI and Grafana's Jaeger data source consume. Every response is
+//! wrapped in Jaeger's envelope `{"data", "total", "limit", "offset", "errors"}`; a failure has
+//! `"data": null` and one error `{"code": <status>, "msg": <reason>}`.
+//!
+//! | Route | Answer |
+//! | --- | --- |
+//! | `GET /api/traces/{traceID}` | `data` = `[trace]`. The id is 1 to 32 hex digits, left-padded with zeros; anything else (or all zeros) is a 400. An unknown trace is a 404 with `msg` = `trace not found`. |
+//! | `GET /api/services` | `data` = service names, sorted; `total` = their number. |
+//! | `GET /api/services/{service}/operations` | `data` = the service's unique operation names; `total` = their number. |
+//! | `GET /api/operations?service=&spanKind=` | `data` = `[{"name", "spanKind"}]`, optionally only of one kind; `total` = their number. `service` is required. |
+//! | `GET /api/traces?...` | `data` = matching traces, newest first; `total` = 0, as Jaeger reports it. |
+//!
+//! Search parameters (an empty value counts as absent):
+//!
+//! - `service` (required unless `traceID` is given), `operation`, `spanKind`;
+//! - `start`, `end`: Unix microseconds, bounds on the start of the matching span;
+//! - `minDuration`, `maxDuration`: Go-style durations (`1.5s`, `100ms`, `250us`, `1h30m`);
+//! - `tags`: a JSON object whose values are strings, numbers or bools, compared as text;
+//!   `tag=key:value` (repeatable) is the legacy form; a later value for a key wins;
+//! - `limit`: the most traces to return, 20 when absent or 0;
+//! - `lookback`: a duration such as `1h` or `2d`; when `start` is absent it becomes
+//!   `end - lookback` (with `end` defaulting to now); `custom` is ignored;
+//! - `traceID` (repeatable): fetch exactly these traces instead of searching. Unknown ids are
+//!   reported in `errors` as `{"msg": "trace not found", "traceID": <id>}` with status 200.
+//!
+//! A malformed or missing parameter is a 400 whose message names the parameter and the value.
+//! A store failure is a 500 carrying the store's message. [`ApiError::status`] is the one place
+//! that maps errors to status codes.
+//!
+//! The native API, `GET /api/v1/traces/{traceID}`, returns the trace as OTLP JSON (see
+//! the `native` module).
+//!
+//! Traces are rendered in the Jaeger UI's JSON model by [`jaeger::trace_to_jaeger`], a pure
+//! function other code can reuse; its module documents the mapping.
+
+mod duration;
+mod error;
+mod handlers;
+pub mod jaeger;
+mod native;
+mod params;
+
+use std::sync::Arc;
+
+use stitch_store::TraceReader;
+
+pub use error::{ApiError, Envelope, EnvelopeError};
+pub use params::DEFAULT_SEARCH_LIMIT;
+
+/// The Jaeger-compatible query API over `reader`. See the crate docs for the routes.
+pub fn router(reader: Arc<dyn TraceReader>) -> axum::Router {
+    handlers::router(reader.clone()).merge(native::router(reader))
+}
