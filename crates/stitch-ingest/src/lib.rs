@@ -1,1 +1,152 @@
-//! Network receivers (OTLP gRPC and HTTP): limits, bounded decompression, backpressure
+//! Network receivers: OTLP over gRPC (port 4317) and over HTTP (port 4318).
+//!
+//! Every receiver does the same four things, in this order:
+//! 1. bounds the request: size before and after decompression, and the bytes of all requests
+//!    in flight together (beyond which the sender is told to retry later);
+//! 2. decodes it at the edge into the model with `stitch-wire` (no I/O in codecs);
+//! 3. hands the valid spans to the store, which acknowledges only once they are durable;
+//! 4. answers in the sender's protocol: success, partial success naming the rejected spans,
+//!    or an error status that says what was wrong and whether to retry.
+//!
+//! This crate knows nothing of the store's internals and nothing of querying.
+
+pub mod grpc;
+pub mod http;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use stitch_store::{Store, StoreError};
+use stitch_wire::Decoded;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Limits shared by all receivers.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    /// Largest request accepted, compressed or not (the body as sent, and after decompression).
+    pub max_request_bytes: usize,
+    /// Requests in flight may together hold at most this many bytes of memory; beyond it,
+    /// senders are asked to retry.
+    pub max_inflight_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_request_bytes: 16 * 1024 * 1024,
+            max_inflight_bytes: 512 * 1024 * 1024,
+        }
+    }
+}
+
+/// Counters of what the receivers saw, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct IngestStats {
+    pub requests: AtomicU64,
+    pub accepted_spans: AtomicU64,
+    pub rejected_spans: AtomicU64,
+    pub malformed_requests: AtomicU64,
+    pub oversized_requests: AtomicU64,
+    pub refused_overload: AtomicU64,
+    pub store_failures: AtomicU64,
+}
+
+/// What the store said about a decoded request.
+#[derive(Debug)]
+pub struct Accepted {
+    pub accepted_spans: u64,
+    pub rejected_spans: u64,
+    pub error_message: String,
+}
+
+/// Why a well-formed request could not be stored. Both are worth retrying.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("stitch is overloaded: {0}; retry later")]
+    Overloaded(String),
+    #[error("spans could not be stored: {0}")]
+    Unavailable(String),
+}
+
+/// The part every receiver shares: limits, the store and the counters.
+pub struct Ingest {
+    store: Store,
+    config: IngestConfig,
+    inflight: Arc<Semaphore>,
+    pub stats: IngestStats,
+}
+
+/// Memory held by a decoded request, per byte of its protobuf encoding.
+const DECODED_EXPANSION: usize = 3;
+
+impl Ingest {
+    pub fn new(store: Store, config: IngestConfig) -> Arc<Ingest> {
+        let permits = config.max_inflight_bytes.min(Semaphore::MAX_PERMITS);
+        Arc::new(Ingest {
+            store,
+            inflight: Arc::new(Semaphore::new(permits)),
+            config,
+            stats: IngestStats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    /// Reserves memory for a request of `encoded_len` bytes, or says the server is full.
+    pub fn reserve(&self, encoded_len: usize) -> Result<OwnedSemaphorePermit, IngestError> {
+        let want = encoded_len
+            .saturating_mul(DECODED_EXPANSION)
+            .clamp(1, self.config.max_inflight_bytes.min(Semaphore::MAX_PERMITS)) as u32;
+        self.inflight
+            .clone()
+            .try_acquire_many_owned(want)
+            .map_err(|_| {
+                self.stats.refused_overload.fetch_add(1, Ordering::Relaxed);
+                IngestError::Overloaded("too many bytes of requests in flight".into())
+            })
+    }
+
+    /// Stores the valid spans of a decoded request. `raw` is the request's protobuf encoding
+    /// when the caller has it; it is reused as the WAL record when no span was rejected.
+    pub async fn accept(
+        &self,
+        raw: Option<Vec<u8>>,
+        decoded: Decoded,
+    ) -> Result<Accepted, IngestError> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let rejected = decoded.rejected_spans;
+        self.stats
+            .rejected_spans
+            .fetch_add(rejected, Ordering::Relaxed);
+        let count = decoded.batch.span_count() as u64;
+        if count > 0 {
+            let payload = match raw {
+                Some(raw) if rejected == 0 => raw,
+                _ => stitch_wire::otlp::encode_batch(&decoded.batch),
+            };
+            match self.store.append(payload, decoded.batch).await {
+                Ok(()) => {}
+                Err(StoreError::Overloaded { .. }) => {
+                    self.stats.refused_overload.fetch_add(1, Ordering::Relaxed);
+                    return Err(IngestError::Overloaded(
+                        "the write-ahead log queue is full".into(),
+                    ));
+                }
+                Err(e) => {
+                    self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(IngestError::Unavailable(e.to_string()));
+                }
+            }
+        }
+        self.stats
+            .accepted_spans
+            .fetch_add(count, Ordering::Relaxed);
+        Ok(Accepted {
+            accepted_spans: count,
+            rejected_spans: rejected,
+            error_message: decoded.error_message,
+        })
+    }
+}

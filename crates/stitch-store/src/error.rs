@@ -23,6 +23,8 @@ pub enum StoreError {
         #[source]
         source: parquet::errors::ParquetError,
     },
+    #[error("write-ahead log write failed: {0}")]
+    WalWrite(String),
     #[error("the write-ahead log is closed")]
     WalClosed,
     #[error("the write-ahead log is full: {pending} appends pending")]

@@ -1,1 +1,80 @@
-fn main() {}
+//! `stitch`: the binary. Parses the command line and hands over to the command.
+
+mod cli;
+mod config;
+mod metrics;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "stitch",
+    version,
+    about = "Distributed tracing backend: OTLP in, durable store, Jaeger-compatible queries, and answers to \"where did the time go?\""
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run everything: receivers, store, query API.
+    Serve(serve::ServeArgs),
+    /// Print one trace as a terminal waterfall.
+    Trace {
+        /// The trace id (hex).
+        trace_id: String,
+        #[command(flatten)]
+        server: cli::ServerArg,
+        /// Width in columns (default: the terminal's, or 120).
+        #[arg(long)]
+        width: Option<usize>,
+        /// Colour: auto, always or never.
+        #[arg(long, default_value = "auto")]
+        color: cli::ColorChoice,
+    },
+    /// List traces that match a search.
+    Search(cli::SearchArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Trace {
+                trace_id,
+                server,
+                width,
+                color,
+            } => cli::trace(&server.server, &trace_id, width, color).await,
+            Command::Search(args) => cli::search(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where data lives when neither flag nor config file says.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("./stitch-data")
+}

@@ -1,0 +1,615 @@
+//! The store: composes the WAL writer, the in-memory heads, the flusher and the block list.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use parking_lot::RwLock;
+use stitch_model::{Batch, Trace, TraceId};
+use tokio::sync::oneshot;
+
+use crate::block::{self, BlockHandle};
+use crate::head::Head;
+use crate::query::{Operation, SearchQuery, TraceReader};
+use crate::wal::{self, SegmentEnd, SegmentWriter};
+use crate::StoreError;
+
+/// How the store is laid out and bounded.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Root directory: `wal/` and `blocks/` live under it.
+    pub data_dir: PathBuf,
+    /// Flush the head to a block once it holds this many spans.
+    pub head_max_spans: usize,
+    /// Flush the head once its estimated memory exceeds this many bytes.
+    pub head_max_bytes: usize,
+    /// Flush the head once its oldest data is this old.
+    pub head_max_age: Duration,
+    /// Delete blocks whose newest span ended longer ago than this.
+    pub retention: Duration,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+    /// Appends waiting for the WAL writer beyond this are refused with
+    /// [`StoreError::Overloaded`].
+    pub max_pending_appends: usize,
+    /// `fdatasync` after every group of appends. Only tests and benchmarks turn this off.
+    pub fsync: bool,
+}
+
+impl StoreConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            data_dir: data_dir.into(),
+            head_max_spans: 1_000_000,
+            head_max_bytes: 512 * 1024 * 1024,
+            head_max_age: Duration::from_secs(120),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            retention_interval: Duration::from_secs(60),
+            max_pending_appends: 4096,
+            fsync: true,
+        }
+    }
+}
+
+/// Counters describing what the store has done, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    pub appends: AtomicU64,
+    pub appended_spans: AtomicU64,
+    pub wal_bytes: AtomicU64,
+    pub wal_syncs: AtomicU64,
+    pub overloaded: AtomicU64,
+    pub blocks_written: AtomicU64,
+    pub blocks_deleted: AtomicU64,
+    pub flush_failures: AtomicU64,
+    pub recovered_spans: AtomicU64,
+}
+
+enum WalMsg {
+    Append {
+        payload: Vec<u8>,
+        batch: Batch,
+        ack: oneshot::Sender<Result<(), String>>,
+    },
+    /// Freeze the head and flush it to a block now (if it holds anything).
+    Flush { done: oneshot::Sender<()> },
+}
+
+struct FlushJob {
+    head: Arc<Head>,
+    wal_through: u64,
+    done: Vec<oneshot::Sender<()>>,
+}
+
+struct Inner {
+    config: StoreConfig,
+    wal_dir: PathBuf,
+    objects: Arc<dyn ObjectStore>,
+    active: RwLock<Head>,
+    frozen: RwLock<Vec<Arc<Head>>>,
+    blocks: RwLock<Vec<Arc<BlockHandle>>>,
+    stats: StoreStats,
+}
+
+/// The embedded trace store. Cheap to clone; all clones share one store.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+    tx: SyncSender<WalMsg>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `config.data_dir`, recovering every acknowledged span
+    /// from blocks and the WAL. Must be called inside a Tokio runtime, which runs the flusher
+    /// and retention tasks.
+    pub async fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        let wal_dir = config.data_dir.join("wal");
+        let blocks_dir = config.data_dir.join("blocks");
+        for dir in [&wal_dir, &blocks_dir] {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+        }
+        let objects: Arc<dyn ObjectStore> = Arc::new(
+            LocalFileSystem::new_with_prefix(&config.data_dir).map_err(|e| {
+                StoreError::Object {
+                    path: config.data_dir.display().to_string(),
+                    source: e,
+                }
+            })?,
+        );
+
+        let mut blocks = Vec::new();
+        let mut wal_through = 0;
+        for id in block::list_blocks(&objects).await? {
+            match BlockHandle::load(objects.clone(), &id).await {
+                Ok(b) => {
+                    wal_through = wal_through.max(b.meta.wal_through);
+                    blocks.push(Arc::new(b));
+                }
+                Err(e) => tracing::error!(block = %id, error = %e, "skipping unreadable block"),
+            }
+        }
+
+        let stats = StoreStats::default();
+        let segments = wal::list_segments(&wal_dir)?;
+        let next_segment = segments.last().copied().unwrap_or(0).max(wal_through) + 1;
+        let mut head = Head::new(next_segment);
+        for &seg in &segments {
+            let path = wal::segment_path(&wal_dir, seg);
+            if seg <= wal_through {
+                // Its spans are already in a block; the crash came before it was deleted.
+                std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+                continue;
+            }
+            let mut bad_records = 0u64;
+            let end = wal::read_segment(&path, |kind, body| {
+                if kind != wal::KIND_OTLP_PROTO {
+                    bad_records += 1;
+                    return;
+                }
+                match stitch_wire::otlp::decode_export_request(body) {
+                    Ok(decoded) => {
+                        stats
+                            .recovered_spans
+                            .fetch_add(decoded.batch.span_count() as u64, Ordering::Relaxed);
+                        head.insert(&decoded.batch, body.len());
+                    }
+                    Err(_) => bad_records += 1,
+                }
+            })?;
+            if bad_records > 0 {
+                tracing::error!(segment = %path.display(), bad_records, "WAL records that do not decode were skipped");
+            }
+            if let SegmentEnd::Torn { offset, reason } = end {
+                let newest = Some(&seg) == segments.last();
+                if newest {
+                    tracing::info!(segment = %path.display(), offset, %reason, "WAL ends in an unfinished write; it was never acknowledged");
+                } else {
+                    tracing::error!(segment = %path.display(), offset, %reason, "WAL segment is corrupt; records after this offset are lost");
+                }
+            }
+        }
+        wal::sync_dir(&wal_dir)?;
+        if !head.is_empty() {
+            tracing::info!(
+                spans = head.span_count,
+                traces = head.traces.len(),
+                "recovered spans from the write-ahead log"
+            );
+        }
+        let segment = SegmentWriter::create(&wal_dir, next_segment)?;
+
+        let inner = Arc::new(Inner {
+            config: config.clone(),
+            wal_dir,
+            objects,
+            active: RwLock::new(head),
+            frozen: RwLock::new(Vec::new()),
+            blocks: RwLock::new(blocks),
+            stats,
+        });
+        let (tx, rx) = sync_channel(config.max_pending_appends);
+        let (flush_tx, flush_rx) = tokio::sync::mpsc::unbounded_channel();
+        {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("stitch-wal".into())
+                .spawn(move || wal_writer(inner, rx, segment, flush_tx))
+                .map_err(|e| StoreError::io("stitch-wal thread", e))?;
+        }
+        tokio::spawn(flusher(inner.clone(), flush_rx));
+        tokio::spawn(retention(Arc::downgrade(&inner)));
+        Ok(Store { inner, tx })
+    }
+
+    /// Makes a batch durable and visible. `payload` is the batch encoded as an OTLP
+    /// `ExportTraceServiceRequest` protobuf; it is what the WAL stores.
+    ///
+    /// Returns once the batch is on disk (and `fdatasync`ed), or at once with
+    /// [`StoreError::Overloaded`] when too many appends are waiting.
+    pub async fn append(&self, payload: Vec<u8>, batch: Batch) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        match self.tx.try_send(WalMsg::Append {
+            payload,
+            batch,
+            ack,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.inner.stats.overloaded.fetch_add(1, Ordering::Relaxed);
+                return Err(StoreError::Overloaded {
+                    pending: self.inner.config.max_pending_appends,
+                });
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(StoreError::WalClosed),
+        }
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::WalWrite(message)),
+            Err(_) => Err(StoreError::WalClosed),
+        }
+    }
+
+    /// Freezes the current head and waits until it is written as a block.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (done_tx, done) = oneshot::channel();
+        self.tx
+            .send(WalMsg::Flush { done: done_tx })
+            .map_err(|_| StoreError::WalClosed)?;
+        done.await.map_err(|_| StoreError::WalClosed)
+    }
+
+    /// Runs retention once, now.
+    pub async fn enforce_retention(&self) -> Result<usize, StoreError> {
+        enforce_retention(&self.inner).await
+    }
+
+    pub fn stats(&self) -> &StoreStats {
+        &self.inner.stats
+    }
+
+    /// Spans in memory (active and flushing heads).
+    pub fn head_spans(&self) -> usize {
+        self.inner.active.read().span_count
+            + self
+                .inner
+                .frozen
+                .read()
+                .iter()
+                .map(|h| h.span_count)
+                .sum::<usize>()
+    }
+
+    pub fn block_count(&self) -> usize {
+        self.inner.blocks.read().len()
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.config.data_dir
+    }
+
+    fn snapshot(&self) -> (Vec<Arc<Head>>, Vec<Arc<BlockHandle>>) {
+        (
+            self.inner.frozen.read().clone(),
+            self.inner.blocks.read().clone(),
+        )
+    }
+}
+
+/// The single thread that owns the active segment. It writes appends in groups, syncs once
+/// per group, applies them to the head and only then acknowledges them; because it is also the
+/// only one to rotate segments and freeze heads, a head always holds exactly the records of the
+/// segments written while it was active.
+fn wal_writer(
+    inner: Arc<Inner>,
+    rx: Receiver<WalMsg>,
+    mut segment: SegmentWriter,
+    flush_tx: tokio::sync::mpsc::UnboundedSender<FlushJob>,
+) {
+    const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
+    let tick = Duration::from_millis(250);
+    let mut framed = Vec::with_capacity(1 << 20);
+    let mut group = Vec::new();
+    loop {
+        let first = match rx.recv_timeout(tick) {
+            Ok(m) => m,
+            Err(RecvTimeoutError::Timeout) => {
+                maybe_rotate(&inner, &mut segment, &flush_tx, Vec::new());
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut group_bytes = 0;
+        let mut flush_requests = Vec::new();
+        let mut msg = Some(first);
+        while let Some(m) = msg.take() {
+            match m {
+                WalMsg::Append {
+                    payload,
+                    batch,
+                    ack,
+                } => {
+                    wal::frame(&mut framed, wal::KIND_OTLP_PROTO, &payload);
+                    group_bytes += payload.len();
+                    group.push((payload.len(), batch, ack));
+                }
+                WalMsg::Flush { done } => flush_requests.push(done),
+            }
+            if group_bytes < MAX_GROUP_BYTES {
+                msg = rx.try_recv().ok();
+            }
+        }
+        if !group.is_empty() {
+            let result = segment.write_durable(&framed, inner.config.fsync);
+            framed.clear();
+            match result {
+                Ok(()) => {
+                    let stats = &inner.stats;
+                    stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .wal_bytes
+                        .fetch_add(group_bytes as u64, Ordering::Relaxed);
+                    {
+                        let mut head = inner.active.write();
+                        for (len, batch, _) in &group {
+                            head.insert(batch, *len);
+                            stats
+                                .appended_spans
+                                .fetch_add(batch.span_count() as u64, Ordering::Relaxed);
+                        }
+                    }
+                    stats
+                        .appends
+                        .fetch_add(group.len() as u64, Ordering::Relaxed);
+                    for (_, _, ack) in group.drain(..) {
+                        let _ = ack.send(Ok(()));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "write-ahead log write failed; refusing the batch");
+                    let message = e.to_string();
+                    for (_, _, ack) in group.drain(..) {
+                        let _ = ack.send(Err(message.clone()));
+                    }
+                    // A partial write may have left a torn record; continue in a new segment so
+                    // later records are readable.
+                    match SegmentWriter::create(&inner.wal_dir, segment.id + 1) {
+                        Ok(s) => segment = s,
+                        Err(e) => tracing::error!(error = %e, "cannot open a new WAL segment"),
+                    }
+                }
+            }
+        }
+        maybe_rotate(&inner, &mut segment, &flush_tx, flush_requests);
+    }
+}
+
+fn maybe_rotate(
+    inner: &Inner,
+    segment: &mut SegmentWriter,
+    flush_tx: &tokio::sync::mpsc::UnboundedSender<FlushJob>,
+    forced: Vec<oneshot::Sender<()>>,
+) {
+    let due = {
+        let head = inner.active.read();
+        let c = &inner.config;
+        !head.is_empty()
+            && (!forced.is_empty()
+                || head.span_count >= c.head_max_spans
+                || head.approx_bytes >= c.head_max_bytes
+                || head.created.elapsed() >= c.head_max_age)
+    };
+    if !due {
+        if !forced.is_empty() {
+            // Nothing in the active head, but earlier heads may still be flushing: queue an
+            // empty job so the caller is answered after them.
+            let _ = flush_tx.send(FlushJob {
+                head: Arc::new(Head::new(segment.id)),
+                wal_through: 0,
+                done: forced,
+            });
+        }
+        return;
+    }
+    // Bound memory: wait while two heads are already waiting to be written.
+    while inner.frozen.read().len() >= 2 {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let next = match SegmentWriter::create(&inner.wal_dir, segment.id + 1) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot rotate the write-ahead log; flush postponed");
+            return;
+        }
+    };
+    let through = segment.id;
+    *segment = next;
+    let old = std::mem::replace(&mut *inner.active.write(), Head::new(segment.id));
+    let old = Arc::new(old);
+    inner.frozen.write().push(old.clone());
+    let _ = flush_tx.send(FlushJob {
+        head: old,
+        wal_through: through,
+        done: forced,
+    });
+}
+
+async fn flusher(inner: Arc<Inner>, mut rx: tokio::sync::mpsc::UnboundedReceiver<FlushJob>) {
+    while let Some(job) = rx.recv().await {
+        if !job.head.is_empty() {
+            let mut delay = Duration::from_millis(200);
+            while let Err(e) = flush_one(&inner, &job).await {
+                inner.stats.flush_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, wal_through = job.wal_through, "writing a block failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+        for done in job.done {
+            let _ = done.send(());
+        }
+    }
+}
+
+async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError> {
+    let block_id = format!("{:020}", job.wal_through);
+    let head = job.head.clone();
+    let id = block_id.clone();
+    let wal_through = job.wal_through;
+    let (meta, bloom, data) =
+        tokio::task::spawn_blocking(move || block::build_block(&head, &id, wal_through))
+            .await
+            .map_err(|e| StoreError::CorruptBlock {
+                block: block_id.clone(),
+                reason: format!("block builder panicked: {e}"),
+            })??;
+    block::put_block(&inner.objects, &meta, &bloom, data).await?;
+    // The local backend does not sync what it writes; do so before the WAL goes away.
+    let dir = inner.config.data_dir.join("blocks").join(&block_id);
+    let dir2 = dir.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+        for name in ["data.parquet", "bloom.bin", "meta.json"] {
+            let path = dir2.join(name);
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| StoreError::io(&path, e))?;
+        }
+        wal::sync_dir(&dir2)?;
+        wal::sync_dir(dir2.parent().expect("block dir has a parent"))
+    })
+    .await
+    .map_err(|e| StoreError::io(&dir, std::io::Error::other(e)))??;
+
+    let spans = meta.span_count;
+    let handle = Arc::new(BlockHandle::new(meta, bloom, inner.objects.clone())?);
+    inner.blocks.write().push(handle);
+    inner
+        .frozen
+        .write()
+        .retain(|h| !Arc::ptr_eq(h, &job.head));
+    inner.stats.blocks_written.fetch_add(1, Ordering::Relaxed);
+    for seg in wal::list_segments(&inner.wal_dir)? {
+        if seg <= job.wal_through {
+            let path = wal::segment_path(&inner.wal_dir, seg);
+            std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+        }
+    }
+    wal::sync_dir(&inner.wal_dir)?;
+    tracing::debug!(block = %block_id, spans, "flushed head to a block");
+    Ok(())
+}
+
+async fn retention(inner: std::sync::Weak<Inner>) {
+    loop {
+        let Some(interval) = inner.upgrade().map(|i| i.config.retention_interval) else {
+            return;
+        };
+        tokio::time::sleep(interval).await;
+        let Some(strong) = inner.upgrade() else { return };
+        if let Err(e) = enforce_retention(&strong).await {
+            tracing::error!(error = %e, "retention failed");
+        }
+    }
+}
+
+async fn enforce_retention(inner: &Arc<Inner>) -> Result<usize, StoreError> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64;
+    let cutoff = now.saturating_sub(inner.config.retention.as_nanos() as u64);
+    let expired: Vec<Arc<BlockHandle>> = inner
+        .blocks
+        .read()
+        .iter()
+        .filter(|b| b.meta.max_end < cutoff)
+        .cloned()
+        .collect();
+    for b in &expired {
+        inner
+            .blocks
+            .write()
+            .retain(|x| x.meta.block_id != b.meta.block_id);
+        block::delete_block(&inner.objects, &b.meta.block_id).await?;
+        let dir = inner.config.data_dir.join("blocks").join(&b.meta.block_id);
+        let _ = std::fs::remove_dir(&dir);
+        inner.stats.blocks_deleted.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(block = %b.meta.block_id, "deleted a block past retention");
+    }
+    Ok(expired.len())
+}
+
+#[async_trait]
+impl TraceReader for Store {
+    async fn trace(&self, id: TraceId) -> Result<Option<Trace>, StoreError> {
+        let mut trace = Trace::new(id);
+        self.inner.active.read().collect_trace(id, &mut trace);
+        let (frozen, blocks) = self.snapshot();
+        for h in &frozen {
+            h.collect_trace(id, &mut trace);
+        }
+        for b in &blocks {
+            b.collect_trace(id, &mut trace).await?;
+        }
+        if trace.is_empty() {
+            return Ok(None);
+        }
+        trace.normalize();
+        Ok(Some(trace))
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, StoreError> {
+        let mut hits: HashMap<TraceId, u64> = HashMap::new();
+        self.inner.active.read().search(query, &mut hits);
+        let (frozen, blocks) = self.snapshot();
+        for h in &frozen {
+            h.search(query, &mut hits);
+        }
+        for b in blocks.iter().rev() {
+            b.search(query, &mut hits).await?;
+        }
+        let mut ranked: Vec<(TraceId, u64)> = hits.into_iter().collect();
+        ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        ranked.truncate(query.limit);
+        let mut out = Vec::with_capacity(ranked.len());
+        for (id, _) in ranked {
+            if let Some(t) = self.trace(id).await? {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn services(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.all_operations().into_keys().collect())
+    }
+
+    async fn operations(&self, service: &str) -> Result<Vec<Operation>, StoreError> {
+        Ok(self
+            .all_operations()
+            .remove(service)
+            .map(|ops| ops.into_iter().collect())
+            .unwrap_or_default())
+    }
+}
+
+impl Store {
+    fn all_operations(&self) -> BTreeMap<String, BTreeSet<Operation>> {
+        let mut all: BTreeMap<String, BTreeSet<Operation>> = BTreeMap::new();
+        let mut merge = |svc: &str, op: Operation| match all.get_mut(svc) {
+            Some(set) => {
+                set.insert(op);
+            }
+            None => {
+                all.insert(svc.to_owned(), BTreeSet::from([op]));
+            }
+        };
+        {
+            let head = self.inner.active.read();
+            for (svc, ops) in &head.services {
+                for op in ops {
+                    merge(svc, op.clone());
+                }
+            }
+        }
+        let (frozen, blocks) = self.snapshot();
+        for h in &frozen {
+            for (svc, ops) in &h.services {
+                for op in ops {
+                    merge(svc, op.clone());
+                }
+            }
+        }
+        for b in &blocks {
+            for (svc, op) in b.operations() {
+                merge(svc, op);
+            }
+        }
+        all
+    }
+}

@@ -1,0 +1,120 @@
+//! The configuration file (`stitch serve --config stitch.yaml`) and its defaults.
+//!
+//! Every field is optional; command-line flags override the file. Unknown fields are errors,
+//! reported with their path, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    /// How long to keep traces, e.g. `7d`, `36h`.
+    pub retention: Option<String>,
+    #[serde(default)]
+    pub listen: ListenConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    pub otlp_grpc: Option<SocketAddr>,
+    pub otlp_http: Option<SocketAddr>,
+    pub query: Option<SocketAddr>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request, before and after decompression, in bytes.
+    pub max_request_bytes: Option<usize>,
+    /// Memory all requests in flight may hold together, in bytes.
+    pub max_inflight_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Flush the in-memory head to a block at this many spans.
+    pub head_max_spans: Option<usize>,
+    /// ... or at this age, e.g. `2m`.
+    pub head_max_age: Option<String>,
+    /// ... or at this many bytes of memory.
+    pub head_max_bytes: Option<usize>,
+    /// Sync the write-ahead log before acknowledging. Turning this off loses acknowledged
+    /// spans on a machine crash; it exists for benchmarks.
+    pub fsync: Option<bool>,
+}
+
+impl FileConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read config file {}", path.display()))?;
+        FileConfig::parse(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> anyhow::Result<FileConfig> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        let config: FileConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            anyhow::anyhow!("at `{path}`: {}", e.into_inner())
+        })?;
+        if let Some(r) = &config.retention {
+            parse_duration("retention", r)?;
+        }
+        if let Some(a) = &config.store.head_max_age {
+            parse_duration("store.head_max_age", a)?;
+        }
+        if config.limits.max_request_bytes == Some(0) {
+            bail!("at `limits.max_request_bytes`: must be greater than zero");
+        }
+        Ok(config)
+    }
+}
+
+/// Parses `7d`, `36h`, `90s`, `1h30m`, naming the field on error.
+pub fn parse_duration(field: &str, text: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| anyhow::anyhow!("at `{field}`: {text:?} is not a duration ({e}); use e.g. 7d, 36h, 90s"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_config_file_parses() {
+        let c = FileConfig::parse(
+            "data_dir: /var/lib/stitch\nretention: 3d\nlisten:\n  otlp_grpc: 127.0.0.1:14317\nlimits:\n  max_request_bytes: 1024\nstore:\n  head_max_age: 30s\n  fsync: true\n",
+        )
+        .unwrap();
+        assert_eq!(c.data_dir.as_deref(), Some(Path::new("/var/lib/stitch")));
+        assert_eq!(c.listen.otlp_grpc, Some("127.0.0.1:14317".parse().unwrap()));
+        assert_eq!(c.limits.max_request_bytes, Some(1024));
+    }
+
+    #[test]
+    fn an_unknown_field_is_an_error_that_names_its_path() {
+        let err = FileConfig::parse("store:\n  head_max_span: 5\n").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("store"), "{msg}");
+        assert!(msg.contains("head_max_span"), "{msg}");
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_field() {
+        let err = FileConfig::parse("retention: forever\n").unwrap_err();
+        assert!(format!("{err:#}").contains("at `retention`"), "{err:#}");
+    }
+}

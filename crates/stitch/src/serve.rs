@@ -1,0 +1,194 @@
+//! `stitch serve`: the composition root. Opens the store, starts the receivers and the query
+//! API, and runs until interrupted.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use stitch_ingest::{Ingest, IngestConfig};
+use stitch_store::{Store, StoreConfig, TraceReader};
+use tokio::net::TcpListener;
+
+use crate::config::{FileConfig, parse_duration};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// YAML config file; flags override it.
+    #[arg(long, env = "STITCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where the WAL and blocks live [default: ./stitch-data].
+    #[arg(long, env = "STITCH_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// How long traces are kept, e.g. 7d, 36h [default: 7d].
+    #[arg(long)]
+    retention: Option<String>,
+    /// OTLP/gRPC listen address [default: 127.0.0.1:4317].
+    #[arg(long)]
+    otlp_grpc_addr: Option<SocketAddr>,
+    /// OTLP/HTTP listen address [default: 127.0.0.1:4318].
+    #[arg(long)]
+    otlp_http_addr: Option<SocketAddr>,
+    /// Query API listen address [default: 127.0.0.1:16686].
+    #[arg(long)]
+    query_addr: Option<SocketAddr>,
+    /// Flush the in-memory head to a block at this age, e.g. 2m.
+    #[arg(long)]
+    head_max_age: Option<String>,
+    /// Flush the in-memory head to a block at this many spans.
+    #[arg(long)]
+    head_max_spans: Option<usize>,
+    /// Largest request accepted, in bytes [default: 16 MiB].
+    #[arg(long)]
+    max_request_bytes: Option<usize>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STITCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+
+    let data_dir = args
+        .data_dir
+        .or(file.data_dir)
+        .unwrap_or_else(crate::default_data_dir);
+    let mut store_config = StoreConfig::new(&data_dir);
+    if let Some(r) = args.retention.as_ref().or(file.retention.as_ref()) {
+        store_config.retention = parse_duration("retention", r)?;
+    }
+    if let Some(a) = args.head_max_age.as_ref().or(file.store.head_max_age.as_ref()) {
+        store_config.head_max_age = parse_duration("store.head_max_age", a)?;
+    }
+    if let Some(n) = args.head_max_spans.or(file.store.head_max_spans) {
+        store_config.head_max_spans = n;
+    }
+    if let Some(n) = file.store.head_max_bytes {
+        store_config.head_max_bytes = n;
+    }
+    if let Some(f) = file.store.fsync {
+        store_config.fsync = f;
+    }
+    let mut ingest_config = IngestConfig::default();
+    if let Some(n) = args.max_request_bytes.or(file.limits.max_request_bytes) {
+        ingest_config.max_request_bytes = n;
+    }
+    if let Some(n) = file.limits.max_inflight_bytes {
+        ingest_config.max_inflight_bytes = n;
+    }
+    let grpc_addr = args
+        .otlp_grpc_addr
+        .or(file.listen.otlp_grpc)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4317)));
+    let http_addr = args
+        .otlp_http_addr
+        .or(file.listen.otlp_http)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4318)));
+    let query_addr = args
+        .query_addr
+        .or(file.listen.query)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 16686)));
+
+    let store = Store::open(store_config)
+        .await
+        .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
+    let ingest = Ingest::new(store.clone(), ingest_config);
+
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("failed to listen for {what} on {addr}"))
+    };
+    let grpc_listener = bind(grpc_addr, "OTLP/gRPC").await?;
+    let http_listener = bind(http_addr, "OTLP/HTTP").await?;
+    let query_listener = bind(query_addr, "the query API").await?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+
+    let reader: Arc<dyn TraceReader> = Arc::new(store.clone());
+    let query_router = stitch_api::router(reader).merge(crate::metrics::router(
+        store.clone(),
+        ingest.clone(),
+    ));
+    let otlp_http_router = stitch_ingest::http::router(ingest.clone());
+
+    // Tests and scripts read these lines to learn the bound ports.
+    println!(
+        "stitch: otlp-grpc listening on {}",
+        grpc_listener.local_addr()?
+    );
+    println!(
+        "stitch: otlp-http listening on {}",
+        http_listener.local_addr()?
+    );
+    println!("stitch: query listening on {}", query_listener.local_addr()?);
+    println!(
+        "stitch: ready (data in {}; UI and API at http://{})",
+        data_dir.display(),
+        query_listener.local_addr()?
+    );
+
+    let grpc = tokio::spawn(stitch_ingest::grpc::serve(
+        grpc_listener,
+        ingest.clone(),
+        stopped(),
+    ));
+    let http = tokio::spawn(
+        axum::serve(http_listener, otlp_http_router)
+            .with_graceful_shutdown(stopped())
+            .into_future(),
+    );
+    let query = tokio::spawn(
+        axum::serve(query_listener, query_router)
+            .with_graceful_shutdown(stopped())
+            .into_future(),
+    );
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    let (g, h, q) = tokio::join!(grpc, http, query);
+    g.context("OTLP/gRPC server task")?
+        .context("OTLP/gRPC server")?;
+    h.context("OTLP/HTTP server task")?
+        .context("OTLP/HTTP server")?;
+    q.context("query server task")?.context("query server")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

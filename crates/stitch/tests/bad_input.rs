@@ -1,0 +1,282 @@
+//! Bad input and overload, against the real binary: every case gets a precise status and
+//! message, the server keeps running, and nothing acknowledged is lost.
+
+mod common;
+
+use std::io::Write;
+
+use common::{Stitch, fetch_trace, post, synthetic_request};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use prost::Message;
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+struct Case {
+    name: &'static str,
+    content_type: &'static str,
+    encoding: Option<&'static str>,
+    body: Vec<u8>,
+    status: u16,
+    /// A substring the error message (or partial-success message) must contain.
+    message: &'static str,
+}
+
+const LIMIT: usize = 64 * 1024;
+
+fn cases() -> Vec<Case> {
+    let (valid, _) = synthetic_request(1, 1, 2);
+    let valid_bytes = valid.encode_to_vec();
+    let mut bad_ids = valid.clone();
+    bad_ids.resource_spans[0].scope_spans[0].spans[1].trace_id = vec![1, 2, 3];
+    let mut zero_span_id = valid.clone();
+    zero_span_id.resource_spans[0].scope_spans[0].spans[0].span_id = vec![0; 8];
+    let (big, _) = synthetic_request(2, 200, 20);
+    let big_bytes = big.encode_to_vec();
+    assert!(big_bytes.len() > LIMIT);
+    vec![
+        Case {
+            name: "protobuf that does not decode",
+            content_type: "application/x-protobuf",
+            encoding: None,
+            body: b"\xff\xff\xff\xff not protobuf".to_vec(),
+            status: 400,
+            message: "failed to decode OTLP protobuf request",
+        },
+        Case {
+            name: "JSON that does not parse",
+            content_type: "application/json",
+            encoding: None,
+            body: b"{\"resourceSpans\": [".to_vec(),
+            status: 400,
+            message: "failed to decode OTLP JSON request",
+        },
+        Case {
+            name: "JSON field of the wrong type",
+            content_type: "application/json",
+            encoding: None,
+            body: br#"{"resourceSpans": 5}"#.to_vec(),
+            status: 400,
+            message: "resourceSpans",
+        },
+        Case {
+            name: "JSON timestamp that is not a number",
+            content_type: "application/json",
+            encoding: None,
+            body: br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"x","startTimeUnixNano":"abc"}]}]}]}"#.to_vec(),
+            status: 400,
+            message: "startTimeUnixNano",
+        },
+        Case {
+            name: "unsupported content type",
+            content_type: "text/plain",
+            encoding: None,
+            body: valid_bytes.clone(),
+            status: 415,
+            message: "unsupported content type",
+        },
+        Case {
+            name: "unsupported content encoding",
+            content_type: "application/x-protobuf",
+            encoding: Some("br"),
+            body: valid_bytes.clone(),
+            status: 415,
+            message: "unsupported content encoding",
+        },
+        Case {
+            name: "body over the size limit",
+            content_type: "application/x-protobuf",
+            encoding: None,
+            body: big_bytes.clone(),
+            status: 413,
+            message: "exceeds the limit of 65536 bytes",
+        },
+        Case {
+            name: "gzip bomb",
+            content_type: "application/x-protobuf",
+            encoding: Some("gzip"),
+            body: gzip(&vec![0u8; 20 * 1024 * 1024]),
+            status: 413,
+            message: "decompressed request body exceeds",
+        },
+        Case {
+            name: "gzip that is corrupt",
+            content_type: "application/x-protobuf",
+            encoding: Some("gzip"),
+            body: b"\x1f\x8b\x08\x00garbage".to_vec(),
+            status: 400,
+            message: "failed to decompress gzip",
+        },
+        Case {
+            name: "a span with a trace id of the wrong length",
+            content_type: "application/x-protobuf",
+            encoding: None,
+            body: bad_ids.encode_to_vec(),
+            status: 200,
+            message: "trace id must be 16 bytes, got 3",
+        },
+        Case {
+            name: "a span with an all-zero span id",
+            content_type: "application/x-protobuf",
+            encoding: None,
+            body: zero_span_id.encode_to_vec(),
+            status: 200,
+            message: "span id",
+        },
+        Case {
+            name: "JSON span with an all-zero trace id",
+            content_type: "application/json",
+            encoding: None,
+            body: br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"00000000000000000000000000000000","spanId":"eee19b7ec3c1b174","name":"x","startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}"#.to_vec(),
+            status: 200,
+            message: "trace id",
+        },
+    ]
+}
+
+fn decode_status_message(content_type: &str, body: &[u8]) -> String {
+    if content_type.starts_with("application/json") {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        v["message"]
+            .as_str()
+            .or(v["partialSuccess"]["errorMessage"].as_str())
+            .unwrap_or("")
+            .to_owned()
+    } else {
+        // Either a google.rpc.Status (field 2 = message) or an ExportTraceServiceResponse.
+        #[derive(Clone, PartialEq, prost::Message)]
+        struct Status {
+            #[prost(int32, tag = "1")]
+            code: i32,
+            #[prost(string, tag = "2")]
+            message: String,
+        }
+        if let Ok(r) = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(body)
+            && let Some(p) = r.partial_success
+            && !p.error_message.is_empty()
+        {
+            return p.error_message;
+        }
+        Status::decode(body).map(|s| s.message).unwrap_or_default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_malformed_http_request_gets_a_precise_error_and_the_server_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &["--max-request-bytes", "65536"]);
+    let url = server.otlp_http();
+    for case in cases() {
+        let resp = post(&url, case.content_type, case.encoding, case.body).await;
+        let status = resp.status().as_u16();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = resp.bytes().await.unwrap();
+        let message = decode_status_message(&ct, &body);
+        assert_eq!(status, case.status, "{}: {message}", case.name);
+        assert!(
+            message.contains(case.message),
+            "{}: message {message:?} should contain {:?}",
+            case.name,
+            case.message
+        );
+        if case.status == 200 {
+            // Partial success: the valid span of the request was kept.
+            let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+            if let Some(j) = json {
+                assert_eq!(j["partialSuccess"]["rejectedSpans"], "1", "{}", case.name);
+            } else {
+                let r = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(&body[..]).unwrap();
+                assert_eq!(r.partial_success.unwrap().rejected_spans, 1, "{}", case.name);
+            }
+        }
+    }
+    // Two requests for the same two-span trace were partly rejected, one span each (the
+    // second span in one, the first in the other): the valid span of each is stored.
+    let (_, ids) = synthetic_request(1, 1, 2);
+    let trace = fetch_trace(&server.api(), &ids[0]).await.expect("stored");
+    let names: Vec<_> = trace.spans().map(|s| s.span.name.clone()).collect();
+    assert_eq!(names, vec!["op-0", "op-1"], "the valid span of each request is kept");
+
+    // The server still accepts good input.
+    let (ok, ids) = synthetic_request(3, 2, 3);
+    let resp = post(&url, "application/x-protobuf", None, ok.encode_to_vec()).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let trace = fetch_trace(&server.api(), &ids[1]).await.expect("stored");
+    assert_eq!(trace.span_count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_rejects_oversized_messages_and_reports_invalid_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &["--max-request-bytes", "65536"]);
+    let mut client = TraceServiceClient::connect(server.otlp_grpc()).await.unwrap();
+
+    let (big, _) = synthetic_request(4, 200, 20);
+    let err = client.export(big).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+
+    let (mut partly, ids) = synthetic_request(5, 1, 3);
+    partly.resource_spans[0].scope_spans[0].spans[2].span_id = vec![9; 3];
+    let resp = client.export(partly).await.unwrap().into_inner();
+    let partial = resp.partial_success.expect("partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(partial.error_message.contains("span id must be 8 bytes, got 3"), "{}", partial.error_message);
+    let trace = fetch_trace(&server.api(), &ids[0]).await.expect("stored");
+    assert_eq!(trace.span_count(), 2);
+
+    let resp = client
+        .export(ExportTraceServiceRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(resp.partial_success.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_answers_503_with_retry_after_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stitch.yaml");
+    std::fs::write(&config, "limits:\n  max_inflight_bytes: 40000\n").unwrap();
+    let server = Stitch::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let url = server.otlp_http();
+    let mut tasks = Vec::new();
+    for seed in 100..160u64 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let (req, ids) = synthetic_request(seed, 40, 5);
+            let resp = post(&url, "application/x-protobuf", None, req.encode_to_vec()).await;
+            let retry_after = resp.headers().get("retry-after").is_some();
+            (resp.status().as_u16(), retry_after, ids)
+        }));
+    }
+    let mut acked = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        let (status, retry_after, ids) = t.await.unwrap();
+        match status {
+            200 => acked.extend(ids),
+            503 => {
+                assert!(retry_after, "503 carries Retry-After");
+                refused += 1;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(refused > 0, "60 concurrent requests over a 40 kB budget must be refused in part");
+    assert!(!acked.is_empty(), "some requests fit the budget");
+    for id in &acked {
+        let t = fetch_trace(&server.api(), id).await.expect("acknowledged trace is stored");
+        assert_eq!(t.span_count(), 5);
+    }
+}
