@@ -1,0 +1,178 @@
+//! `stitch trace` and `stitch search` against a running server.
+
+mod common;
+
+use std::process::Command;
+
+use common::{Stitch, hex_of, post};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use prost::Message;
+
+const TRACE_ID: [u8; 16] = [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36];
+
+fn service(name: &str, spans: Vec<Span>) -> ResourceSpans {
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![KeyValue {
+                key: "service.name".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(name.into())),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans,
+            ..Default::default()
+        }],
+        schema_url: String::new(),
+    }
+}
+
+/// The checkout trace from the seed article: 2,400 ms, payment 1,800 ms (fraud check 1,200 ms
+/// failing), starting a minute ago.
+fn checkout_trace() -> ExportTraceServiceRequest {
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 60_000_000_000;
+    let ms = 1_000_000u64;
+    let span = |id: u8, parent: Option<u8>, name: &str, start: u64, dur: u64, error: bool| Span {
+        trace_id: TRACE_ID.to_vec(),
+        span_id: vec![0, 0, 0, 0, 0, 0, 0, id],
+        parent_span_id: parent.map(|p| vec![0, 0, 0, 0, 0, 0, 0, p]).unwrap_or_default(),
+        name: name.into(),
+        kind: if parent.is_none() { 2 } else { 3 },
+        start_time_unix_nano: t0 + start * ms,
+        end_time_unix_nano: t0 + (start + dur) * ms,
+        status: error.then(|| Status {
+            code: 2,
+            message: "timeout".into(),
+        }),
+        ..Default::default()
+    };
+    ExportTraceServiceRequest {
+        resource_spans: vec![
+            service("api-gateway", vec![span(1, None, "POST /checkout", 0, 2400, false)]),
+            service("auth", vec![span(2, Some(1), "validate token", 5, 45, false)]),
+            service("cart", vec![span(3, Some(1), "get cart", 55, 180, false)]),
+            service(
+                "payment",
+                vec![
+                    span(4, Some(1), "charge card", 240, 1800, false),
+                    span(5, Some(4), "fraud check", 245, 1200, true),
+                    span(6, Some(4), "payment gateway API", 1455, 580, false),
+                ],
+            ),
+            service("inventory", vec![span(7, Some(1), "reserve items", 2060, 320, false)]),
+        ],
+    }
+}
+
+fn stitch(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stitch"))
+        .args(args)
+        .env_remove("COLUMNS")
+        .output()
+        .expect("run stitch");
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_and_search_commands_show_the_stored_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &[]);
+    let resp = post(
+        &server.otlp_http(),
+        "application/x-protobuf",
+        None,
+        checkout_trace().encode_to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let api = server.api();
+    let id = hex_of(&TRACE_ID);
+
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let (api, id) = (api.clone(), id.clone());
+        move || stitch(&["trace", &id, "--server", &api, "--width", "80", "--color", "never"])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "stitch trace failed: {err}");
+    assert!(out.contains(&id), "{out}");
+    for name in [
+        "POST /checkout",
+        "validate token",
+        "get cart",
+        "charge card",
+        "fraud check",
+        "payment gateway API",
+        "reserve items",
+    ] {
+        assert!(out.contains(name), "{name} missing:\n{out}");
+    }
+    let fraud = out.lines().find(|l| l.contains("fraud check")).unwrap();
+    assert!(fraud.contains('✗'), "the failing span is marked: {fraud}");
+    assert!(fraud.trim_end().ends_with("1.20s"), "{fraud}");
+    assert!(out.lines().any(|l| l.contains("POST /checkout") && l.trim_end().ends_with("2.40s")));
+    for line in out.lines() {
+        assert!(line.chars().count() <= 80, "line wider than 80 columns: {line:?}");
+    }
+    assert!(!out.contains('\u{1b}'), "no colour escapes with --color never");
+
+    let (ok, wide, _) = tokio::task::spawn_blocking({
+        let (api, id) = (api.clone(), id.clone());
+        move || stitch(&["trace", &id, "--server", &api, "--width", "200", "--color", "never"])
+    })
+    .await
+    .unwrap();
+    assert!(ok);
+    assert!(wide.lines().all(|l| l.chars().count() <= 200));
+    assert!(wide.lines().any(|l| l.chars().count() > 120), "wide output uses the width");
+
+    let (ok, listed, err) = tokio::task::spawn_blocking({
+        let api = api.clone();
+        move || stitch(&["search", "--service", "payment", "--min-duration", "1s", "--server", &api])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let row = listed.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{listed}"));
+    assert!(row.contains("2.40s"), "{row}");
+    assert!(row.contains("api-gateway: POST /checkout"), "{row}");
+    assert!(row.contains(" 7 "), "span count: {row}");
+
+    let (ok, none, _) = tokio::task::spawn_blocking({
+        let api = api.clone();
+        move || stitch(&["search", "--service", "payment", "--min-duration", "3s", "--server", &api])
+    })
+    .await
+    .unwrap();
+    assert!(ok);
+    assert_eq!(none.trim(), "no traces matched");
+
+    let (ok, _, err) = tokio::task::spawn_blocking({
+        let api = api.clone();
+        move || stitch(&["trace", "0123456789abcdef0123456789abcdef", "--server", &api])
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(err.contains("not found"), "{err}");
+
+    let (ok, _, err) = tokio::task::spawn_blocking(move || stitch(&["trace", "xyz", "--server", &api]))
+        .await
+        .unwrap();
+    assert!(!ok);
+    assert!(err.contains("is not a trace id"), "{err}");
+}
