@@ -90,6 +90,9 @@ impl Trace {
                 }
             }
         }
+        // Order everything by time (ties by span id), so a trace reads the same whatever order
+        // its spans arrived in and wherever they are stored.
+        let first_key = |spans: &[Span]| spans.first().map(|s| (s.start_time_unix_nano, s.span_id));
         for rs in &mut merged {
             for ss in &mut rs.scope_spans {
                 ss.spans
@@ -97,15 +100,10 @@ impl Trace {
                 ss.spans.dedup_by(|a, b| a == b);
             }
             rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+            rs.scope_spans.sort_by_key(|ss| first_key(&ss.spans));
         }
         merged.retain(|rs| !rs.scope_spans.is_empty());
-        merged.sort_by_key(|rs| {
-            rs.scope_spans
-                .iter()
-                .flat_map(|ss| ss.spans.first())
-                .map(|s| s.start_time_unix_nano)
-                .min()
-        });
+        merged.sort_by_key(|rs| rs.scope_spans.iter().filter_map(|ss| first_key(&ss.spans)).min());
         self.resource_spans = merged;
     }
 }
@@ -209,7 +207,10 @@ mod tests {
             }],
         };
         let mut trace = Trace::new(TraceId([1; 16]));
-        trace.extend(vec![frag(vec![span(1, 2, 9)]), frag(vec![span(1, 1, 3), span(1, 2, 9)])]);
+        trace.extend(vec![
+            frag(vec![span(1, 2, 9)]),
+            frag(vec![span(1, 1, 3), span(1, 2, 9)]),
+        ]);
         trace.normalize();
         assert_eq!(trace.resource_spans.len(), 1);
         let ids: Vec<_> = trace.spans().map(|s| s.span.span_id).collect();

@@ -127,7 +127,10 @@ impl KeyValue {
 
 /// The value of the first attribute named `key`.
 pub fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
-    attributes.iter().find(|kv| kv.key == key).map(|kv| &kv.value)
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| &kv.value)
 }
 
 #[cfg(test)]

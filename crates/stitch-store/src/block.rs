@@ -5,7 +5,8 @@
 //!
 //! ```text
 //! data.parquet   one row per span, sorted by (trace_id, start_unix_nano), zstd-compressed,
-//!                row groups of at most ROW_GROUP_ROWS rows
+//!                row groups of at most ROW_GROUP_ROWS rows, pages of at most PAGE_ROWS rows,
+//!                with the offset index (page locations) written
 //! bloom.bin      "STBLOOM1" k:u32le m_bits:u64le bits[m_bits/8]   (trace ids)
 //! meta.json      BlockMeta; written last, so a block without it is incomplete and ignored
 //! ```
@@ -48,10 +49,11 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use opentelemetry_proto::tonic::trace::v1 as pt;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
-use parquet::arrow::arrow_reader::ArrowReaderOptions;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, RowSelection, RowSelector};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
-use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::PageIndexPolicy;
+use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use parquet::file::properties::WriterProperties;
 use prost::Message;
 use serde::{Deserialize, Serialize};
@@ -65,6 +67,9 @@ use crate::head::Head;
 use crate::query::{Operation, SearchQuery};
 
 pub const ROW_GROUP_ROWS: usize = 32 * 1024;
+/// Rows per data page. A lookup by trace id decodes only the pages that can hold the trace, so
+/// this bounds the work of a lookup; `meta.json` keeps the first trace id of every page.
+pub const PAGE_ROWS: usize = 1024;
 const BLOOM_MAGIC: &[u8; 8] = b"STBLOOM1";
 const FORMAT_VERSION: u32 = 1;
 
@@ -95,6 +100,8 @@ pub struct RowGroupRange {
     pub first: String,
     pub last: String,
     pub rows: u64,
+    /// The trace id (hex) of the first row of each page of PAGE_ROWS rows.
+    pub pages: Vec<String>,
 }
 
 /// A bloom filter over trace ids. Trace ids are random, so their bytes serve as hashes.
@@ -151,7 +158,7 @@ impl Bloom {
         let k = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
         let m = u64::from_le_bytes(rest.get(4..12)?.try_into().ok()?) as usize;
         let body = rest.get(12..)?;
-        if m % 64 != 0 || body.len() != m / 8 || k == 0 || k > 32 || m == 0 {
+        if !m.is_multiple_of(64) || body.len() != m / 8 || k == 0 || k > 32 || m == 0 {
             return None;
         }
         let bits = body
@@ -288,6 +295,8 @@ pub fn build_block(
             ZstdLevel::try_new(3).expect("3 is a valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_data_page_row_count_limit(PAGE_ROWS)
+        .set_write_batch_size(PAGE_ROWS)
         .build();
     let schema = schema();
     let parquet_err = |e| StoreError::Parquet {
@@ -318,9 +327,7 @@ pub fn build_block(
                 block: block_id.to_owned(),
                 reason: format!("building column: {e}"),
             };
-            trace_id
-                .append_value(s.trace_id.0)
-                .map_err(append_err)?;
+            trace_id.append_value(s.trace_id.0).map_err(append_err)?;
             span_id.append_value(s.span_id.0).map_err(append_err)?;
             match s.parent_span_id {
                 Some(p) => parent.append_value(p.0).map_err(append_err)?,
@@ -352,7 +359,10 @@ pub fn build_block(
             meta.max_end = meta.max_end.max(s.end_time_unix_nano);
             match services.get_mut(svc) {
                 Some(ops) => {
-                    if !ops.iter().any(|(n, k)| n == &s.name && *k == s.kind.as_i32()) {
+                    if !ops
+                        .iter()
+                        .any(|(n, k)| n == &s.name && *k == s.kind.as_i32())
+                    {
                         ops.insert((s.name.clone(), s.kind.as_i32()));
                     }
                 }
@@ -391,6 +401,10 @@ pub fn build_block(
             first: chunk[0].span.trace_id.to_hex(),
             last: chunk[n - 1].span.trace_id.to_hex(),
             rows: n as u64,
+            pages: chunk
+                .chunks(PAGE_ROWS)
+                .map(|page| page[0].span.trace_id.to_hex())
+                .collect(),
         });
     }
     let data = writer.into_inner().map_err(parquet_err)?;
@@ -414,6 +428,8 @@ pub struct BlockHandle {
     pub meta: BlockMeta,
     pub bloom: Bloom,
     row_group_ranges: Vec<(TraceId, TraceId)>,
+    /// Per row group, the first trace id of each page.
+    page_firsts: Vec<Vec<TraceId>>,
     store: Arc<dyn ObjectStore>,
     parquet_meta: tokio::sync::OnceCell<ArrowReaderMetadata>,
 }
@@ -425,24 +441,41 @@ impl BlockHandle {
         store: Arc<dyn ObjectStore>,
     ) -> Result<BlockHandle, StoreError> {
         let mut row_group_ranges = Vec::with_capacity(meta.row_groups.len());
+        let mut page_firsts = Vec::with_capacity(meta.row_groups.len());
+        let parse = |hex: &str| {
+            TraceId::from_hex(hex)
+                .map_err(|e| corrupt(&meta.block_id, format!("row group index: {e}")))
+        };
         for rg in &meta.row_groups {
-            let first = TraceId::from_hex(&rg.first)
-                .map_err(|e| corrupt(&meta.block_id, format!("row group index: {e}")))?;
-            let last = TraceId::from_hex(&rg.last)
-                .map_err(|e| corrupt(&meta.block_id, format!("row group index: {e}")))?;
-            row_group_ranges.push((first, last));
+            row_group_ranges.push((parse(&rg.first)?, parse(&rg.last)?));
+            let pages = rg
+                .pages
+                .iter()
+                .map(|p| parse(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            if pages.len() != (rg.rows as usize).div_ceil(PAGE_ROWS) {
+                return Err(corrupt(
+                    &meta.block_id,
+                    "page index does not match row count",
+                ));
+            }
+            page_firsts.push(pages);
         }
         Ok(BlockHandle {
             meta,
             bloom,
             row_group_ranges,
+            page_firsts,
             store,
             parquet_meta: tokio::sync::OnceCell::new(),
         })
     }
 
     /// Loads a complete block's meta and bloom filter from the object store.
-    pub async fn load(store: Arc<dyn ObjectStore>, block_id: &str) -> Result<BlockHandle, StoreError> {
+    pub async fn load(
+        store: Arc<dyn ObjectStore>,
+        block_id: &str,
+    ) -> Result<BlockHandle, StoreError> {
         let dir = block_dir(block_id);
         let get = |name: &'static str| {
             let store = store.clone();
@@ -452,7 +485,13 @@ impl BlockHandle {
                     path: path.to_string(),
                     source: e,
                 };
-                store.get(&path).await.map_err(err)?.bytes().await.map_err(err)
+                store
+                    .get(&path)
+                    .await
+                    .map_err(err)?
+                    .bytes()
+                    .await
+                    .map_err(err)
             }
         };
         let meta_bytes = get("meta.json").await?;
@@ -485,7 +524,9 @@ impl BlockHandle {
         self.parquet_meta
             .get_or_try_init(|| async {
                 let mut reader = self.reader();
-                ArrowReaderMetadata::load_async(&mut reader, Default::default())
+                let options =
+                    ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+                ArrowReaderMetadata::load_async(&mut reader, options)
                     .await
                     .map_err(|e| StoreError::Parquet {
                         block: self.meta.block_id.clone(),
@@ -499,12 +540,16 @@ impl BlockHandle {
     async fn read_row_groups(
         &self,
         row_groups: Option<Vec<usize>>,
+        selection: Option<RowSelection>,
     ) -> Result<Vec<RecordBatch>, StoreError> {
         let md = self.parquet_meta().await?.clone();
         let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(self.reader(), md)
             .with_batch_size(8192);
         if let Some(rgs) = row_groups {
             builder = builder.with_row_groups(rgs);
+        }
+        if let Some(sel) = selection {
+            builder = builder.with_row_selection(sel);
         }
         let perr = |e| StoreError::Parquet {
             block: self.meta.block_id.clone(),
@@ -529,8 +574,25 @@ impl BlockHandle {
         if rgs.is_empty() {
             return Ok(());
         }
+        // Within each row group, select only the pages whose trace-id range can hold `id`.
+        let mut selectors = Vec::new();
+        for &rg in &rgs {
+            let firsts = &self.page_firsts[rg];
+            let rows = self.meta.row_groups[rg].rows as usize;
+            for (p, first) in firsts.iter().enumerate() {
+                let page_rows = PAGE_ROWS.min(rows - p * PAGE_ROWS);
+                let next_first = firsts.get(p + 1);
+                let may_hold = *first <= id && next_first.is_none_or(|n| *n >= id);
+                selectors.push(if may_hold {
+                    RowSelector::select(page_rows)
+                } else {
+                    RowSelector::skip(page_rows)
+                });
+            }
+        }
+        let selection = RowSelection::from(selectors);
         let mut decoder = RowDecoder::new(&self.meta.block_id);
-        for batch in self.read_row_groups(Some(rgs)).await? {
+        for batch in self.read_row_groups(Some(rgs), Some(selection)).await? {
             let cols = Columns::of(&self.meta.block_id, &batch)?;
             for row in 0..batch.num_rows() {
                 if cols.trace_id.value(row) == id.0 {
@@ -564,7 +626,7 @@ impl BlockHandle {
             }
         }
         let block = &self.meta.block_id;
-        for batch in self.read_row_groups(None).await? {
+        for batch in self.read_row_groups(None, None).await? {
             let cols = Columns::of(block, &batch)?;
             for row in 0..batch.num_rows() {
                 if !cols.cheap_match(query, row) {
@@ -641,13 +703,17 @@ impl AsyncFileReader for BlockFile {
 
     fn get_metadata<'a>(
         &'a mut self,
-        _options: Option<&'a ArrowReaderOptions>,
+        options: Option<&'a ArrowReaderOptions>,
     ) -> futures::future::BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         Box::pin(async move {
             let size = self.size;
-            let md = ParquetMetaDataReader::new()
-                .load_and_finish(self, size)
-                .await?;
+            let mut reader = ParquetMetaDataReader::new();
+            if let Some(o) = options {
+                reader = reader
+                    .with_column_index_policy(o.column_index_policy())
+                    .with_offset_index_policy(o.offset_index_policy());
+            }
+            let md = reader.load_and_finish(self, size).await?;
             Ok(Arc::new(md))
         })
     }
@@ -700,9 +766,14 @@ impl<'a> Columns<'a> {
 
     /// Every condition of `query` that the plain columns can decide.
     fn cheap_match(&self, q: &SearchQuery, row: usize) -> bool {
-        if q.service.as_deref().is_some_and(|s| self.service.value(row) != s)
-            || q.operation.as_deref().is_some_and(|o| self.name.value(row) != o)
-            || q.span_kind.is_some_and(|k| self.kind.value(row) != k.as_i32())
+        if q.service
+            .as_deref()
+            .is_some_and(|s| self.service.value(row) != s)
+            || q.operation
+                .as_deref()
+                .is_some_and(|o| self.name.value(row) != o)
+            || q.span_kind
+                .is_some_and(|k| self.kind.value(row) != k.as_i32())
         {
             return false;
         }
@@ -865,14 +936,15 @@ pub async fn delete_block(store: &Arc<dyn ObjectStore>, block_id: &str) -> Resul
 /// The ids of every block directory that has a `meta.json`.
 pub async fn list_blocks(store: &Arc<dyn ObjectStore>) -> Result<Vec<String>, StoreError> {
     let prefix = ObjectPath::from("blocks");
-    let objects: Vec<_> = store
-        .list(Some(&prefix))
-        .try_collect()
-        .await
-        .map_err(|e| StoreError::Object {
-            path: prefix.to_string(),
-            source: e,
-        })?;
+    let objects: Vec<_> =
+        store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| StoreError::Object {
+                path: prefix.to_string(),
+                source: e,
+            })?;
     let mut ids: Vec<String> = objects
         .iter()
         .filter_map(|o| {

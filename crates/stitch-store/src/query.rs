@@ -170,7 +170,9 @@ mod tests {
         assert!(with(&|q| q.min_duration_nanos = Some(2_000_000_000)));
         assert!(!with(&|q| q.min_duration_nanos = Some(2_000_000_001)));
         assert!(!with(&|q| q.max_duration_nanos = Some(1_000_000_000)));
-        assert!(with(&|q| q.tags = vec![("http.response.status_code".into(), "500".into())]));
+        assert!(with(
+            &|q| q.tags = vec![("http.response.status_code".into(), "500".into())]
+        ));
         assert!(with(&|q| q.tags = vec![("host.name".into(), "h1".into())]));
         assert!(with(&|q| q.tags = vec![("error".into(), "true".into())]));
         assert!(!with(&|q| q.tags = vec![("host.name".into(), "h2".into())]));

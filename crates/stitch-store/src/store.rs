@@ -14,11 +14,11 @@ use parking_lot::RwLock;
 use stitch_model::{Batch, Trace, TraceId};
 use tokio::sync::oneshot;
 
+use crate::StoreError;
 use crate::block::{self, BlockHandle};
 use crate::head::Head;
 use crate::query::{Operation, SearchQuery, TraceReader};
 use crate::wal::{self, SegmentEnd, SegmentWriter};
-use crate::StoreError;
 
 /// How the store is laid out and bounded.
 #[derive(Clone, Debug)]
@@ -115,11 +115,9 @@ impl Store {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
         }
         let objects: Arc<dyn ObjectStore> = Arc::new(
-            LocalFileSystem::new_with_prefix(&config.data_dir).map_err(|e| {
-                StoreError::Object {
-                    path: config.data_dir.display().to_string(),
-                    source: e,
-                }
+            LocalFileSystem::new_with_prefix(&config.data_dir).map_err(|e| StoreError::Object {
+                path: config.data_dir.display().to_string(),
+                source: e,
             })?,
         );
 
@@ -409,9 +407,15 @@ fn maybe_rotate(
     };
     let through = segment.id;
     *segment = next;
-    let old = std::mem::replace(&mut *inner.active.write(), Head::new(segment.id));
-    let old = Arc::new(old);
-    inner.frozen.write().push(old.clone());
+    // Publish the old head in `frozen` before releasing the lock on `active`: readers look at
+    // `active` first and `frozen` after, so a head that is in neither for a moment would hide
+    // acknowledged spans from them.
+    let old = {
+        let mut active = inner.active.write();
+        let old = Arc::new(std::mem::replace(&mut *active, Head::new(segment.id)));
+        inner.frozen.write().push(old.clone());
+        old
+    };
     let _ = flush_tx.send(FlushJob {
         head: old,
         wal_through: through,
@@ -468,10 +472,7 @@ async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError>
     let spans = meta.span_count;
     let handle = Arc::new(BlockHandle::new(meta, bloom, inner.objects.clone())?);
     inner.blocks.write().push(handle);
-    inner
-        .frozen
-        .write()
-        .retain(|h| !Arc::ptr_eq(h, &job.head));
+    inner.frozen.write().retain(|h| !Arc::ptr_eq(h, &job.head));
     inner.stats.blocks_written.fetch_add(1, Ordering::Relaxed);
     for seg in wal::list_segments(&inner.wal_dir)? {
         if seg <= job.wal_through {
@@ -490,7 +491,9 @@ async fn retention(inner: std::sync::Weak<Inner>) {
             return;
         };
         tokio::time::sleep(interval).await;
-        let Some(strong) = inner.upgrade() else { return };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
         if let Err(e) = enforce_retention(&strong).await {
             tracing::error!(error = %e, "retention failed");
         }

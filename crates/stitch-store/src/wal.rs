@@ -226,11 +226,7 @@ mod tests {
         assert_eq!(end, SegmentEnd::Clean);
         assert_eq!(
             recs,
-            vec![
-                (1, b"alpha".to_vec()),
-                (1, vec![]),
-                (2, b"gamma".to_vec())
-            ]
+            vec![(1, b"alpha".to_vec()), (1, vec![]), (2, b"gamma".to_vec())]
         );
     }
 
@@ -245,7 +241,10 @@ mod tests {
         w.write_durable(&buf[..cut], true).unwrap();
         let (recs, end) = records(&segment_path(dir.path(), 1));
         assert_eq!(recs, vec![(1, b"kept".to_vec())]);
-        assert!(matches!(end, SegmentEnd::Torn { offset: 21, .. }), "{end:?}");
+        assert!(
+            matches!(end, SegmentEnd::Torn { offset: 21, .. }),
+            "{end:?}"
+        );
     }
 
     #[test]

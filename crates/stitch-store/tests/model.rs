@@ -1,0 +1,355 @@
+//! A model-based test: random sequences of appends, redeliveries, flushes, crashes and queries
+//! run against the store and against a plain map of what was acknowledged; every query must
+//! return exactly the map's spans for that trace.
+//!
+//! Each incarnation of the store runs in its own Tokio runtime. A crash drops the store and then
+//! shuts its runtime down, which cancels a block flush that is still under way wherever it
+//! happens to be, as a `kill -9` would.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::Index;
+use stitch_model::{
+    AnyValue, Batch, Event, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, SpanId, SpanKind,
+    TraceId,
+};
+use stitch_store::{SearchQuery, Store, StoreConfig, TraceReader};
+use tokio::runtime::Runtime;
+
+const SERVICES: [&str; 3] = ["alpha", "beta", "gamma"];
+
+#[derive(Clone, Debug)]
+struct SpanSpec {
+    service: usize,
+    name: u8,
+    kind: i32,
+    duration: u64,
+    attribute: Option<AnyValue>,
+    with_event: bool,
+    child: bool,
+}
+
+#[derive(Clone, Debug)]
+struct TraceSpec {
+    /// Add to a trace that already has spans, when there is one.
+    existing: Option<Index>,
+    spans: Vec<SpanSpec>,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Append(Vec<TraceSpec>),
+    /// Append again a batch that was appended before.
+    Redeliver(Index),
+    Flush,
+    /// Crash and reopen; with `garbage`, bytes of a write that never completed follow the
+    /// last record of the newest WAL segment.
+    Crash {
+        garbage: bool,
+    },
+    Query(Index),
+    QueryUnknown,
+}
+
+fn span_spec() -> impl Strategy<Value = SpanSpec> {
+    let attribute = proptest::option::of(prop_oneof![
+        any::<i64>().prop_map(AnyValue::Int),
+        "[a-z]{0,6}".prop_map(AnyValue::String),
+        any::<bool>().prop_map(AnyValue::Bool),
+        (-1e6f64..1e6).prop_map(AnyValue::Double),
+        vec(any::<u8>(), 0..4).prop_map(AnyValue::Bytes),
+    ]);
+    (
+        0..SERVICES.len(),
+        0..3u8,
+        0..=5i32,
+        0..10 * MILLI,
+        attribute,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(service, name, kind, duration, attribute, with_event, child)| SpanSpec {
+                service,
+                name,
+                kind,
+                duration,
+                attribute,
+                with_event,
+                child,
+            },
+        )
+}
+
+fn trace_spec() -> impl Strategy<Value = TraceSpec> {
+    (
+        proptest::option::weighted(0.4, any::<Index>()),
+        vec(span_spec(), 1..4),
+    )
+        .prop_map(|(existing, spans)| TraceSpec { existing, spans })
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => vec(trace_spec(), 1..4).prop_map(Op::Append),
+        1 => any::<Index>().prop_map(Op::Redeliver),
+        2 => Just(Op::Flush),
+        2 => any::<bool>().prop_map(|garbage| Op::Crash { garbage }),
+        4 => any::<Index>().prop_map(Op::Query),
+        1 => Just(Op::QueryUnknown),
+    ]
+}
+
+struct Harness {
+    dir: tempfile::TempDir,
+    config: StoreConfig,
+    runtime: Option<Runtime>,
+    store: Option<Store>,
+    /// Every acknowledged span, by trace and span id, with its service.
+    reference: BTreeMap<TraceId, BTreeMap<SpanId, (String, Span)>>,
+    batches: Vec<Batch>,
+    resources: Vec<Arc<Resource>>,
+    next_trace: u64,
+    next_span: u64,
+    t0: u64,
+}
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        // Small heads, so that appends also freeze heads and flush them in the background.
+        config.head_max_spans = 8;
+        let runtime = runtime();
+        let store = runtime.block_on(Store::open(config.clone())).unwrap();
+        Harness {
+            dir,
+            config,
+            runtime: Some(runtime),
+            store: Some(store),
+            reference: BTreeMap::new(),
+            batches: Vec::new(),
+            resources: SERVICES.iter().map(|s| resource(s)).collect(),
+            next_trace: 0,
+            next_span: 0,
+            t0: now_nanos() - 3600 * SECOND,
+        }
+    }
+
+    fn store(&self) -> &Store {
+        self.store.as_ref().unwrap()
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.as_ref().unwrap().block_on(f)
+    }
+
+    fn build_batch(&mut self, traces: &[TraceSpec]) -> Batch {
+        let known: Vec<TraceId> = self.reference.keys().copied().collect();
+        let mut by_service: Vec<Vec<Span>> = vec![Vec::new(); SERVICES.len()];
+        for t in traces {
+            let id = match (&t.existing, known.is_empty()) {
+                (Some(i), false) => *i.get(&known),
+                _ => {
+                    self.next_trace += 1;
+                    trace_id(self.next_trace)
+                }
+            };
+            let mut parent = None;
+            for s in &t.spans {
+                self.next_span += 1;
+                let start = self.t0 + self.next_span * MILLI;
+                let mut sp = span(
+                    id,
+                    span_id(self.next_span),
+                    &format!("op-{}", s.name),
+                    start,
+                    s.duration,
+                );
+                sp.kind = SpanKind::from_i32(s.kind).unwrap();
+                if s.child {
+                    sp.parent_span_id = parent;
+                }
+                if let Some(v) = &s.attribute {
+                    sp.attributes.push(KeyValue {
+                        key: "attr".into(),
+                        value: v.clone(),
+                    });
+                }
+                if s.with_event {
+                    sp.events.push(Event {
+                        time_unix_nano: start + 1,
+                        name: "event".into(),
+                        attributes: vec![KeyValue::new("n", self.next_span as i64)],
+                        dropped_attributes_count: 0,
+                    });
+                }
+                parent = Some(sp.span_id);
+                by_service[s.service].push(sp);
+            }
+        }
+        Batch {
+            resource_spans: by_service
+                .into_iter()
+                .enumerate()
+                .filter(|(_, spans)| !spans.is_empty())
+                .map(|(i, spans)| ResourceSpans {
+                    resource: self.resources[i].clone(),
+                    scope_spans: vec![ScopeSpans {
+                        scope: scope("model"),
+                        spans,
+                    }],
+                })
+                .collect(),
+        }
+    }
+
+    fn append(&mut self, batch: Batch) {
+        self.block_on(append(self.store(), &batch));
+        for s in batch.spans() {
+            self.reference.entry(s.span.trace_id).or_default().insert(
+                s.span.span_id,
+                (s.service_name().to_owned(), s.span.clone()),
+            );
+        }
+        self.batches.push(batch);
+    }
+
+    fn crash(&mut self, garbage: bool) {
+        let store = self.store.take().unwrap();
+        // An empty append passes through the WAL writer after the work that followed the last
+        // acknowledgement (a head rotation), so that the writer has nothing left to do when
+        // the store goes away and cannot race with the next incarnation.
+        let empty = Batch::default();
+        self.block_on(store.append(stitch_wire::otlp::encode_batch(&empty), empty))
+            .unwrap();
+        drop(store);
+        self.runtime
+            .take()
+            .unwrap()
+            .shutdown_timeout(Duration::from_secs(10));
+        if garbage {
+            let newest = wal_segments(self.dir.path()).pop().unwrap();
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(newest)
+                .unwrap();
+            f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 1, 0x0a]).unwrap();
+        }
+        let runtime = runtime();
+        self.store = Some(runtime.block_on(Store::open(self.config.clone())).unwrap());
+        self.runtime = Some(runtime);
+    }
+
+    fn check_trace(&self, id: TraceId) {
+        let got = self.block_on(self.store().trace(id)).unwrap();
+        match self.reference.get(&id) {
+            None => assert!(got.is_none(), "unknown trace {id:?} was found: {got:?}"),
+            Some(spans) => {
+                let got = got.unwrap_or_else(|| panic!("trace {id:?} is missing"));
+                let want: Vec<(String, Span)> = spans.values().cloned().collect();
+                assert_eq!(spans_of(&got), want, "trace {id:?}");
+            }
+        }
+    }
+
+    fn check_everything(&self) {
+        for id in self.reference.keys() {
+            self.check_trace(*id);
+        }
+        let store = self.store();
+        let services: BTreeSet<String> = self
+            .reference
+            .values()
+            .flat_map(|spans| spans.values().map(|(svc, _)| svc.clone()))
+            .collect();
+        let got = self.block_on(store.services()).unwrap();
+        assert_eq!(got, services.iter().cloned().collect::<Vec<_>>());
+        for svc in &services {
+            let query = SearchQuery {
+                service: Some(svc.clone()),
+                limit: 10_000,
+                ..Default::default()
+            };
+            let found = self.block_on(store.search(&query)).unwrap();
+            let got: BTreeSet<TraceId> = found.iter().map(|t| t.trace_id).collect();
+            assert_eq!(got.len(), found.len(), "a trace was returned twice");
+            let want: BTreeSet<TraceId> = self
+                .reference
+                .iter()
+                .filter(|(_, spans)| spans.values().any(|(s, _)| s == svc))
+                .map(|(id, _)| *id)
+                .collect();
+            assert_eq!(got, want, "search for service {svc}");
+        }
+    }
+
+    fn run(&mut self, op: &Op) {
+        match op {
+            Op::Append(traces) => {
+                let batch = self.build_batch(traces);
+                self.append(batch);
+            }
+            Op::Redeliver(i) => {
+                if !self.batches.is_empty() {
+                    let batch = i.get(&self.batches).clone();
+                    self.append(batch);
+                }
+            }
+            Op::Flush => self.block_on(self.store().flush()).unwrap(),
+            Op::Crash { garbage } => self.crash(*garbage),
+            Op::Query(i) => {
+                let known: Vec<TraceId> = self.reference.keys().copied().collect();
+                if !known.is_empty() {
+                    self.check_trace(*i.get(&known));
+                }
+            }
+            Op::QueryUnknown => self.check_trace(trace_id(u64::MAX - self.next_trace)),
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        drop(self.store.take());
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(10));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 16,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn the_store_returns_exactly_the_acknowledged_spans_across_flushes_and_crashes(
+        ops in vec(op(), 1..=12)
+    ) {
+        let mut h = Harness::new();
+        for op in &ops {
+            h.run(op);
+        }
+        h.check_everything();
+        h.crash(false);
+        h.check_everything();
+    }
+}
