@@ -53,7 +53,9 @@ impl TraceService for OtlpGrpc {
                         rejected_spans: acc.rejected_spans as i64,
                         error_message: acc.error_message,
                     });
-                Ok(Response::new(ExportTraceServiceResponse { partial_success }))
+                Ok(Response::new(ExportTraceServiceResponse {
+                    partial_success,
+                }))
             }
             Err(e @ IngestError::Overloaded(_)) | Err(e @ IngestError::Unavailable(_)) => {
                 Err(Status::unavailable(e.to_string()))

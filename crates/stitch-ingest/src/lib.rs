@@ -96,9 +96,10 @@ impl Ingest {
 
     /// Reserves memory for a request of `encoded_len` bytes, or says the server is full.
     pub fn reserve(&self, encoded_len: usize) -> Result<OwnedSemaphorePermit, IngestError> {
-        let want = encoded_len
-            .saturating_mul(DECODED_EXPANSION)
-            .clamp(1, self.config.max_inflight_bytes.min(Semaphore::MAX_PERMITS)) as u32;
+        let want = encoded_len.saturating_mul(DECODED_EXPANSION).clamp(
+            1,
+            self.config.max_inflight_bytes.min(Semaphore::MAX_PERMITS),
+        ) as u32;
         self.inflight
             .clone()
             .try_acquire_many_owned(want)

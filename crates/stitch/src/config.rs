@@ -85,8 +85,9 @@ impl FileConfig {
 
 /// Parses `7d`, `36h`, `90s`, `1h30m`, naming the field on error.
 pub fn parse_duration(field: &str, text: &str) -> anyhow::Result<Duration> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| anyhow::anyhow!("at `{field}`: {text:?} is not a duration ({e}); use e.g. 7d, 36h, 90s"))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        anyhow::anyhow!("at `{field}`: {text:?} is not a duration ({e}); use e.g. 7d, 36h, 90s")
+    })
 }
 
 #[cfg(test)]

@@ -29,29 +29,123 @@ fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
 }
 
 async fn render(State(s): State<Sources>) -> impl IntoResponse {
     let mut out = String::new();
     let i = &s.ingest.stats;
-    counter(&mut out, "stitch_receiver_requests_total", "Export requests that decoded.", &i.requests);
-    counter(&mut out, "stitch_receiver_accepted_spans_total", "Spans acknowledged to senders.", &i.accepted_spans);
-    counter(&mut out, "stitch_receiver_rejected_spans_total", "Invalid spans rejected with a partial success.", &i.rejected_spans);
-    counter(&mut out, "stitch_receiver_malformed_requests_total", "Requests refused as malformed.", &i.malformed_requests);
-    counter(&mut out, "stitch_receiver_oversized_requests_total", "Requests refused as too large.", &i.oversized_requests);
-    counter(&mut out, "stitch_receiver_refused_overload_total", "Requests refused because Stitch was overloaded.", &i.refused_overload);
-    counter(&mut out, "stitch_receiver_store_failures_total", "Requests the store failed to persist.", &i.store_failures);
+    counter(
+        &mut out,
+        "stitch_receiver_requests_total",
+        "Export requests that decoded.",
+        &i.requests,
+    );
+    counter(
+        &mut out,
+        "stitch_receiver_accepted_spans_total",
+        "Spans acknowledged to senders.",
+        &i.accepted_spans,
+    );
+    counter(
+        &mut out,
+        "stitch_receiver_rejected_spans_total",
+        "Invalid spans rejected with a partial success.",
+        &i.rejected_spans,
+    );
+    counter(
+        &mut out,
+        "stitch_receiver_malformed_requests_total",
+        "Requests refused as malformed.",
+        &i.malformed_requests,
+    );
+    counter(
+        &mut out,
+        "stitch_receiver_oversized_requests_total",
+        "Requests refused as too large.",
+        &i.oversized_requests,
+    );
+    counter(
+        &mut out,
+        "stitch_receiver_refused_overload_total",
+        "Requests refused because Stitch was overloaded.",
+        &i.refused_overload,
+    );
+    counter(
+        &mut out,
+        "stitch_receiver_store_failures_total",
+        "Requests the store failed to persist.",
+        &i.store_failures,
+    );
     let st = s.store.stats();
-    counter(&mut out, "stitch_wal_appends_total", "Batches written to the write-ahead log.", &st.appends);
-    counter(&mut out, "stitch_wal_spans_total", "Spans written to the write-ahead log.", &st.appended_spans);
-    counter(&mut out, "stitch_wal_bytes_total", "Payload bytes written to the write-ahead log.", &st.wal_bytes);
-    counter(&mut out, "stitch_wal_syncs_total", "Group commits (one fdatasync each).", &st.wal_syncs);
-    counter(&mut out, "stitch_store_blocks_written_total", "Blocks flushed from the head.", &st.blocks_written);
-    counter(&mut out, "stitch_store_blocks_deleted_total", "Blocks deleted by retention.", &st.blocks_deleted);
-    counter(&mut out, "stitch_store_flush_failures_total", "Failed block flush attempts (retried).", &st.flush_failures);
-    counter(&mut out, "stitch_store_recovered_spans_total", "Spans replayed from the WAL at start.", &st.recovered_spans);
-    gauge(&mut out, "stitch_store_head_spans", "Spans held in memory, not yet in a block.", s.store.head_spans() as u64);
-    gauge(&mut out, "stitch_store_blocks", "Blocks in the store.", s.store.block_count() as u64);
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    counter(
+        &mut out,
+        "stitch_wal_appends_total",
+        "Batches written to the write-ahead log.",
+        &st.appends,
+    );
+    counter(
+        &mut out,
+        "stitch_wal_spans_total",
+        "Spans written to the write-ahead log.",
+        &st.appended_spans,
+    );
+    counter(
+        &mut out,
+        "stitch_wal_bytes_total",
+        "Payload bytes written to the write-ahead log.",
+        &st.wal_bytes,
+    );
+    counter(
+        &mut out,
+        "stitch_wal_syncs_total",
+        "Group commits (one fdatasync each).",
+        &st.wal_syncs,
+    );
+    counter(
+        &mut out,
+        "stitch_store_blocks_written_total",
+        "Blocks flushed from the head.",
+        &st.blocks_written,
+    );
+    counter(
+        &mut out,
+        "stitch_store_blocks_deleted_total",
+        "Blocks deleted by retention.",
+        &st.blocks_deleted,
+    );
+    counter(
+        &mut out,
+        "stitch_store_flush_failures_total",
+        "Failed block flush attempts (retried).",
+        &st.flush_failures,
+    );
+    counter(
+        &mut out,
+        "stitch_store_recovered_spans_total",
+        "Spans replayed from the WAL at start.",
+        &st.recovered_spans,
+    );
+    gauge(
+        &mut out,
+        "stitch_store_head_spans",
+        "Spans held in memory, not yet in a block.",
+        s.store.head_spans() as u64,
+    );
+    gauge(
+        &mut out,
+        "stitch_store_blocks",
+        "Blocks in the store.",
+        s.store.block_count() as u64,
+    );
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
 }

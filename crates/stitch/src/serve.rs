@@ -67,7 +67,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(r) = args.retention.as_ref().or(file.retention.as_ref()) {
         store_config.retention = parse_duration("retention", r)?;
     }
-    if let Some(a) = args.head_max_age.as_ref().or(file.store.head_max_age.as_ref()) {
+    if let Some(a) = args
+        .head_max_age
+        .as_ref()
+        .or(file.store.head_max_age.as_ref())
+    {
         store_config.head_max_age = parse_duration("store.head_max_age", a)?;
     }
     if let Some(n) = args.head_max_spans.or(file.store.head_max_spans) {
@@ -122,10 +126,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let reader: Arc<dyn TraceReader> = Arc::new(store.clone());
-    let query_router = stitch_api::router(reader).merge(crate::metrics::router(
-        store.clone(),
-        ingest.clone(),
-    ));
+    let query_router =
+        stitch_api::router(reader).merge(crate::metrics::router(store.clone(), ingest.clone()));
     let otlp_http_router = stitch_ingest::http::router(ingest.clone());
 
     // Tests and scripts read these lines to learn the bound ports.
@@ -137,7 +139,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         "stitch: otlp-http listening on {}",
         http_listener.local_addr()?
     );
-    println!("stitch: query listening on {}", query_listener.local_addr()?);
+    println!(
+        "stitch: query listening on {}",
+        query_listener.local_addr()?
+    );
     println!(
         "stitch: ready (data in {}; UI and API at http://{})",
         data_dir.display(),
