@@ -46,8 +46,8 @@ impl StoreConfig {
     pub fn new(data_dir: impl Into<PathBuf>) -> StoreConfig {
         StoreConfig {
             data_dir: data_dir.into(),
-            head_max_spans: 1_000_000,
-            head_max_bytes: 512 * 1024 * 1024,
+            head_max_spans: 250_000,
+            head_max_bytes: 256 * 1024 * 1024,
             head_max_age: Duration::from_secs(120),
             retention: Duration::from_secs(7 * 24 * 3600),
             retention_interval: Duration::from_secs(60),
@@ -450,7 +450,11 @@ async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError>
             .await
             .map_err(|e| StoreError::CorruptBlock {
                 block: block_id.clone(),
-                reason: format!("block builder panicked: {e}"),
+                reason: if e.is_cancelled() {
+                    "block builder was cancelled by shutdown".into()
+                } else {
+                    format!("block builder panicked: {e}")
+                },
             })??;
     block::put_block(&inner.objects, &meta, &bloom, data).await?;
     // The local backend does not sync what it writes; do so before the WAL goes away.

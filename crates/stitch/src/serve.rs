@@ -174,6 +174,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     h.context("OTLP/HTTP server task")?
         .context("OTLP/HTTP server")?;
     q.context("query server task")?.context("query server")?;
+    // Everything acknowledged is already in the WAL; writing the head as a block now only makes
+    // the next start faster, so it is bounded in time.
+    match tokio::time::timeout(std::time::Duration::from_secs(20), store.flush()).await {
+        Ok(Ok(())) => tracing::info!("flushed the in-memory head to a block"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not flush the head; the WAL will be replayed at start"),
+        Err(_) => tracing::warn!("flushing the head took too long; the WAL will be replayed at start"),
+    }
     Ok(())
 }
 
