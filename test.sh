@@ -4,5 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Real Jaeger clients for crates/stitch/tests/jaeger.rs (npm jaeger-client, Python OTel Jaeger
+# exporters); idempotent.
+crates/stitch/tests/clients/jaeger/install.sh
+
+# Real Zipkin clients for crates/stitch/tests/zipkin.rs (npm zipkin, zipkin-transport-http,
+# @opentelemetry/exporter-zipkin), pinned by package-lock.json; skipped when already installed.
+if [ ! -d crates/stitch/tests/clients/zipkin/node_modules ]; then
+  (cd crates/stitch/tests/clients/zipkin && npm ci --no-audit --no-fund)
+fi
+
+# The fuzz targets of the propagation parsers must keep building (stable toolchain).
+fuzz/check.sh --build-only
+
 # The benchmark crate is excluded: its criterion benches are run by bench/ scripts, not tests.
 cargo test --workspace --exclude stitch-bench --no-fail-fast "$@"

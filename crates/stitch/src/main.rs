@@ -1,5 +1,6 @@
 //! `stitch`: the binary. Parses the command line and hands over to the command.
 
+mod check_propagation;
 mod cli;
 mod config;
 mod metrics;
@@ -23,7 +24,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run everything: receivers, store, query API.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Print one trace as a terminal waterfall.
     Trace {
         /// The trace id (hex).
@@ -39,6 +40,8 @@ enum Command {
     },
     /// List traces that match a search.
     Search(cli::SearchArgs),
+    /// Check that a live service propagates trace context (W3C, baggage, B3, Jaeger).
+    CheckPropagation(check_propagation::CheckArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -55,7 +58,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Trace {
                 trace_id,
                 server,
@@ -63,6 +66,7 @@ fn main() -> std::process::ExitCode {
                 color,
             } => cli::trace(&server.server, &trace_id, width, color).await,
             Command::Search(args) => cli::search(args).await,
+            Command::CheckPropagation(args) => check_propagation::run(args).await,
         }
     });
     match result {
