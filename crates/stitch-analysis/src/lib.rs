@@ -15,10 +15,56 @@
 //! # Modules
 //!
 //! * [`tree`]: [`SpanTree`], the parent/child structure of a trace.
-//! * [`render`]: [`waterfall`], a terminal waterfall of a trace, and [`format_duration`].
+//! * [`render`]: [`waterfall`], a terminal waterfall of a trace, and [`format_duration`];
+//!   [`findings_text`], the ranked findings under it.
+//! * [`skew`]: per-trace clock-skew adjustment.
+//! * [`mod@critical_path`]: the last-finishing-child walk, as time sections per span.
+//! * [`stats`]: count, total, self and critical-path time per service and operation.
+//! * [`findings`]: what is worth fixing, in plain words, ranked by the time it costs.
+//! * [`analyze`]: all of the above for one trace, as one serialisable [`TraceAnalysis`].
 
+pub mod aggregate;
+mod analysis;
+pub mod breakdown;
+pub mod cohort;
+pub mod critical_path;
+pub mod findings;
+pub mod graph;
+mod json;
+pub mod propagation;
 pub mod render;
+mod semconv;
+pub mod sketch;
+pub mod skew;
+pub mod stats;
+mod timeline;
 pub mod tree;
 
 pub use render::{WaterfallOptions, format_duration, waterfall, waterfall_tree};
 pub use tree::{Node, NodeId, ParentLink, PreOrder, SpanTree};
+
+// Per trace.
+pub use analysis::{TraceAnalysis, analyze};
+pub use critical_path::{CriticalPath, CriticalPathSection, critical_path};
+pub use findings::{AnalysisOptions, Finding, FindingKind};
+pub use render::findings_text;
+pub use skew::{SkewAdjusted, SkewAdjustment, adjust_clock_skew, clock_skew};
+pub use stats::{GroupStats, TraceStats, self_times, trace_stats};
+
+// Across traces.
+pub use aggregate::{OVERFLOW_OPERATION, RedAggregator, RedOptions, RedRow, TimeWindow};
+pub use breakdown::{
+    BreakdownShare, Endpoint, LatencyBreakdown, latency_breakdown, simple_critical_path,
+};
+pub use cohort::{
+    CohortDelta, CohortDiff, CohortDimension, CohortDimensionDiff, CohortError, CohortOptions,
+    cohort_diff, cohort_diff_with,
+};
+pub use graph::{
+    DependencyEdge, DependencyGraph, GraphOptions, GraphSnapshot, JaegerDependency, ServiceNode,
+    TransitiveDependency,
+};
+pub use propagation::{
+    BrokenHop, HopExample, LikelyCause, PropagationOptions, find_broken_propagation,
+};
+pub use sketch::{QuantileSketch, SketchMismatch};

@@ -29,6 +29,8 @@ use std::collections::HashMap;
 
 use stitch_model::Trace;
 
+use crate::analysis::TraceAnalysis;
+use crate::findings::FindingKind;
 use crate::tree::{NodeId, ParentLink, SpanTree};
 
 /// Marks a span whose status is error.
@@ -48,6 +50,11 @@ pub struct WaterfallOptions {
     /// Upper bound on the left column (tree, span name, service), in columns. `None` lets the
     /// column take what it needs up to 45% of `width`.
     pub max_name_width: Option<usize>,
+    /// Highlight the critical path: the parts of each bar on the critical path are drawn
+    /// solid (`█`), the rest shaded (`░`, dimmed with colour), and a legend says so. The path
+    /// is computed on the times drawn; to draw clock-skew-adjusted times, render the trace
+    /// returned by [`crate::adjust_clock_skew`].
+    pub critical_path: bool,
 }
 
 impl Default for WaterfallOptions {
@@ -56,6 +63,7 @@ impl Default for WaterfallOptions {
             width: 80,
             color: false,
             max_name_width: None,
+            critical_path: false,
         }
     }
 }
@@ -200,6 +208,11 @@ pub fn waterfall_tree(tree: &SpanTree<'_>, opts: &WaterfallOptions) -> String {
         emit(line);
     }
 
+    // Critical-path sections per span, when highlighted.
+    let critical = opts
+        .critical_path
+        .then(|| crate::critical_path::critical_path(tree).sections_by_span());
+
     // One line per span.
     for row in &rows {
         let mut line = Line::new(width, opts.color);
@@ -209,7 +222,21 @@ pub fn waterfall_tree(tree: &SpanTree<'_>, opts: &WaterfallOptions) -> String {
             let (first, glyphs) = bar(row.start - t0, row.end - row.start, total, bar_w);
             line.pad_to(bar_col + first);
             let style = if row.error { Style::Red } else { service_style };
-            line.push(&glyphs, style);
+            match &critical {
+                None => line.push(&glyphs, style),
+                Some(map) => {
+                    let sections: Vec<(u64, u64)> = map
+                        .get(&row.span_id)
+                        .map(|v| v.iter().map(|&(a, b)| (a - t0, b - t0)).collect())
+                        .unwrap_or_default();
+                    let span = (row.start - t0, row.end - t0);
+                    for (text, on_path) in
+                        critical_segments(&glyphs, first, span, &sections, total, bar_w)
+                    {
+                        line.push(&text, if on_path { style } else { Style::Dim });
+                    }
+                }
+            }
         }
         line.pad_to(dur_col + dur_w - text_width(&row.duration));
         let style = if row.error { Style::Red } else { Style::Plain };
@@ -227,6 +254,9 @@ pub fn waterfall_tree(tree: &SpanTree<'_>, opts: &WaterfallOptions) -> String {
     }
     if cut > 0 {
         legend.push(format!("{CUT_MARK} parent link cut (cycle)"));
+    }
+    if opts.critical_path {
+        legend.push(format!("█ critical path   {OFF_PATH} off it"));
     }
     if !legend.is_empty() {
         let mut line = Line::new(width, opts.color);
@@ -266,6 +296,7 @@ const PALETTE: [u8; 10] = [36, 32, 33, 34, 35, 96, 92, 93, 94, 95];
 
 /// One span line before layout.
 struct Row<'a> {
+    span_id: stitch_model::SpanId,
     prefix: String,
     marks: Vec<(char, Style)>,
     name: String,
@@ -382,6 +413,7 @@ fn rows<'a>(tree: &SpanTree<'a>) -> Vec<Row<'a>> {
             marks.push((CUT_MARK, Style::Yellow));
         }
         rows.push(Row {
+            span_id: span.span_id,
             prefix,
             marks,
             name: sanitize(&span.name),
@@ -667,6 +699,241 @@ impl Line {
     fn finish(self) -> String {
         self.out
     }
+}
+
+/// Glyph of the parts of a bar that are off the critical path.
+pub const OFF_PATH: char = '░';
+
+/// Splits a bar (as drawn by [`bar`], starting at cell `first`) into runs of cells on and off
+/// the critical path. A cell is on it when critical sections cover at least half of the part
+/// of the cell the span covers (a span too short to cover any is on it if it has a section).
+/// Times are offsets from the trace start.
+fn critical_segments(
+    glyphs: &str,
+    first: usize,
+    span: (u64, u64),
+    sections: &[(u64, u64)],
+    total: u64,
+    cells: usize,
+) -> Vec<(String, bool)> {
+    let overlap = |a: (u64, u64), b: (u64, u64)| a.1.min(b.1).saturating_sub(a.0.max(b.0));
+    let mut out: Vec<(String, bool)> = Vec::new();
+    for (k, glyph) in glyphs.chars().enumerate() {
+        let c = (first + k) as u128;
+        let at = |c: u128| (c * total as u128 / cells.max(1) as u128) as u64;
+        let cell = (at(c), at(c + 1));
+        let covered = overlap(cell, span);
+        let on = if covered == 0 {
+            !sections.is_empty()
+        } else {
+            let part = (cell.0.max(span.0), cell.1.min(span.1));
+            let critical: u64 = sections.iter().map(|&s| overlap(part, s)).sum();
+            critical * 2 >= covered
+        };
+        let shown = if on || glyph == ' ' { glyph } else { OFF_PATH };
+        match out.last_mut() {
+            Some((text, flag)) if *flag == on => text.push(shown),
+            _ => out.push((shown.to_string(), on)),
+        }
+    }
+    out
+}
+
+/// Short label of a finding kind for text output.
+pub fn finding_kind_label(kind: FindingKind) -> &'static str {
+    match kind {
+        FindingKind::DominantLeaf => "widest bar",
+        FindingKind::UninstrumentedTime => "no child span",
+        FindingKind::ClientServerGap => "between services",
+        FindingKind::SequentialCalls => "sequential calls",
+        FindingKind::RepeatedCalls => "repeated calls",
+        FindingKind::Retries => "retries",
+        FindingKind::ErrorOrigin => "error origin",
+        FindingKind::SynchronousTail => "could be async",
+    }
+}
+
+/// The findings of `analysis` as text to print under a waterfall, like the annotated trees of
+/// a post-mortem: first the path from the root to the top finding's span, marked
+/// `← here's your problem`, then up to ten findings ranked by cost, each with its cost, kind
+/// and explanation (wrapped, with a hanging indent). `trace` supplies names and durations for
+/// the path; it can be the trace as recorded or its skew-adjusted copy. No line is wider than
+/// `width` columns and no ANSI escape is emitted. Every line ends with `\n`.
+pub fn findings_text(analysis: &TraceAnalysis, trace: &Trace, width: usize) -> String {
+    let mut out = String::new();
+    let mut emit = |text: &str| {
+        let mut line = Line::new(width, false);
+        line.push(text, Style::Plain);
+        out.push_str(&line.finish());
+        out.push('\n');
+    };
+    let Some(top) = analysis.findings.first() else {
+        for text in wrap_words(
+            "No findings: nothing on the critical path stands out.",
+            width,
+            width,
+        ) {
+            emit(&text);
+        }
+        return out;
+    };
+
+    let tree = SpanTree::build(trace);
+    if let Some(node) = top.spans.first().and_then(|&id| tree.find(id)) {
+        let mut chain: Vec<NodeId> = tree.ancestors(node).collect();
+        chain.reverse();
+        chain.push(node);
+        emit(&ellipsize(
+            &format!(
+                "Where the time went · critical path {}",
+                format_duration(analysis.critical_path.total_nanos)
+            ),
+            width,
+        ));
+        let note = match top.kind {
+            FindingKind::ErrorOrigin => "  ← the error started here",
+            _ => "  ← here's your problem",
+        };
+        let labels: Vec<(String, String)> = chain
+            .iter()
+            .enumerate()
+            .map(|(depth, &id)| {
+                let n = tree.node(id);
+                let prefix = if depth == 0 {
+                    String::new()
+                } else {
+                    format!("{}└─ ", "   ".repeat(depth - 1))
+                };
+                (
+                    format!(
+                        "{prefix}{} {}",
+                        sanitize(&n.span().name),
+                        sanitize(n.service_name())
+                    ),
+                    format_duration(n.end() - n.start()),
+                )
+            })
+            .collect();
+        let dur_w = labels.iter().map(|(_, d)| text_width(d)).max().unwrap_or(0);
+        let room = width
+            .saturating_sub(dur_w + 2 + text_width(note))
+            .max(width / 2);
+        let label_w = labels
+            .iter()
+            .map(|(l, _)| text_width(l))
+            .max()
+            .unwrap_or(0)
+            .min(room);
+        for (k, (label, duration)) in labels.iter().enumerate() {
+            let mut line = Line::new(width, false);
+            line.push(&ellipsize(label, label_w), Style::Plain);
+            line.pad_to(label_w + 2 + dur_w - text_width(duration));
+            line.push(duration, Style::Plain);
+            if k + 1 == labels.len() {
+                line.push(note, Style::Plain);
+            }
+            out.push_str(&line.finish());
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+
+    let shown = analysis.findings.len().min(10);
+    let heading = if analysis.findings.len() > shown {
+        format!(
+            "Findings, ranked by time on the critical path (top {shown} of {})",
+            analysis.findings.len()
+        )
+    } else {
+        "Findings, ranked by time on the critical path".to_owned()
+    };
+    for text in wrap_words(&heading, width, width) {
+        let mut line = Line::new(width, false);
+        line.push(&text, Style::Plain);
+        out.push_str(&line.finish());
+        out.push('\n');
+    }
+    let cost_w = analysis.findings[..shown]
+        .iter()
+        .map(|f| text_width(&format_duration(f.cost_nanos)))
+        .max()
+        .unwrap_or(0);
+    let label_w = analysis.findings[..shown]
+        .iter()
+        .map(|f| finding_kind_label(f.kind).len())
+        .max()
+        .unwrap_or(0);
+    for (i, f) in analysis.findings[..shown].iter().enumerate() {
+        let cost = format_duration(f.cost_nanos);
+        let head = format!(
+            "{:>2}. {}{cost}  {:<label_w$}  ",
+            i + 1,
+            " ".repeat(cost_w - text_width(&cost)),
+            finding_kind_label(f.kind),
+        );
+        let indent = text_width(&head);
+        let mut title = sanitize(&f.title);
+        if let Some(saving) = f.saving_nanos
+            && !title.contains("save ~")
+        {
+            title.push_str(&format!(" (save ~{})", format_duration(saving)));
+        }
+        let (first_room, rest_room) = if indent + 20 <= width {
+            (width - indent, width - indent)
+        } else {
+            (width.saturating_sub(indent), width.saturating_sub(4).max(1))
+        };
+        let lines = wrap_words(&title, first_room.max(1), rest_room);
+        for (k, text) in lines.iter().enumerate() {
+            let mut line = Line::new(width, false);
+            if k == 0 {
+                line.push(&head, Style::Plain);
+            } else if indent + 20 <= width {
+                line.space(indent);
+            } else {
+                line.space(4);
+            }
+            line.push(text, Style::Plain);
+            out.push_str(&line.finish());
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Greedy word wrap: the first line at most `first` columns, the others at most `rest`. A
+/// word longer than a line is cut with `…`.
+fn wrap_words(text: &str, first: usize, rest: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split_whitespace() {
+        let room = if lines.is_empty() { first } else { rest };
+        let needed = if current.is_empty() {
+            text_width(word)
+        } else {
+            text_width(&current) + 1 + text_width(word)
+        };
+        if needed <= room {
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+            continue;
+        }
+        if !current.is_empty() {
+            lines.push(std::mem::take(&mut current));
+        }
+        let room = if lines.is_empty() { first } else { rest };
+        current = if text_width(word) > room {
+            ellipsize(word, room)
+        } else {
+            word.to_owned()
+        };
+    }
+    if !current.is_empty() {
+        lines.push(current);
+    }
+    lines
 }
 
 #[cfg(test)]

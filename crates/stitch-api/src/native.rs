@@ -22,6 +22,11 @@ type Reader = Arc<dyn TraceReader>;
 pub fn router(reader: Reader) -> Router {
     Router::new()
         .route("/api/v1/traces/{traceID}", get(get_trace))
+        .route("/api/v1/traces/{traceID}/analysis", get(get_analysis))
+        .route(
+            "/api/v1/analysis/broken-propagation",
+            get(broken_propagation),
+        )
         .with_state(reader)
 }
 
@@ -30,29 +35,95 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// Reads the trace named in the path, or the error response to send instead.
+async fn load_trace(
+    reader: &Reader,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<stitch_model::Trace, Response> {
+    let text = match path {
+        Ok(Path(p)) => p,
+        Err(e) => return Err(error(StatusCode::BAD_REQUEST, format!("malformed path: {e}"))),
+    };
+    let id = params::parse_trace_id(&text).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid trace id {text:?}: {e}"),
+        )
+    })?;
+    match reader.trace(id).await {
+        Ok(Some(trace)) if !trace.is_empty() => Ok(trace),
+        Ok(_) => Err(error(StatusCode::NOT_FOUND, format!("trace {id} not found"))),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// `GET /api/v1/traces/{id}/analysis`: where the time went (critical path, statistics, clock
+/// skew adjustments and ranked findings), as `stitch_analysis::TraceAnalysis` JSON.
+async fn get_analysis(
+    State(reader): State<Reader>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    match load_trace(&reader, path).await {
+        Ok(trace) => {
+            let analysis =
+                stitch_analysis::analyze(&trace, &stitch_analysis::AnalysisOptions::default());
+            axum::Json(analysis).into_response()
+        }
+        Err(resp) => resp,
+    }
+}
+
+/// Traces scanned by one broken-propagation analysis.
+const BROKEN_PROPAGATION_MAX_TRACES: usize = 20_000;
+
+/// `GET /api/v1/analysis/broken-propagation?since=1h`: hops where trace context was lost,
+/// found across the traces of the window (see `stitch_analysis::find_broken_propagation`).
+async fn broken_propagation(
+    State(reader): State<Reader>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let since = q.get("since").map(String::as_str).unwrap_or("1h");
+    let Some(window_nanos) = crate::duration::parse_duration_nanos(since) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("invalid since {since:?}: expected a duration such as 30m, 1h or 2d"),
+        );
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let query = stitch_store::SearchQuery {
+        start_unix_nanos: Some(now.saturating_sub(window_nanos)),
+        limit: BROKEN_PROPAGATION_MAX_TRACES,
+        ..Default::default()
+    };
+    let traces = match reader.search(&query).await {
+        Ok(t) => t,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let opts = stitch_analysis::PropagationOptions {
+        as_of_unix_nano: Some(now),
+        ..Default::default()
+    };
+    let hops = stitch_analysis::find_broken_propagation(&traces, &opts);
+    axum::Json(serde_json::json!({
+        "tracesScanned": traces.len(),
+        "truncated": traces.len() >= BROKEN_PROPAGATION_MAX_TRACES,
+        "hops": hops,
+    }))
+    .into_response()
+}
+
 async fn get_trace(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let text = match path {
-        Ok(Path(p)) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed path: {e}")),
-    };
-    let id = match params::parse_trace_id(&text) {
-        Ok(id) => id,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("invalid trace id {text:?}: {e}"),
-            );
-        }
-    };
-    match reader.trace(id).await {
-        Ok(Some(trace)) if !trace.is_empty() => {
+    match load_trace(&reader, path).await {
+        Ok(trace) => {
             let body = stitch_wire::otlp_json::trace_to_json(&trace).to_string();
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
-        Ok(_) => error(StatusCode::NOT_FOUND, format!("trace {id} not found")),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(resp) => resp,
     }
 }

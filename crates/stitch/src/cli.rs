@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
-use stitch_analysis::render::{WaterfallOptions, format_duration, waterfall};
+use stitch_analysis::render::{WaterfallOptions, findings_text, format_duration, waterfall};
 use stitch_model::{Trace, TraceId};
 
 #[derive(Args, Debug)]
@@ -86,12 +86,85 @@ pub async fn trace(
     let Some(trace) = fetch_trace(server, id).await? else {
         bail!("trace {id} not found on {server}");
     };
+    let width = terminal_width(width);
     let opts = WaterfallOptions {
-        width: terminal_width(width),
+        width,
         color: color.enabled(),
+        critical_path: true,
         ..WaterfallOptions::default()
     };
+    // The analysis is pure and cheap, so it runs here on the fetched trace; the server offers
+    // the same result at /api/v1/traces/{id}/analysis.
+    let analysis = stitch_analysis::analyze(&trace, &stitch_analysis::AnalysisOptions::default());
     print!("{}", waterfall(&trace, &opts));
+    println!();
+    print!("{}", findings_text(&analysis, &trace, width));
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// Find hops where trace context was lost, splitting traces in two.
+    #[arg(long)]
+    broken_propagation: bool,
+    /// How far back to look, e.g. 1h, 2d.
+    #[arg(long, default_value = "1h")]
+    since: String,
+    #[command(flatten)]
+    server: ServerArg,
+}
+
+/// `stitch analyze --broken-propagation`: asks the server to look across the traces of a window.
+pub async fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    if !args.broken_propagation {
+        bail!("say what to analyze: --broken-propagation (per-trace analysis is in `stitch trace`)");
+    }
+    crate::config::parse_duration("--since", &args.since)?;
+    let server = args.server.server.trim_end_matches('/');
+    let url = format!(
+        "{server}/api/v1/analysis/broken-propagation?since={}",
+        encode_query_value(&args.since)
+    );
+    let (status, body) = get(&url).await?;
+    let json: Value = serde_json::from_slice(&body)
+        .with_context(|| format!("{url} did not return JSON ({status})"))?;
+    if !status.is_success() {
+        bail!("{url} answered {status}: {}", json["error"]["message"]);
+    }
+    let hops = json["hops"].as_array().cloned().unwrap_or_default();
+    let scanned = json["tracesScanned"].as_u64().unwrap_or(0);
+    if hops.is_empty() {
+        println!("no broken propagation found in {scanned} traces of the last {}", args.since);
+        return Ok(());
+    }
+    println!(
+        "{} broken hop(s) in {scanned} traces of the last {}:",
+        hops.len(),
+        args.since
+    );
+    for hop in hops {
+        let s = |k: &str| hop[k].as_str().unwrap_or("?").to_owned();
+        println!();
+        println!(
+            "  {} ({}) → {} ({}): {} occurrence(s)",
+            s("callerService"),
+            s("callerOperation"),
+            s("calleeService"),
+            s("calleeOperation"),
+            hop["occurrences"]
+        );
+        println!("    {}", s("message"));
+        if let Some(blamed) = hop["blamedService"].as_str() {
+            println!("    broken by: {blamed}");
+        }
+        for ex in hop["examples"].as_array().into_iter().flatten().take(2) {
+            println!(
+                "    e.g. stitch trace {}  and  stitch trace {}",
+                ex["callerTraceId"].as_str().unwrap_or("?"),
+                ex["calleeTraceId"].as_str().unwrap_or("?")
+            );
+        }
+    }
     Ok(())
 }
 

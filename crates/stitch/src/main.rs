@@ -40,6 +40,8 @@ enum Command {
     },
     /// List traces that match a search.
     Search(cli::SearchArgs),
+    /// Analyses across traces, e.g. `--broken-propagation --since 1h`.
+    Analyze(cli::AnalyzeArgs),
     /// Check that a live service propagates trace context (W3C, baggage, B3, Jaeger).
     CheckPropagation(check_propagation::CheckArgs),
 }
@@ -66,6 +68,7 @@ fn main() -> std::process::ExitCode {
                 color,
             } => cli::trace(&server.server, &trace_id, width, color).await,
             Command::Search(args) => cli::search(args).await,
+            Command::Analyze(args) => cli::analyze(args).await,
             Command::CheckPropagation(args) => check_propagation::run(args).await,
         }
     });

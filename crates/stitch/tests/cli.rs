@@ -4,14 +4,16 @@ mod common;
 
 use std::process::Command;
 
-use common::{Stitch, hex_of, post};
+use common::{Stitch, get_json, hex_of, post};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 
-const TRACE_ID: [u8; 16] = [0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36];
+const TRACE_ID: [u8; 16] = [
+    0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36,
+];
 
 fn service(name: &str, spans: Vec<Span>) -> ResourceSpans {
     ResourceSpans {
@@ -45,7 +47,9 @@ fn checkout_trace() -> ExportTraceServiceRequest {
     let span = |id: u8, parent: Option<u8>, name: &str, start: u64, dur: u64, error: bool| Span {
         trace_id: TRACE_ID.to_vec(),
         span_id: vec![0, 0, 0, 0, 0, 0, 0, id],
-        parent_span_id: parent.map(|p| vec![0, 0, 0, 0, 0, 0, 0, p]).unwrap_or_default(),
+        parent_span_id: parent
+            .map(|p| vec![0, 0, 0, 0, 0, 0, 0, p])
+            .unwrap_or_default(),
         name: name.into(),
         kind: if parent.is_none() { 2 } else { 3 },
         start_time_unix_nano: t0 + start * ms,
@@ -58,8 +62,14 @@ fn checkout_trace() -> ExportTraceServiceRequest {
     };
     ExportTraceServiceRequest {
         resource_spans: vec![
-            service("api-gateway", vec![span(1, None, "POST /checkout", 0, 2400, false)]),
-            service("auth", vec![span(2, Some(1), "validate token", 5, 45, false)]),
+            service(
+                "api-gateway",
+                vec![span(1, None, "POST /checkout", 0, 2400, false)],
+            ),
+            service(
+                "auth",
+                vec![span(2, Some(1), "validate token", 5, 45, false)],
+            ),
             service("cart", vec![span(3, Some(1), "get cart", 55, 180, false)]),
             service(
                 "payment",
@@ -69,7 +79,10 @@ fn checkout_trace() -> ExportTraceServiceRequest {
                     span(6, Some(4), "payment gateway API", 1455, 580, false),
                 ],
             ),
-            service("inventory", vec![span(7, Some(1), "reserve items", 2060, 320, false)]),
+            service(
+                "inventory",
+                vec![span(7, Some(1), "reserve items", 2060, 320, false)],
+            ),
         ],
     }
 }
@@ -104,7 +117,11 @@ async fn trace_and_search_commands_show_the_stored_trace() {
 
     let (ok, out, err) = tokio::task::spawn_blocking({
         let (api, id) = (api.clone(), id.clone());
-        move || stitch(&["trace", &id, "--server", &api, "--width", "80", "--color", "never"])
+        move || {
+            stitch(&[
+                "trace", &id, "--server", &api, "--width", "80", "--color", "never",
+            ])
+        }
     })
     .await
     .unwrap();
@@ -124,37 +141,96 @@ async fn trace_and_search_commands_show_the_stored_trace() {
     let fraud = out.lines().find(|l| l.contains("fraud check")).unwrap();
     assert!(fraud.contains('✗'), "the failing span is marked: {fraud}");
     assert!(fraud.trim_end().ends_with("1.20s"), "{fraud}");
-    assert!(out.lines().any(|l| l.contains("POST /checkout") && l.trim_end().ends_with("2.40s")));
+    assert!(
+        out.lines()
+            .any(|l| l.contains("POST /checkout") && l.trim_end().ends_with("2.40s"))
+    );
     for line in out.lines() {
-        assert!(line.chars().count() <= 80, "line wider than 80 columns: {line:?}");
+        assert!(
+            line.chars().count() <= 80,
+            "line wider than 80 columns: {line:?}"
+        );
     }
-    assert!(!out.contains('\u{1b}'), "no colour escapes with --color never");
+    assert!(
+        !out.contains('\u{1b}'),
+        "no colour escapes with --color never"
+    );
+
+    // Under the waterfall: the analysis, with the failing fraud check as the error's origin.
+    assert!(out.contains("← the error started here"), "{out}");
+    assert!(out.contains("Findings") || out.contains("finding"), "{out}");
+
+    // The same analysis over the API.
+    let (status, analysis) = get_json(&format!("{api}/api/v1/traces/{id}/analysis")).await;
+    assert_eq!(status, 200, "{analysis}");
+    assert_eq!(analysis["traceId"], id.as_str());
+    assert_eq!(analysis["spanCount"], 7);
+    assert_eq!(analysis["durationNanos"], 2_400_000_000u64);
+    let findings = analysis["findings"].as_array().unwrap();
+    let origin = findings
+        .iter()
+        .find(|f| f["kind"] == "errorOrigin")
+        .unwrap_or_else(|| panic!("no error origin in {analysis}"));
+    assert_eq!(origin["spans"][0], "0000000000000005", "the fraud check span");
+    assert!(origin["title"].as_str().unwrap().contains("fraud check"), "{origin}");
+    let (status, _) = get_json(&format!("{api}/api/v1/traces/00000000000000000000000000000abc/analysis")).await;
+    assert_eq!(status, 404);
 
     let (ok, wide, _) = tokio::task::spawn_blocking({
         let (api, id) = (api.clone(), id.clone());
-        move || stitch(&["trace", &id, "--server", &api, "--width", "200", "--color", "never"])
+        move || {
+            stitch(&[
+                "trace", &id, "--server", &api, "--width", "200", "--color", "never",
+            ])
+        }
     })
     .await
     .unwrap();
     assert!(ok);
     assert!(wide.lines().all(|l| l.chars().count() <= 200));
-    assert!(wide.lines().any(|l| l.chars().count() > 120), "wide output uses the width");
+    assert!(
+        wide.lines().any(|l| l.chars().count() > 120),
+        "wide output uses the width"
+    );
 
     let (ok, listed, err) = tokio::task::spawn_blocking({
         let api = api.clone();
-        move || stitch(&["search", "--service", "payment", "--min-duration", "1s", "--server", &api])
+        move || {
+            stitch(&[
+                "search",
+                "--service",
+                "payment",
+                "--min-duration",
+                "1s",
+                "--server",
+                &api,
+            ])
+        }
     })
     .await
     .unwrap();
     assert!(ok, "{err}");
-    let row = listed.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{listed}"));
+    let row = listed
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{listed}"));
     assert!(row.contains("2.40s"), "{row}");
     assert!(row.contains("api-gateway: POST /checkout"), "{row}");
     assert!(row.contains(" 7 "), "span count: {row}");
 
     let (ok, none, _) = tokio::task::spawn_blocking({
         let api = api.clone();
-        move || stitch(&["search", "--service", "payment", "--min-duration", "3s", "--server", &api])
+        move || {
+            stitch(&[
+                "search",
+                "--service",
+                "payment",
+                "--min-duration",
+                "3s",
+                "--server",
+                &api,
+            ])
+        }
     })
     .await
     .unwrap();
@@ -163,16 +239,24 @@ async fn trace_and_search_commands_show_the_stored_trace() {
 
     let (ok, _, err) = tokio::task::spawn_blocking({
         let api = api.clone();
-        move || stitch(&["trace", "0123456789abcdef0123456789abcdef", "--server", &api])
+        move || {
+            stitch(&[
+                "trace",
+                "0123456789abcdef0123456789abcdef",
+                "--server",
+                &api,
+            ])
+        }
     })
     .await
     .unwrap();
     assert!(!ok);
     assert!(err.contains("not found"), "{err}");
 
-    let (ok, _, err) = tokio::task::spawn_blocking(move || stitch(&["trace", "xyz", "--server", &api]))
-        .await
-        .unwrap();
+    let (ok, _, err) =
+        tokio::task::spawn_blocking(move || stitch(&["trace", "xyz", "--server", &api]))
+            .await
+            .unwrap();
     assert!(!ok);
     assert!(err.contains("is not a trace id"), "{err}");
 }
