@@ -3,6 +3,7 @@
 mod check_propagation;
 mod cli;
 mod config;
+mod demo;
 mod metrics;
 mod serve;
 
@@ -23,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Replay the seed case studies on a live fleet and show what Stitch finds (about 30 s).
+    Demo(demo::DemoArgs),
     /// Run everything: receivers, store, query API.
     Serve(Box<serve::ServeArgs>),
     /// Print one trace as a terminal waterfall.
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(*args).await,
             Command::Trace {
                 trace_id,
