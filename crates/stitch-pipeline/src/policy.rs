@@ -1,0 +1,1154 @@
+//! Tail-sampling policies compiled from the config, evaluated on a whole buffered trace.
+//!
+//! The combination follows the OpenTelemetry Collector's `tail_sampling` processor: every
+//! top-level policy is evaluated in order (stateful ones such as `rate_limiting` consume
+//! their budget even when another policy also samples); the trace is kept when any policy
+//! samples it, unless a `drop` policy matched. `invert_match` yields a plain "sampled" /
+//! "not sampled" (the Collector's non-deprecated behaviour): sampled when no resource and no
+//! span has a matching value.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use regex::Regex;
+use stitch_model::{AnyValue, StatusCode, TraceId, find_attribute};
+
+use crate::bucket::TokenBucket;
+use crate::condition::{Condition, TraceFacts};
+use crate::config::{CompositeConfig, PolicyConfig, PolicyType, StatusCodeName};
+use crate::lru::Lru;
+use crate::span::SpanView;
+
+pub(crate) const STATUS_UNSET: u8 = 1;
+pub(crate) const STATUS_OK: u8 = 2;
+pub(crate) const STATUS_ERROR: u8 = 4;
+
+pub(crate) fn status_bit(code: StatusCode) -> u8 {
+    match code {
+        StatusCode::Unset => STATUS_UNSET,
+        StatusCode::Ok => STATUS_OK,
+        StatusCode::Error => STATUS_ERROR,
+    }
+}
+
+/// Iterates the spans of a buffered trace.
+pub trait SpanSource {
+    /// Calls `f` on spans until it returns true; returns whether it did.
+    fn any_span(&self, f: &mut dyn FnMut(&SpanView<'_>) -> bool) -> bool;
+}
+
+/// A buffered trace as policies see it: a summary kept while spans arrive, plus the spans.
+pub struct TraceData<'a> {
+    pub trace_id: TraceId,
+    pub span_count: u64,
+    /// Sum of the spans' `size_bytes`.
+    pub bytes: u64,
+    /// Earliest span start (`u64::MAX` when there are no spans).
+    pub start_min: u64,
+    pub end_max: u64,
+    /// Bit set of the span status codes seen (`STATUS_*`).
+    pub status_mask: u8,
+    /// Whether any span had the W3C sampled flag.
+    pub sampled_flag: bool,
+    pub spans: &'a dyn SpanSource,
+}
+
+impl TraceData<'_> {
+    pub fn duration_nanos(&self) -> u64 {
+        if self.start_min == u64::MAX {
+            0
+        } else {
+            self.end_max.saturating_sub(self.start_min)
+        }
+    }
+}
+
+impl TraceFacts for TraceData<'_> {
+    fn duration_nanos(&self) -> u64 {
+        TraceData::duration_nanos(self)
+    }
+    fn span_count(&self) -> u64 {
+        self.span_count
+    }
+    fn any_span(&self, f: &mut dyn FnMut(&SpanView<'_>) -> bool) -> bool {
+        self.spans.any_span(f)
+    }
+}
+
+/// What a kept trace's inclusion probability is, for adjusted counts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Class {
+    /// Any trace matching the policy is kept: probability 1.
+    Deterministic,
+    /// Kept with this probability among traces the rest of the policy matches.
+    Probabilistic(f64),
+    /// Depends on load (rate limits): unknown.
+    Unknown,
+}
+
+struct StringAttr {
+    key: String,
+    exact: HashSet<String>,
+    regexes: Vec<Regex>,
+    cache: Option<Lru<String, bool>>,
+    invert: bool,
+}
+
+fn string_matches(
+    exact: &HashSet<String>,
+    regexes: &[Regex],
+    cache: &mut Option<Lru<String, bool>>,
+    v: &AnyValue,
+) -> bool {
+    let AnyValue::String(s) = v else { return false };
+    if regexes.is_empty() {
+        return exact.contains(s.as_str());
+    }
+    if let Some(cache) = cache
+        && let Some(&hit) = cache.get(s.as_str())
+    {
+        return hit;
+    }
+    let result = regexes.iter().any(|re| re.is_match(s));
+    if let Some(cache) = cache {
+        cache.insert(s.clone(), result);
+    }
+    result
+}
+
+struct CompositeSub {
+    name: Arc<str>,
+    node: Node,
+    allocated: f64,
+    sampled_this_second: u64,
+}
+
+struct Composite {
+    max_total: u64,
+    subs: Vec<CompositeSub>,
+    second: u64,
+    total_this_second: u64,
+    last_sub: Option<usize>,
+}
+
+enum Node {
+    Always,
+    Latency {
+        lo_ms: i64,
+        hi_ms: Option<i64>,
+    },
+    Status {
+        mask: u8,
+    },
+    Probabilistic {
+        threshold: u64,
+        salt: Vec<u8>,
+        ratio: f64,
+    },
+    StringAttr(Box<StringAttr>),
+    NumericAttr {
+        key: String,
+        min: f64,
+        max: f64,
+        invert: bool,
+    },
+    BoolAttr {
+        key: String,
+        value: bool,
+        invert: bool,
+    },
+    TraceState {
+        key: String,
+        values: Vec<String>,
+    },
+    TraceFlags,
+    SpanCount {
+        min: u64,
+        max: Option<u64>,
+    },
+    RateLimit(TokenBucket),
+    BytesLimit(TokenBucket),
+    And(Vec<Node>),
+    Not(Box<Node>),
+    Drop(Vec<Node>),
+    Composite(Box<Composite>),
+    Condition(Box<Condition>),
+}
+
+/// The Collector's probabilistic hash: FNV-1a 64 over the salt then the trace id bytes.
+pub(crate) fn hash_trace_id(salt: &[u8], trace_id: &TraceId) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in salt.iter().chain(trace_id.0.iter()) {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The hash threshold for a ratio in [0, 1]: `ratio * u64::MAX`, saturating.
+pub(crate) fn hash_threshold(ratio: f64) -> u64 {
+    (ratio.clamp(0.0, 1.0) * u64::MAX as f64) as u64
+}
+
+pub(crate) const DEFAULT_HASH_SALT: &str = "default-hash-seed";
+
+fn any_resource_or_span(
+    t: &TraceData<'_>,
+    key: &str,
+    pred: &mut dyn FnMut(&AnyValue) -> bool,
+) -> bool {
+    t.spans.any_span(&mut |s| {
+        find_attribute(s.attributes, key).is_some_and(&mut *pred)
+            || find_attribute(s.resource_attributes, key).is_some_and(&mut *pred)
+    })
+}
+
+fn number(v: &AnyValue) -> Option<f64> {
+    match v {
+        AnyValue::Int(i) => Some(*i as f64),
+        AnyValue::Double(d) => Some(*d),
+        _ => None,
+    }
+}
+
+fn trace_state_has(trace_state: &str, key: &str, values: &[String]) -> bool {
+    trace_state.split(',').any(|member| {
+        member
+            .trim()
+            .split_once('=')
+            .is_some_and(|(k, v)| k == key && values.iter().any(|x| x == v))
+    })
+}
+
+impl Node {
+    fn compile(p: &PolicyConfig) -> Node {
+        // The config was validated: sections are present for their type.
+        match p.kind {
+            PolicyType::AlwaysSample => Node::Always,
+            PolicyType::TraceFlags => Node::TraceFlags,
+            PolicyType::Latency => {
+                let l = p.latency.as_ref().expect("validated");
+                Node::Latency {
+                    lo_ms: l.threshold_ms,
+                    hi_ms: l.upper_threshold_ms.filter(|h| *h > 0),
+                }
+            }
+            PolicyType::StatusCode => {
+                let mask = p
+                    .status_code
+                    .as_ref()
+                    .expect("validated")
+                    .status_codes
+                    .iter()
+                    .map(|c| match c {
+                        StatusCodeName::Ok => STATUS_OK,
+                        StatusCodeName::Error => STATUS_ERROR,
+                        StatusCodeName::Unset => STATUS_UNSET,
+                    })
+                    .fold(0, |a, b| a | b);
+                Node::Status { mask }
+            }
+            PolicyType::Probabilistic => {
+                let pr = p.probabilistic.as_ref().expect("validated");
+                let ratio = pr.sampling_percentage / 100.0;
+                let salt = pr
+                    .hash_salt
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| DEFAULT_HASH_SALT.to_owned());
+                Node::Probabilistic {
+                    threshold: hash_threshold(ratio),
+                    salt: salt.into_bytes(),
+                    ratio,
+                }
+            }
+            PolicyType::StringAttribute => {
+                let s = p.string_attribute.as_ref().expect("validated");
+                let (exact, regexes) = if s.enabled_regex_matching {
+                    (
+                        HashSet::new(),
+                        s.values
+                            .iter()
+                            .map(|v| Regex::new(v).expect("validated"))
+                            .collect(),
+                    )
+                } else {
+                    (s.values.iter().cloned().collect(), Vec::new())
+                };
+                Node::StringAttr(Box::new(StringAttr {
+                    key: s.key.clone(),
+                    exact,
+                    regexes,
+                    cache: (s.enabled_regex_matching && s.cache_max_size > 0)
+                        .then(|| Lru::new(s.cache_max_size)),
+                    invert: s.invert_match,
+                }))
+            }
+            PolicyType::NumericAttribute => {
+                let n = p.numeric_attribute.as_ref().expect("validated");
+                Node::NumericAttr {
+                    key: n.key.clone(),
+                    min: n.min_value.unwrap_or(f64::NEG_INFINITY),
+                    max: n.max_value.unwrap_or(f64::INFINITY),
+                    invert: n.invert_match,
+                }
+            }
+            PolicyType::BooleanAttribute => {
+                let b = p.boolean_attribute.as_ref().expect("validated");
+                Node::BoolAttr {
+                    key: b.key.clone(),
+                    value: b.value,
+                    invert: b.invert_match,
+                }
+            }
+            PolicyType::TraceState => {
+                let t = p.trace_state.as_ref().expect("validated");
+                Node::TraceState {
+                    key: t.key.clone(),
+                    values: t.values.clone(),
+                }
+            }
+            PolicyType::SpanCount => {
+                let s = p.span_count.as_ref().expect("validated");
+                Node::SpanCount {
+                    min: s.min_spans as u64,
+                    max: s.max_spans.filter(|m| *m > 0).map(u64::from),
+                }
+            }
+            PolicyType::RateLimiting => {
+                let r = p.rate_limiting.as_ref().expect("validated");
+                let rate = r.spans_per_second as f64;
+                Node::RateLimit(TokenBucket::new(rate, 2.0 * rate))
+            }
+            PolicyType::BytesLimiting => {
+                let b = p.bytes_limiting.as_ref().expect("validated");
+                let rate = b.bytes_per_second as f64;
+                Node::BytesLimit(TokenBucket::new(
+                    rate,
+                    b.burst_capacity.map(|c| c as f64).unwrap_or(2.0 * rate),
+                ))
+            }
+            PolicyType::And => Node::And(
+                p.and
+                    .as_ref()
+                    .expect("validated")
+                    .and_sub_policy
+                    .iter()
+                    .map(Node::compile)
+                    .collect(),
+            ),
+            PolicyType::Not => Node::Not(Box::new(Node::compile(
+                &p.not.as_ref().expect("validated").not_sub_policy,
+            ))),
+            PolicyType::Drop => Node::Drop(
+                p.drop
+                    .as_ref()
+                    .expect("validated")
+                    .drop_sub_policy
+                    .iter()
+                    .map(Node::compile)
+                    .collect(),
+            ),
+            PolicyType::Composite => Node::Composite(Box::new(Composite::compile(
+                p.composite.as_ref().expect("validated"),
+            ))),
+            PolicyType::Condition => Node::Condition(Box::new(
+                Condition::parse(p.condition.as_deref().expect("validated")).expect("validated"),
+            )),
+        }
+    }
+
+    fn class(&self) -> Class {
+        match self {
+            Node::Probabilistic { ratio, .. } => Class::Probabilistic(*ratio),
+            Node::RateLimit(_) | Node::BytesLimit(_) | Node::Composite(_) => Class::Unknown,
+            Node::And(subs) => {
+                let mut p = 1.0;
+                for s in subs {
+                    match s.class() {
+                        Class::Deterministic => {}
+                        Class::Probabilistic(x) => p *= x,
+                        Class::Unknown => return Class::Unknown,
+                    }
+                }
+                if p < 1.0 {
+                    Class::Probabilistic(p)
+                } else {
+                    Class::Deterministic
+                }
+            }
+            Node::Not(sub) => match sub.class() {
+                Class::Deterministic => Class::Deterministic,
+                Class::Probabilistic(p) => Class::Probabilistic(1.0 - p),
+                Class::Unknown => Class::Unknown,
+            },
+            _ => Class::Deterministic,
+        }
+    }
+
+    /// Whether this (non-drop) policy samples the trace.
+    fn sampled(&mut self, t: &TraceData<'_>, now: u64) -> bool {
+        match self {
+            Node::Always => true,
+            Node::Latency { lo_ms, hi_ms } => {
+                // Whole milliseconds, truncated, as the Collector computes them.
+                let ms = (t.duration_nanos() / 1_000_000) as i64;
+                match hi_ms {
+                    None => ms >= *lo_ms,
+                    Some(hi) => *lo_ms < ms && ms <= *hi,
+                }
+            }
+            Node::Status { mask } => t.status_mask & *mask != 0,
+            Node::Probabilistic {
+                threshold, salt, ..
+            } => hash_trace_id(salt, &t.trace_id) <= *threshold,
+            Node::StringAttr(sa) => {
+                let StringAttr {
+                    key,
+                    exact,
+                    regexes,
+                    cache,
+                    invert,
+                } = &mut **sa;
+                let found =
+                    any_resource_or_span(t, key, &mut |v| string_matches(exact, regexes, cache, v));
+                found != *invert
+            }
+            Node::NumericAttr {
+                key,
+                min,
+                max,
+                invert,
+            } => {
+                let (lo, hi) = (*min, *max);
+                let found = any_resource_or_span(t, key, &mut |v| {
+                    number(v).is_some_and(|n| n >= lo && n <= hi)
+                });
+                found != *invert
+            }
+            Node::BoolAttr { key, value, invert } => {
+                let want = *value;
+                let found = any_resource_or_span(
+                    t,
+                    key,
+                    &mut |v| matches!(v, AnyValue::Bool(b) if *b == want),
+                );
+                found != *invert
+            }
+            Node::TraceState { key, values } => t
+                .spans
+                .any_span(&mut |s| trace_state_has(s.trace_state, key, values)),
+            Node::TraceFlags => t.sampled_flag,
+            Node::SpanCount { min, max } => {
+                t.span_count >= *min && max.is_none_or(|m| t.span_count <= m)
+            }
+            Node::RateLimit(bucket) => bucket.try_take(t.span_count as f64, now),
+            Node::BytesLimit(bucket) => bucket.try_take(t.bytes as f64, now),
+            Node::And(subs) => subs.iter_mut().all(|s| s.sampled(t, now)),
+            Node::Not(sub) => !sub.sampled(t, now),
+            // A drop nested where validation forbids it never samples.
+            Node::Drop(_) => false,
+            Node::Composite(c) => c.sampled(t, now),
+            Node::Condition(c) => c.matches(t),
+        }
+    }
+}
+
+impl Composite {
+    fn compile(c: &CompositeConfig) -> Composite {
+        let max_total = c.max_total_spans_per_second;
+        let mut allocated_percent = 0.0;
+        let mut unallocated = 0usize;
+        let percent_of = |name: &str| {
+            c.rate_allocation
+                .iter()
+                .find(|a| a.policy == name && a.percent > 0.0)
+                .map(|a| a.percent)
+        };
+        for p in &c.composite_sub_policy {
+            match percent_of(&p.name) {
+                Some(x) => allocated_percent += x,
+                None => unallocated += 1,
+            }
+        }
+        // Sub-policies without an allocation share what is left equally.
+        let share = if unallocated > 0 {
+            ((100.0 - allocated_percent).max(0.0)) / unallocated as f64
+        } else {
+            0.0
+        };
+        let subs = c
+            .policy_order
+            .iter()
+            .filter_map(|name| c.composite_sub_policy.iter().find(|p| &p.name == name))
+            .map(|p| CompositeSub {
+                name: Arc::from(p.name.as_str()),
+                node: Node::compile(p),
+                allocated: percent_of(&p.name).unwrap_or(share) / 100.0 * max_total as f64,
+                sampled_this_second: 0,
+            })
+            .collect();
+        Composite {
+            max_total,
+            subs,
+            second: u64::MAX,
+            total_this_second: 0,
+            last_sub: None,
+        }
+    }
+
+    fn sampled(&mut self, t: &TraceData<'_>, now: u64) -> bool {
+        self.last_sub = None;
+        let second = now / 1_000_000_000;
+        if second != self.second {
+            self.second = second;
+            self.total_this_second = 0;
+            for s in &mut self.subs {
+                s.sampled_this_second = 0;
+            }
+        }
+        for (i, sub) in self.subs.iter_mut().enumerate() {
+            if sub.node.sampled(t, now) {
+                let after = sub.sampled_this_second + t.span_count;
+                let total_after = self.total_this_second + t.span_count;
+                if after as f64 <= sub.allocated && total_after <= self.max_total {
+                    sub.sampled_this_second = after;
+                    self.total_this_second = total_after;
+                    self.last_sub = Some(i);
+                    return true;
+                }
+                // Over its allocation: not sampled, and the budget is left for smaller
+                // traces later in the second.
+                return false;
+            }
+        }
+        false
+    }
+}
+
+struct TopPolicy {
+    name: Arc<str>,
+    node: Node,
+    class: Class,
+    is_drop: bool,
+}
+
+/// The verdict of all policies on one trace.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Outcome {
+    Sampled {
+        policy: usize,
+        /// `composite/sub` when a composite policy kept it.
+        name: Arc<str>,
+        probability: Option<f64>,
+    },
+    NotSampled,
+    Dropped {
+        policy: usize,
+    },
+}
+
+/// The compiled top-level policies.
+pub(crate) struct PolicySet {
+    policies: Vec<TopPolicy>,
+    /// How often each policy voted to sample (or, for drop policies, matched).
+    pub votes: Vec<u64>,
+}
+
+impl PolicySet {
+    pub fn compile(policies: &[PolicyConfig]) -> PolicySet {
+        let policies: Vec<TopPolicy> = policies
+            .iter()
+            .map(|p| {
+                let node = Node::compile(p);
+                TopPolicy {
+                    name: Arc::from(p.name.as_str()),
+                    class: node.class(),
+                    is_drop: matches!(node, Node::Drop(_)),
+                    node,
+                }
+            })
+            .collect();
+        PolicySet {
+            votes: vec![0; policies.len()],
+            policies,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.policies.len()
+    }
+
+    pub fn name(&self, i: usize) -> &Arc<str> {
+        &self.policies[i].name
+    }
+
+    /// The largest `sampling_percentage` of a top-level probabilistic policy (the share of
+    /// "normal" traffic kept), if any.
+    pub fn base_percentage(&self) -> Option<f64> {
+        self.policies
+            .iter()
+            .filter_map(|p| match p.node {
+                Node::Probabilistic { ratio, .. } => Some(ratio * 100.0),
+                _ => None,
+            })
+            .reduce(f64::max)
+    }
+
+    pub fn decide(&mut self, t: &TraceData<'_>, now: u64) -> Outcome {
+        let mut dropped = None;
+        let mut first_sampled: Option<(usize, Arc<str>)> = None;
+        let mut deterministic = false;
+        let mut best_p: Option<f64> = None;
+        for (i, p) in self.policies.iter_mut().enumerate() {
+            if p.is_drop {
+                let Node::Drop(subs) = &mut p.node else {
+                    unreachable!("is_drop")
+                };
+                if subs.iter_mut().all(|s| s.sampled(t, now)) {
+                    self.votes[i] += 1;
+                    dropped.get_or_insert(i);
+                }
+                continue;
+            }
+            if p.node.sampled(t, now) {
+                self.votes[i] += 1;
+                if first_sampled.is_none() {
+                    let name = match &p.node {
+                        Node::Composite(c) => match c.last_sub {
+                            Some(s) => Arc::from(format!("{}/{}", p.name, c.subs[s].name)),
+                            None => p.name.clone(),
+                        },
+                        _ => p.name.clone(),
+                    };
+                    first_sampled = Some((i, name));
+                }
+                match p.class {
+                    Class::Deterministic => deterministic = true,
+                    Class::Probabilistic(x) => best_p = Some(best_p.map_or(x, |b: f64| b.max(x))),
+                    Class::Unknown => {}
+                }
+            }
+        }
+        if let Some(policy) = dropped {
+            return Outcome::Dropped { policy };
+        }
+        match first_sampled {
+            Some((policy, name)) => Outcome::Sampled {
+                policy,
+                name,
+                probability: if deterministic { Some(1.0) } else { best_p },
+            },
+            None => Outcome::NotSampled,
+        }
+    }
+}
+
+/// A `SpanSource` over views collected by the caller (tests and small callers).
+impl SpanSource for Vec<SpanView<'_>> {
+    fn any_span(&self, f: &mut dyn FnMut(&SpanView<'_>) -> bool) -> bool {
+        self.iter().any(f)
+    }
+}
+
+/// Summarises spans into a [`TraceData`] for evaluation outside the tail buffer.
+pub fn summarize<'a>(trace_id: TraceId, spans: &'a Vec<SpanView<'a>>) -> TraceData<'a> {
+    let mut t = TraceData {
+        trace_id,
+        span_count: spans.len() as u64,
+        bytes: 0,
+        start_min: u64::MAX,
+        end_max: 0,
+        status_mask: 0,
+        sampled_flag: false,
+        spans,
+    };
+    for s in spans {
+        t.start_min = t.start_min.min(s.start_unix_nano);
+        t.end_max = t.end_max.max(s.end_unix_nano);
+        t.status_mask |= status_bit(s.status);
+        t.sampled_flag |= s.flags & 1 == 1;
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SamplingConfig;
+    use stitch_model::{KeyValue, SpanId, SpanKind};
+
+    const MS: u64 = 1_000_000;
+
+    #[derive(Clone)]
+    struct S {
+        service: &'static str,
+        start_ms: u64,
+        end_ms: u64,
+        status: StatusCode,
+        attrs: Vec<KeyValue>,
+        resource: Vec<KeyValue>,
+        trace_state: &'static str,
+        flags: u32,
+    }
+
+    fn s(service: &'static str) -> S {
+        S {
+            service,
+            start_ms: 0,
+            end_ms: 10,
+            status: StatusCode::Unset,
+            attrs: vec![],
+            resource: vec![],
+            trace_state: "",
+            flags: 1,
+        }
+    }
+
+    fn views(spans: &[S]) -> Vec<SpanView<'_>> {
+        spans
+            .iter()
+            .map(|x| SpanView {
+                span_id: SpanId([1; 8]),
+                is_root: false,
+                service: x.service,
+                name: "op",
+                kind: SpanKind::Server,
+                start_unix_nano: x.start_ms * MS,
+                end_unix_nano: x.end_ms * MS,
+                status: x.status,
+                trace_state: x.trace_state,
+                flags: x.flags,
+                attributes: &x.attrs,
+                resource_attributes: &x.resource,
+            })
+            .collect()
+    }
+
+    fn policies(yaml: &str) -> PolicySet {
+        let c = SamplingConfig::from_yaml(yaml).unwrap();
+        PolicySet::compile(&c.effective_policies())
+    }
+
+    fn one(yaml_policy: &str) -> PolicySet {
+        policies(&format!("policies: [{yaml_policy}]"))
+    }
+
+    fn kept(set: &mut PolicySet, spans: &[S]) -> bool {
+        kept_at(set, spans, TraceId([7; 16]), 0)
+    }
+
+    fn kept_at(set: &mut PolicySet, spans: &[S], id: TraceId, now: u64) -> bool {
+        let v = views(spans);
+        let t = summarize(id, &v);
+        matches!(set.decide(&t, now), Outcome::Sampled { .. })
+    }
+
+    fn with<F: FnOnce(&mut S)>(mut x: S, f: F) -> S {
+        f(&mut x);
+        x
+    }
+
+    #[test]
+    fn each_simple_policy_type_matches_as_the_collector_documents() {
+        use StatusCode::*;
+        // (policy, trace, expected)
+        let table: Vec<(&str, Vec<S>, bool)> = vec![
+            ("{name: p, type: always_sample}", vec![s("a")], true),
+            (
+                "{name: p, type: latency, latency: {threshold_ms: 100}}",
+                vec![with(s("a"), |x| x.end_ms = 100)],
+                true,
+            ),
+            (
+                "{name: p, type: latency, latency: {threshold_ms: 100}}",
+                vec![with(s("a"), |x| x.end_ms = 99)],
+                false,
+            ),
+            // Trace duration spans spans: earliest start to latest end.
+            (
+                "{name: p, type: latency, latency: {threshold_ms: 100}}",
+                vec![
+                    with(s("a"), |x| x.end_ms = 60),
+                    with(s("b"), |x| {
+                        x.start_ms = 50;
+                        x.end_ms = 120
+                    }),
+                ],
+                true,
+            ),
+            (
+                "{name: p, type: latency, latency: {threshold_ms: 100, upper_threshold_ms: 200}}",
+                vec![with(s("a"), |x| x.end_ms = 100)],
+                false,
+            ),
+            (
+                "{name: p, type: latency, latency: {threshold_ms: 100, upper_threshold_ms: 200}}",
+                vec![with(s("a"), |x| x.end_ms = 200)],
+                true,
+            ),
+            (
+                "{name: p, type: latency, latency: {threshold_ms: 100, upper_threshold_ms: 200}}",
+                vec![with(s("a"), |x| x.end_ms = 201)],
+                false,
+            ),
+            (
+                "{name: p, type: status_code, status_code: {status_codes: [ERROR]}}",
+                vec![s("a"), with(s("b"), |x| x.status = Error)],
+                true,
+            ),
+            (
+                "{name: p, type: status_code, status_code: {status_codes: [ERROR]}}",
+                vec![with(s("a"), |x| x.status = Ok)],
+                false,
+            ),
+            (
+                "{name: p, type: status_code, status_code: {status_codes: [OK, UNSET]}}",
+                vec![s("a")],
+                true,
+            ),
+            (
+                "{name: p, type: string_attribute, string_attribute: {key: k, values: [v1, v2]}}",
+                vec![with(s("a"), |x| x.attrs = vec![KeyValue::new("k", "v2")])],
+                true,
+            ),
+            (
+                "{name: p, type: string_attribute, string_attribute: {key: k, values: [v1, v2]}}",
+                vec![with(s("a"), |x| x.attrs = vec![KeyValue::new("k", "v3")])],
+                false,
+            ),
+            // Resource attributes count too.
+            (
+                "{name: p, type: string_attribute, string_attribute: {key: k, values: [v1]}}",
+                vec![with(s("a"), |x| {
+                    x.resource = vec![KeyValue::new("k", "v1")]
+                })],
+                true,
+            ),
+            (
+                "{name: p, type: string_attribute, string_attribute: {key: k, values: ['^/api/.+'], enabled_regex_matching: true, cache_max_size: 4}}",
+                vec![with(s("a"), |x| {
+                    x.attrs = vec![KeyValue::new("k", "/api/orders")]
+                })],
+                true,
+            ),
+            (
+                "{name: p, type: string_attribute, string_attribute: {key: k, values: ['^/api/.+'], enabled_regex_matching: true}}",
+                vec![with(s("a"), |x| {
+                    x.attrs = vec![KeyValue::new("k", "/health")]
+                })],
+                false,
+            ),
+            // invert_match: sampled when no span or resource has a matching value.
+            (
+                "{name: p, type: string_attribute, string_attribute: {key: k, values: [v1], invert_match: true}}",
+                vec![with(s("a"), |x| x.attrs = vec![KeyValue::new("k", "v2")])],
+                true,
+            ),
+            (
+                "{name: p, type: string_attribute, string_attribute: {key: k, values: [v1], invert_match: true}}",
+                vec![
+                    s("a"),
+                    with(s("b"), |x| x.attrs = vec![KeyValue::new("k", "v1")]),
+                ],
+                false,
+            ),
+            (
+                "{name: p, type: numeric_attribute, numeric_attribute: {key: n, min_value: 50, max_value: 100}}",
+                vec![with(s("a"), |x| x.attrs = vec![KeyValue::new("n", 100i64)])],
+                true,
+            ),
+            (
+                "{name: p, type: numeric_attribute, numeric_attribute: {key: n, min_value: 50, max_value: 100}}",
+                vec![with(s("a"), |x| x.attrs = vec![KeyValue::new("n", 101i64)])],
+                false,
+            ),
+            (
+                "{name: p, type: numeric_attribute, numeric_attribute: {key: n, min_value: 50}}",
+                vec![with(s("a"), |x| {
+                    x.attrs = vec![KeyValue::new("n", 5000i64)]
+                })],
+                true,
+            ),
+            (
+                "{name: p, type: numeric_attribute, numeric_attribute: {key: n, min_value: 50, invert_match: true}}",
+                vec![with(s("a"), |x| x.attrs = vec![KeyValue::new("n", 10i64)])],
+                true,
+            ),
+            (
+                "{name: p, type: numeric_attribute, numeric_attribute: {key: n, max_value: 0.5}}",
+                vec![with(s("a"), |x| {
+                    x.attrs = vec![KeyValue::new("n", 0.25f64)]
+                })],
+                true,
+            ),
+            (
+                "{name: p, type: boolean_attribute, boolean_attribute: {key: b, value: true}}",
+                vec![with(s("a"), |x| x.attrs = vec![KeyValue::new("b", true)])],
+                true,
+            ),
+            (
+                "{name: p, type: boolean_attribute, boolean_attribute: {key: b, value: true}}",
+                vec![with(s("a"), |x| x.attrs = vec![KeyValue::new("b", false)])],
+                false,
+            ),
+            (
+                "{name: p, type: boolean_attribute, boolean_attribute: {key: b, value: true, invert_match: true}}",
+                vec![with(s("a"), |x| x.attrs = vec![KeyValue::new("b", false)])],
+                true,
+            ),
+            (
+                "{name: p, type: trace_state, trace_state: {key: team, values: [a, b]}}",
+                vec![with(s("a"), |x| x.trace_state = "ot=th:0,team=b")],
+                true,
+            ),
+            (
+                "{name: p, type: trace_state, trace_state: {key: team, values: [a, b]}}",
+                vec![with(s("a"), |x| x.trace_state = "team=c")],
+                false,
+            ),
+            (
+                "{name: p, type: trace_flags}",
+                vec![with(s("a"), |x| x.flags = 0), s("b")],
+                true,
+            ),
+            (
+                "{name: p, type: trace_flags}",
+                vec![with(s("a"), |x| x.flags = 0)],
+                false,
+            ),
+            (
+                "{name: p, type: span_count, span_count: {min_spans: 2, max_spans: 3}}",
+                vec![s("a"), s("b")],
+                true,
+            ),
+            (
+                "{name: p, type: span_count, span_count: {min_spans: 2, max_spans: 3}}",
+                vec![s("a")],
+                false,
+            ),
+            (
+                "{name: p, type: span_count, span_count: {min_spans: 2, max_spans: 3}}",
+                vec![s("a"), s("b"), s("c"), s("d")],
+                false,
+            ),
+            (
+                "{name: p, type: span_count, span_count: {min_spans: 2}}",
+                vec![s("a"), s("b"), s("c"), s("d")],
+                true,
+            ),
+            (
+                "{name: p, type: condition, condition: 'service = \"b\" and span.duration >= 10ms'}",
+                vec![s("a"), s("b")],
+                true,
+            ),
+            (
+                "{name: p, type: condition, condition: 'service = \"c\"'}",
+                vec![s("a"), s("b")],
+                false,
+            ),
+        ];
+        for (i, (policy, trace, expected)) in table.into_iter().enumerate() {
+            let mut set = one(policy);
+            assert_eq!(kept(&mut set, &trace), expected, "case {i}: {policy}");
+        }
+    }
+
+    #[test]
+    fn probabilistic_is_deterministic_per_trace_id_and_close_to_its_percentage() {
+        let mut set =
+            one("{name: p, type: probabilistic, probabilistic: {sampling_percentage: 20}}");
+        let mut count = 0;
+        for i in 0..20_000u64 {
+            let id = TraceId::from_halves(i.wrapping_mul(0x9e37_79b9_7f4a_7c15), i);
+            let a = kept_at(&mut set, &[s("a")], id, 0);
+            assert_eq!(a, kept_at(&mut set, &[s("b")], id, 0));
+            count += a as u32;
+        }
+        assert!((3_700..=4_300).contains(&count), "{count}");
+        // A different salt picks a different subset.
+        let mut salted = one(
+            "{name: p, type: probabilistic, probabilistic: {sampling_percentage: 20, hash_salt: other}}",
+        );
+        let differs = (0..1000u64)
+            .filter(|i| {
+                let id = TraceId::from_halves(*i, *i);
+                kept_at(&mut set, &[s("a")], id, 0) != kept_at(&mut salted, &[s("a")], id, 0)
+            })
+            .count();
+        assert!(differs > 100, "{differs}");
+        assert!(kept(
+            &mut one("{name: p, type: probabilistic, probabilistic: {sampling_percentage: 100}}"),
+            &[s("a")]
+        ));
+    }
+
+    #[test]
+    fn drop_wins_over_any_sampling_policy_and_and_not_combine() {
+        let yaml = r#"
+policies:
+  - {name: all, type: always_sample}
+  - name: no-health
+    type: drop
+    drop: {drop_sub_policy: [
+      {name: h, type: string_attribute, string_attribute: {key: url.path, values: [/health]}},
+      {name: ok, type: status_code, status_code: {status_codes: [OK, UNSET]}}]}
+"#;
+        let mut set = policies(yaml);
+        let health = with(s("a"), |x| {
+            x.attrs = vec![KeyValue::new("url.path", "/health")]
+        });
+        let v = views(std::slice::from_ref(&health));
+        assert_eq!(
+            set.decide(&summarize(TraceId([1; 16]), &v), 0),
+            Outcome::Dropped { policy: 1 }
+        );
+        // A failing health check is not dropped: only one of the drop sub-policies matches.
+        let failing = with(health.clone(), |x| x.status = StatusCode::Error);
+        let mut only_failing = policies(yaml);
+        // ... status mask contains ERROR only, so `ok` does not match.
+        assert!(kept(&mut only_failing, &[failing]));
+
+        let mut and = one(
+            "{name: p, type: and, and: {and_sub_policy: [{name: a, type: status_code, status_code: {status_codes: [ERROR]}}, {name: b, type: string_attribute, string_attribute: {key: service.name, values: [pay]}}]}}",
+        );
+        let err = with(s("x"), |x| x.status = StatusCode::Error);
+        assert!(!kept(&mut and, std::slice::from_ref(&err)));
+        let err_pay = with(err, |x| {
+            x.resource = vec![KeyValue::new("service.name", "pay")]
+        });
+        assert!(kept(&mut and, &[err_pay]));
+
+        let mut not = one(
+            "{name: p, type: not, not: {not_sub_policy: {name: q, type: status_code, status_code: {status_codes: [ERROR]}}}}",
+        );
+        assert!(kept(&mut not, &[s("a")]));
+        assert!(!kept(
+            &mut not,
+            &[with(s("a"), |x| x.status = StatusCode::Error)]
+        ));
+    }
+
+    #[test]
+    fn rate_limiting_is_a_token_bucket_of_spans() {
+        let mut set = one("{name: p, type: rate_limiting, rate_limiting: {spans_per_second: 10}}");
+        let three = [s("a"), s("b"), s("c")];
+        // Capacity is twice the rate: 20 spans, so six 3-span traces pass at t=0.
+        let passed = (0..10)
+            .filter(|_| kept_at(&mut set, &three, TraceId([1; 16]), 0))
+            .count();
+        assert_eq!(passed, 6);
+        // 2 spans were left; half a second refills 5: two more traces.
+        let passed = (0..10)
+            .filter(|_| kept_at(&mut set, &three, TraceId([1; 16]), 500 * MS))
+            .count();
+        assert_eq!(passed, 2);
+    }
+
+    #[test]
+    fn bytes_limiting_is_a_token_bucket_of_bytes_with_a_burst_capacity() {
+        let mut set = one(
+            "{name: p, type: bytes_limiting, bytes_limiting: {bytes_per_second: 1000, burst_capacity: 3000}}",
+        );
+        let spans = [s("a")];
+        let v = views(&spans);
+        let mut t = summarize(TraceId([1; 16]), &v);
+        t.bytes = 1000;
+        let decide =
+            |set: &mut PolicySet, now| matches!(set.decide(&t, now), Outcome::Sampled { .. });
+        assert!(decide(&mut set, 0));
+        assert!(decide(&mut set, 0));
+        assert!(decide(&mut set, 0));
+        assert!(!decide(&mut set, 0), "burst of 3000 bytes spent");
+        assert!(!decide(&mut set, 500 * MS), "only 500 bytes refilled");
+        assert!(decide(&mut set, 1000 * MS));
+        // Default burst is twice the rate.
+        let mut default_burst =
+            one("{name: p, type: bytes_limiting, bytes_limiting: {bytes_per_second: 1000}}");
+        assert!(decide(&mut default_burst, 0));
+        assert!(decide(&mut default_burst, 0));
+        assert!(!decide(&mut default_burst, 0));
+    }
+
+    #[test]
+    fn composite_allocates_the_span_rate_across_sub_policies_in_order() {
+        let yaml = r#"
+policies:
+  - name: comp
+    type: composite
+    composite:
+      max_total_spans_per_second: 100
+      policy_order: [errors, everything]
+      composite_sub_policy:
+        - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+        - {name: everything, type: always_sample}
+      rate_allocation: [{policy: errors, percent: 30}]
+"#;
+        let mut set = policies(yaml);
+        let err = [with(s("a"), |x| x.status = StatusCode::Error)];
+        let ok = [s("a")];
+        let sec = 1_000 * MS;
+        let mut names = std::collections::HashMap::<String, usize>::new();
+        for now in [sec, 2 * sec] {
+            let mut kept_err = 0;
+            let mut kept_ok = 0;
+            for _ in 0..200 {
+                let v = views(&err);
+                if let Outcome::Sampled {
+                    name, probability, ..
+                } = set.decide(&summarize(TraceId([1; 16]), &v), now)
+                {
+                    kept_err += 1;
+                    *names.entry(name.to_string()).or_default() += 1;
+                    assert_eq!(probability, None, "rate-dependent");
+                }
+                let v = views(&ok);
+                if let Outcome::Sampled { name, .. } =
+                    set.decide(&summarize(TraceId([2; 16]), &v), now)
+                {
+                    kept_ok += 1;
+                    *names.entry(name.to_string()).or_default() += 1;
+                }
+            }
+            // Errors get their 30 spans/s; the unallocated 70% goes to the rest.
+            assert_eq!((kept_err, kept_ok), (30, 70), "second {now}");
+        }
+        assert_eq!(names["comp/errors"], 60);
+        assert_eq!(names["comp/everything"], 140);
+    }
+
+    #[test]
+    fn the_kept_trace_reports_its_policy_and_probability() {
+        let mut set = policies("preset: seed");
+        let slow = [with(s("a"), |x| x.end_ms = 5_000)];
+        let v = views(&slow);
+        match set.decide(&summarize(TraceId([3; 16]), &v), 0) {
+            Outcome::Sampled {
+                name, probability, ..
+            } => {
+                assert_eq!(&*name, "slow");
+                assert_eq!(probability, Some(1.0));
+            }
+            other => panic!("{other:?}"),
+        }
+        // A normal trace kept by the 5% policy stands for 20.
+        let normal = [s("a")];
+        let v = views(&normal);
+        let mut found = false;
+        for i in 0..1000u64 {
+            if let Outcome::Sampled {
+                name, probability, ..
+            } = set.decide(&summarize(TraceId::from_halves(i, i * 31), &v), 0)
+            {
+                assert_eq!(&*name, "rest");
+                assert_eq!(probability, Some(0.05));
+                found = true;
+            }
+        }
+        assert!(found);
+    }
+}
