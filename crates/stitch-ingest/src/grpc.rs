@@ -48,11 +48,14 @@ impl TraceService for OtlpGrpc {
         drop(permit);
         match result {
             Ok(acc) => {
-                let partial_success = (acc.rejected_spans > 0 || !acc.error_message.is_empty())
-                    .then(|| ExportTracePartialSuccess {
+                let partial_success = if acc.rejected_spans > 0 || !acc.error_message.is_empty() {
+                    Some(ExportTracePartialSuccess {
                         rejected_spans: acc.rejected_spans as i64,
                         error_message: acc.error_message,
-                    });
+                    })
+                } else {
+                    None
+                };
                 Ok(Response::new(ExportTraceServiceResponse {
                     partial_success,
                 }))
@@ -92,6 +95,13 @@ pub async fn serve(
 /// wrapper rewrites that one status and passes everything else through.
 #[derive(Clone)]
 pub struct OversizeIsResourceExhausted<S>(S);
+
+impl<S> OversizeIsResourceExhausted<S> {
+    /// Wraps another gRPC service (the Jaeger collector's uses it too).
+    pub fn new(inner: S) -> Self {
+        OversizeIsResourceExhausted(inner)
+    }
+}
 
 impl<S: NamedService> NamedService for OversizeIsResourceExhausted<S> {
     const NAME: &'static str = S::NAME;
