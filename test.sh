@@ -14,6 +14,17 @@ if [ ! -d crates/stitch/tests/clients/zipkin/node_modules ]; then
   (cd crates/stitch/tests/clients/zipkin && npm ci --no-audit --no-fund)
 fi
 
+# Headless Chromium and Playwright for the web UI's end-to-end tests (crates/stitch/tests/ui.rs)
+# and bench/ui_100k.sh: Debian's chromium, playwright-core pinned by package-lock.json.
+if [ ! -x /usr/bin/chromium ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y chromium
+fi
+if [ ! -d crates/stitch/tests/ui/node_modules ]; then
+  (cd crates/stitch/tests/ui && npm ci --no-audit --no-fund)
+fi
+
 # The fuzz targets of the propagation parsers must keep building (stable toolchain).
 fuzz/check.sh --build-only
 

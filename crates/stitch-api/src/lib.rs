@@ -33,15 +33,35 @@
 //! The native API, `GET /api/v1/traces/{traceID}`, returns the trace as OTLP JSON (see
 //! the `native` module).
 //!
+//! Service views (`GET /api/v1/services/{service}/red`, `GET /api/v1/dependencies`): RED time
+//! series and the dependency graph computed from the stored traces of a window (see the
+//! [`services`] module). The web UI is served at `/` (see the [`ui`] module) and opens traces
+//! through compact views (`GET /api/v1/traces/{traceID}/waterfall`, `.../spans/{spanID}`; see
+//! the [`waterfall`] module).
+//!
+//! The Zipkin v2 query API (`/api/v2/...`) is a separate router, [`zipkin::router`], served on
+//! Zipkin's port beside the Zipkin collector; its module lists the routes.
+//!
+//! Jaeger's api_v3 (`/api/v3/traces/{id}`, `/api/v3/traces?query.*`, `/api/v3/services`,
+//! `/api/v3/operations`) answers with OTLP JSON as Jaeger v2 does (see the `api_v3` module), and
+//! `GET /api/dependencies?endTs=&lookback=` with Jaeger's dependency links computed from the
+//! stored traces (see the [`dependencies`] module).
+//!
 //! Traces are rendered in the Jaeger UI's JSON model by [`jaeger::trace_to_jaeger`], a pure
 //! function other code can reuse; its module documents the mapping.
 
+mod api_v3;
+pub mod dependencies;
 mod duration;
 mod error;
 mod handlers;
 pub mod jaeger;
 mod native;
 mod params;
+pub mod services;
+pub mod ui;
+pub mod waterfall;
+pub mod zipkin;
 
 use std::sync::Arc;
 
@@ -52,5 +72,18 @@ pub use params::DEFAULT_SEARCH_LIMIT;
 
 /// The Jaeger-compatible query API over `reader`. See the crate docs for the routes.
 pub fn router(reader: Arc<dyn TraceReader>) -> axum::Router {
-    handlers::router(reader.clone()).merge(native::router(reader))
+    handlers::router(reader.clone())
+        .merge(native::router(reader.clone()))
+        .merge(api_v3::router(reader.clone()))
+        .merge(
+            axum::Router::new()
+                .route(
+                    "/api/dependencies",
+                    axum::routing::get(dependencies::jaeger_dependencies),
+                )
+                .with_state(reader.clone()),
+        )
+        .merge(services::router(reader.clone()))
+        .merge(waterfall::router(reader))
+        .merge(ui::router())
 }

@@ -42,7 +42,12 @@ async fn load_trace(
 ) -> Result<stitch_model::Trace, Response> {
     let text = match path {
         Ok(Path(p)) => p,
-        Err(e) => return Err(error(StatusCode::BAD_REQUEST, format!("malformed path: {e}"))),
+        Err(e) => {
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("malformed path: {e}"),
+            ));
+        }
     };
     let id = params::parse_trace_id(&text).map_err(|e| {
         error(
@@ -52,7 +57,10 @@ async fn load_trace(
     })?;
     match reader.trace(id).await {
         Ok(Some(trace)) if !trace.is_empty() => Ok(trace),
-        Ok(_) => Err(error(StatusCode::NOT_FOUND, format!("trace {id} not found"))),
+        Ok(_) => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("trace {id} not found"),
+        )),
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 
 use stitch_model::{
-    AnyValue, Batch, KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId,
-    SpanKind, Status, StatusCode, TraceId,
+    AnyValue, Batch, KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind,
+    Status, StatusCode, TraceId,
 };
 
 /// A small, fast, deterministic generator (xorshift64*).
@@ -81,7 +81,10 @@ impl Shop {
                         KeyValue::new("host.name", format!("node-{}", i % 3)),
                         KeyValue::new("k8s.namespace.name", "shop"),
                         KeyValue::new("k8s.pod.name", format!("{name}-7d9f8c{i:02}-x2k4p")),
-                        KeyValue::new("container.id", format!("{:064x}", (i as u64 + 1) * 0x1234_5678_9abc_def1)),
+                        KeyValue::new(
+                            "container.id",
+                            format!("{:064x}", (i as u64 + 1) * 0x1234_5678_9abc_def1),
+                        ),
                     ],
                     dropped_attributes_count: 0,
                     schema_url: "https://opentelemetry.io/schemas/1.26.0".into(),
@@ -175,7 +178,11 @@ impl Shop {
                 KeyValue::new("network.peer.port", 8080i64),
             ]
         };
-        let total = if slow { 30_000 * ms } else { (40 + rng.below(400)) * ms };
+        let total = if slow {
+            30_000 * ms
+        } else {
+            (40 + rng.below(400)) * ms
+        };
         let root = new_span(
             rng,
             0,
@@ -201,7 +208,16 @@ impl Shop {
         for &(svc, service, method) in calls {
             let dur = budget.max(ms) * (50 + rng.below(50)) / 100;
             let name = format!("oteldemo.{service}/{method}");
-            let client = new_span(rng, 0, Some(root), &name, SpanKind::Client, at, dur, rpc(service, method));
+            let client = new_span(
+                rng,
+                0,
+                Some(root),
+                &name,
+                SpanKind::Client,
+                at,
+                dur,
+                rpc(service, method),
+            );
             let server = new_span(
                 rng,
                 svc,
@@ -230,15 +246,37 @@ impl Shop {
                 );
             }
             if svc == 2 {
-                for (i, (s, m)) in [(5, "Charge"), (6, "ShipOrder"), (7, "SendOrderConfirmation")]
-                    .into_iter()
-                    .enumerate()
+                for (i, (s, m)) in [
+                    (5, "Charge"),
+                    (6, "ShipOrder"),
+                    (7, "SendOrderConfirmation"),
+                ]
+                .into_iter()
+                .enumerate()
                 {
                     let sub = dur / 4;
                     let b = at + dur / 10 + i as u64 * sub;
                     let sname = format!("oteldemo.{}/{m}", SERVICES[s].0);
-                    let c = new_span(rng, svc, Some(server), &sname, SpanKind::Client, b, sub, rpc(SERVICES[s].0, m));
-                    new_span(rng, s, Some(c), &sname, SpanKind::Server, b + sub / 20, sub * 9 / 10, rpc(SERVICES[s].0, m));
+                    let c = new_span(
+                        rng,
+                        svc,
+                        Some(server),
+                        &sname,
+                        SpanKind::Client,
+                        b,
+                        sub,
+                        rpc(SERVICES[s].0, m),
+                    );
+                    new_span(
+                        rng,
+                        s,
+                        Some(c),
+                        &sname,
+                        SpanKind::Server,
+                        b + sub / 20,
+                        sub * 9 / 10,
+                        rpc(SERVICES[s].0, m),
+                    );
                 }
             }
             at += dur + ms / 2;
@@ -253,7 +291,10 @@ impl Shop {
                 name: "exception".into(),
                 attributes: vec![
                     KeyValue::new("exception.type", "DeadlineExceeded"),
-                    KeyValue::new("exception.message", AnyValue::from("context deadline exceeded")),
+                    KeyValue::new(
+                        "exception.message",
+                        AnyValue::from("context deadline exceeded"),
+                    ),
                 ],
                 dropped_attributes_count: 0,
             });

@@ -6,16 +6,16 @@
 //! rejected); errors carry a `google.rpc.Status` whose message names the problem. Retryable
 //! conditions (overload) are 503 with `Retry-After`.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
+use crate::body::BodyError;
 use crate::{Ingest, IngestError};
 
 /// The gRPC status codes used in error bodies.
@@ -65,6 +65,16 @@ fn error(status: StatusCode, encoding: Encoding, code: i32, message: &str) -> Re
     resp
 }
 
+fn body_error(e: BodyError, encoding: Encoding) -> Response {
+    let code = match &e {
+        BodyError::UnsupportedEncoding(_) => GRPC_UNIMPLEMENTED,
+        BodyError::TooLarge(_) => GRPC_RESOURCE_EXHAUSTED,
+        BodyError::Malformed(_) => GRPC_INVALID_ARGUMENT,
+        BodyError::Overloaded(_) => GRPC_UNAVAILABLE,
+    };
+    error(e.status(), encoding, code, &e.message())
+}
+
 fn ingest_error(e: IngestError, encoding: Encoding) -> Response {
     error(
         StatusCode::SERVICE_UNAVAILABLE,
@@ -105,104 +115,11 @@ async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bod
             );
         }
     };
-    let gzip = match headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase())
-        .as_deref()
-    {
-        None | Some("") | Some("identity") => false,
-        Some("gzip") | Some("x-gzip") => true,
-        Some(other) => {
-            ingest
-                .stats
-                .malformed_requests
-                .fetch_add(1, Ordering::Relaxed);
-            return error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                encoding,
-                GRPC_UNIMPLEMENTED,
-                &format!("unsupported content encoding {other:?}: send gzip or no encoding"),
-            );
-        }
-    };
-    let limit = ingest.config().max_request_bytes;
-    let too_large = |what: &str| {
-        ingest
-            .stats
-            .oversized_requests
-            .fetch_add(1, Ordering::Relaxed);
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            encoding,
-            GRPC_RESOURCE_EXHAUSTED,
-            &format!("{what} exceeds the limit of {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return too_large("request body");
-    }
-    // Reserve memory before reading when the size is known, so a flood of large requests is
-    // refused instead of buffered.
-    let mut permit = match declared {
-        Some(n) => match ingest.reserve(n) {
-            Ok(p) => Some(p),
-            Err(e) => return ingest_error(e, encoding),
-        },
-        None => None,
-    };
-    let bytes = match to_bytes(body, limit).await {
+    let body = match crate::body::read_body(&ingest, &headers, body).await {
         Ok(b) => b,
-        Err(e) => {
-            // The only errors are the limit and a broken connection; report both precisely.
-            let msg = e.to_string();
-            if msg.contains("length limit") {
-                return too_large("request body");
-            }
-            ingest
-                .stats
-                .malformed_requests
-                .fetch_add(1, Ordering::Relaxed);
-            return error(
-                StatusCode::BAD_REQUEST,
-                encoding,
-                GRPC_INVALID_ARGUMENT,
-                &format!("failed to read request body: {msg}"),
-            );
-        }
+        Err(e) => return body_error(e, encoding),
     };
-    let bytes: Vec<u8> = if gzip {
-        let mut out = Vec::with_capacity((bytes.len() * 4).min(limit));
-        let decoder = flate2::read::GzDecoder::new(&bytes[..]);
-        match decoder.take(limit as u64 + 1).read_to_end(&mut out) {
-            Ok(_) if out.len() > limit => return too_large("decompressed request body"),
-            Ok(_) => out,
-            Err(e) => {
-                ingest
-                    .stats
-                    .malformed_requests
-                    .fetch_add(1, Ordering::Relaxed);
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    encoding,
-                    GRPC_INVALID_ARGUMENT,
-                    &format!("failed to decompress gzip request body: {e}"),
-                );
-            }
-        }
-    } else {
-        bytes.to_vec()
-    };
-    if permit.is_none() || gzip {
-        permit = match ingest.reserve(bytes.len()) {
-            Ok(p) => Some(p),
-            Err(e) => return ingest_error(e, encoding),
-        };
-    }
+    let (bytes, permit) = (body.bytes, body.permit);
     let decoded: Result<_, String> = match encoding {
         Encoding::Protobuf => stitch_wire::otlp::decode_export_request(&bytes)
             .map_err(|e| format!("failed to decode OTLP protobuf request: {e}")),

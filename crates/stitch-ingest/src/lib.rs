@@ -1,4 +1,5 @@
-//! Network receivers: OTLP over gRPC (port 4317) and over HTTP (port 4318).
+//! Network receivers: OTLP over gRPC (port 4317) and over HTTP (port 4318), and Zipkin's HTTP
+//! collector API (port 9411, [`zipkin`]).
 //!
 //! Every receiver does the same four things, in this order:
 //! 1. bounds the request: size before and after decompression, and the bytes of all requests
@@ -10,8 +11,11 @@
 //!
 //! This crate knows nothing of the store's internals and nothing of querying.
 
+pub mod body;
 pub mod grpc;
 pub mod http;
+pub mod jaeger;
+pub mod zipkin;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +53,12 @@ pub struct IngestStats {
     pub oversized_requests: AtomicU64,
     pub refused_overload: AtomicU64,
     pub store_failures: AtomicU64,
+    /// UDP datagrams received by the Jaeger agent receivers.
+    pub udp_datagrams: AtomicU64,
+    /// UDP datagrams that did not decode: counted, logged at a rate limit and dropped.
+    pub udp_malformed_datagrams: AtomicU64,
+    /// UDP datagrams dropped because Stitch was overloaded (UDP cannot ask senders to retry).
+    pub udp_dropped_datagrams: AtomicU64,
 }
 
 /// What the store said about a decoded request.

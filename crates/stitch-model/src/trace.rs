@@ -103,7 +103,12 @@ impl Trace {
             rs.scope_spans.sort_by_key(|ss| first_key(&ss.spans));
         }
         merged.retain(|rs| !rs.scope_spans.is_empty());
-        merged.sort_by_key(|rs| rs.scope_spans.iter().filter_map(|ss| first_key(&ss.spans)).min());
+        merged.sort_by_key(|rs| {
+            rs.scope_spans
+                .iter()
+                .filter_map(|ss| first_key(&ss.spans))
+                .min()
+        });
         self.resource_spans = merged;
     }
 }

@@ -1,4 +1,5 @@
-//! I/O-free codecs between wire formats (OTLP protobuf and OTLP/JSON) and Stitch's model.
+//! I/O-free codecs between wire formats (OTLP protobuf and OTLP/JSON; Zipkin v2 JSON, v2
+//! protobuf and v1 JSON in [`zipkin`]) and Stitch's model.
 //!
 //! # Contract
 //!
@@ -21,8 +22,10 @@
 
 use std::fmt;
 
+pub mod jaeger;
 pub mod otlp;
 pub mod otlp_json;
+pub mod zipkin;
 
 mod base64;
 mod hex;
@@ -92,6 +95,22 @@ pub enum SpanError {
     UnknownStatusCodeName(String),
     #[error("end time {end} is before start time {start}")]
     EndBeforeStart { start: u64, end: u64 },
+    /// Jaeger and Zipkin: a time or duration is negative or beyond the year 2554 in
+    /// nanoseconds.
+    #[error("{field} {value} is out of range")]
+    TimeOutOfRange { field: &'static str, value: i64 },
+    /// Jaeger and Zipkin: a required field is absent (or was sent with the wrong type).
+    #[error("required field {0} is missing or has the wrong type")]
+    MissingField(&'static str),
+    /// Zipkin only: an id is not 1 to N hex digits (JSON) or not 8 or 16 bytes (protobuf).
+    /// `expected` says what fits; `text` is the id as sent (bytes as hex), cut to a few dozen
+    /// characters.
+    #[error("{field} must be {expected}, got {text:?}")]
+    InvalidId {
+        field: IdField,
+        expected: &'static str,
+        text: String,
+    },
 }
 
 /// Where a span sits in an export request (indices as sent, counting rejected spans too).
@@ -123,7 +142,8 @@ impl Rejections {
     /// How many problems `error_message` spells out.
     const LISTED: usize = 3;
 
-    pub fn add(&mut self, pos: SpanPos, error: &SpanError) {
+    /// `pos` says where the span is, e.g. a [`SpanPos`].
+    pub fn add(&mut self, pos: impl fmt::Display, error: &SpanError) {
         self.count += 1;
         if self.listed.len() < Self::LISTED {
             self.listed.push(format!("{pos}: {error}"));

@@ -117,7 +117,9 @@ pub struct AnalyzeArgs {
 /// `stitch analyze --broken-propagation`: asks the server to look across the traces of a window.
 pub async fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     if !args.broken_propagation {
-        bail!("say what to analyze: --broken-propagation (per-trace analysis is in `stitch trace`)");
+        bail!(
+            "say what to analyze: --broken-propagation (per-trace analysis is in `stitch trace`)"
+        );
     }
     crate::config::parse_duration("--since", &args.since)?;
     let server = args.server.server.trim_end_matches('/');
@@ -134,7 +136,10 @@ pub async fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let hops = json["hops"].as_array().cloned().unwrap_or_default();
     let scanned = json["tracesScanned"].as_u64().unwrap_or(0);
     if hops.is_empty() {
-        println!("no broken propagation found in {scanned} traces of the last {}", args.since);
+        println!(
+            "no broken propagation found in {scanned} traces of the last {}",
+            args.since
+        );
         return Ok(());
     }
     println!(

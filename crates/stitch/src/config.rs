@@ -23,6 +23,8 @@ pub struct FileConfig {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub store: StoreSection,
+    #[serde(default)]
+    pub zipkin: ZipkinSection,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -31,6 +33,16 @@ pub struct ListenConfig {
     pub otlp_grpc: Option<SocketAddr>,
     pub otlp_http: Option<SocketAddr>,
     pub query: Option<SocketAddr>,
+    /// Zipkin collector and Zipkin v2 query API.
+    pub zipkin: Option<SocketAddr>,
+    /// Jaeger agent, UDP, Thrift compact protocol.
+    pub jaeger_agent_compact: Option<SocketAddr>,
+    /// Jaeger agent, UDP, Thrift binary protocol.
+    pub jaeger_agent_binary: Option<SocketAddr>,
+    /// Jaeger collector, HTTP (`POST /api/traces`).
+    pub jaeger_http: Option<SocketAddr>,
+    /// Jaeger collector, gRPC (`jaeger.api_v2.CollectorService`).
+    pub jaeger_grpc: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -54,6 +66,13 @@ pub struct StoreSection {
     /// Sync the write-ahead log before acknowledging. Turning this off loses acknowledged
     /// spans on a machine crash; it exists for benchmarks.
     pub fsync: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZipkinSection {
+    /// Keys the Zipkin API's `autocompleteKeys` offers (Zipkin's `AUTOCOMPLETE_KEYS`).
+    pub autocomplete_keys: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -103,6 +122,20 @@ mod tests {
         assert_eq!(c.data_dir.as_deref(), Some(Path::new("/var/lib/stitch")));
         assert_eq!(c.listen.otlp_grpc, Some("127.0.0.1:14317".parse().unwrap()));
         assert_eq!(c.limits.max_request_bytes, Some(1024));
+    }
+
+    #[test]
+    fn zipkin_settings_parse() {
+        let c = FileConfig::parse(
+            "listen:\n  zipkin: 0.0.0.0:9411\nzipkin:\n  autocomplete_keys: [http.method, env]\n",
+        )
+        .unwrap();
+        assert_eq!(c.listen.zipkin, Some("0.0.0.0:9411".parse().unwrap()));
+        assert_eq!(
+            c.zipkin.autocomplete_keys,
+            Some(vec!["http.method".to_owned(), "env".to_owned()])
+        );
+        assert!(FileConfig::parse("zipkin:\n  autocomplete: []\n").is_err());
     }
 
     #[test]

@@ -70,11 +70,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let grpc = tokio::spawn(stitch_ingest::grpc::serve(
-        grpc_listener,
-        ingest,
-        stopped(),
-    ));
+    let grpc = tokio::spawn(stitch_ingest::grpc::serve(grpc_listener, ingest, stopped()));
     let query = tokio::spawn(
         axum::serve(query_listener, stitch_api::router(reader.clone()))
             .with_graceful_shutdown(stopped())

@@ -80,6 +80,24 @@ async fn render(State(s): State<Sources>) -> impl IntoResponse {
         "Requests the store failed to persist.",
         &i.store_failures,
     );
+    counter(
+        &mut out,
+        "stitch_receiver_udp_datagrams_total",
+        "Jaeger agent UDP datagrams received.",
+        &i.udp_datagrams,
+    );
+    counter(
+        &mut out,
+        "stitch_receiver_udp_malformed_datagrams_total",
+        "Jaeger agent UDP datagrams that did not decode (dropped).",
+        &i.udp_malformed_datagrams,
+    );
+    counter(
+        &mut out,
+        "stitch_receiver_udp_dropped_datagrams_total",
+        "Jaeger agent UDP datagrams dropped because Stitch was overloaded.",
+        &i.udp_dropped_datagrams,
+    );
     let st = s.store.stats();
     counter(
         &mut out,

@@ -34,6 +34,22 @@ pub struct ServeArgs {
     /// Query API listen address [default: 127.0.0.1:16686].
     #[arg(long)]
     query_addr: Option<SocketAddr>,
+    /// Zipkin listen address: span collection and the Zipkin v2 query API
+    /// [default: 127.0.0.1:9411].
+    #[arg(long)]
+    zipkin_addr: Option<SocketAddr>,
+    /// Jaeger agent UDP address, Thrift compact protocol [default: 127.0.0.1:6831].
+    #[arg(long)]
+    jaeger_agent_compact_addr: Option<SocketAddr>,
+    /// Jaeger agent UDP address, Thrift binary protocol [default: 127.0.0.1:6832].
+    #[arg(long)]
+    jaeger_agent_binary_addr: Option<SocketAddr>,
+    /// Jaeger collector HTTP address (`POST /api/traces`) [default: 127.0.0.1:14268].
+    #[arg(long)]
+    jaeger_http_addr: Option<SocketAddr>,
+    /// Jaeger collector gRPC address [default: 127.0.0.1:14250].
+    #[arg(long)]
+    jaeger_grpc_addr: Option<SocketAddr>,
     /// Flush the in-memory head to a block at this age, e.g. 2m.
     #[arg(long)]
     head_max_age: Option<String>,
@@ -102,6 +118,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .query_addr
         .or(file.listen.query)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 16686)));
+    let zipkin_addr = args
+        .zipkin_addr
+        .or(file.listen.zipkin)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9411)));
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let jaeger_compact_addr = args
+        .jaeger_agent_compact_addr
+        .or(file.listen.jaeger_agent_compact)
+        .unwrap_or_else(|| loopback(6831));
+    let jaeger_binary_addr = args
+        .jaeger_agent_binary_addr
+        .or(file.listen.jaeger_agent_binary)
+        .unwrap_or_else(|| loopback(6832));
+    let jaeger_http_addr = args
+        .jaeger_http_addr
+        .or(file.listen.jaeger_http)
+        .unwrap_or_else(|| loopback(14268));
+    let jaeger_grpc_addr = args
+        .jaeger_grpc_addr
+        .or(file.listen.jaeger_grpc)
+        .unwrap_or_else(|| loopback(14250));
+    let mut zipkin_api_config = stitch_api::zipkin::ZipkinApiConfig::default();
+    if let Some(keys) = file.zipkin.autocomplete_keys.clone() {
+        zipkin_api_config.autocomplete_keys = keys;
+    }
 
     let store = Store::open(store_config)
         .await
@@ -116,6 +157,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let grpc_listener = bind(grpc_addr, "OTLP/gRPC").await?;
     let http_listener = bind(http_addr, "OTLP/HTTP").await?;
     let query_listener = bind(query_addr, "the query API").await?;
+    let zipkin_listener = bind(zipkin_addr, "Zipkin").await?;
+    let bind_udp = |addr: SocketAddr, what: &'static str| async move {
+        tokio::net::UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("failed to listen for {what} on udp {addr}"))
+    };
+    let jaeger_compact_socket = bind_udp(jaeger_compact_addr, "the Jaeger agent (compact)").await?;
+    let jaeger_binary_socket = bind_udp(jaeger_binary_addr, "the Jaeger agent (binary)").await?;
+    let jaeger_http_listener = bind(jaeger_http_addr, "the Jaeger collector (HTTP)").await?;
+    let jaeger_grpc_listener = bind(jaeger_grpc_addr, "the Jaeger collector (gRPC)").await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -126,9 +177,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let reader: Arc<dyn TraceReader> = Arc::new(store.clone());
-    let query_router =
-        stitch_api::router(reader).merge(crate::metrics::router(store.clone(), ingest.clone()));
+    let query_router = stitch_api::router(reader.clone())
+        .merge(crate::metrics::router(store.clone(), ingest.clone()));
     let otlp_http_router = stitch_ingest::http::router(ingest.clone());
+    // Zipkin's collector and query API share one port, as in Zipkin itself.
+    let zipkin_router = stitch_ingest::zipkin::router(ingest.clone()).merge(
+        stitch_api::zipkin::router(reader.clone(), zipkin_api_config),
+    );
 
     // Tests and scripts read these lines to learn the bound ports.
     println!(
@@ -142,6 +197,26 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     println!(
         "stitch: query listening on {}",
         query_listener.local_addr()?
+    );
+    println!(
+        "stitch: zipkin listening on {}",
+        zipkin_listener.local_addr()?
+    );
+    println!(
+        "stitch: jaeger-agent-compact listening on {}",
+        jaeger_compact_socket.local_addr()?
+    );
+    println!(
+        "stitch: jaeger-agent-binary listening on {}",
+        jaeger_binary_socket.local_addr()?
+    );
+    println!(
+        "stitch: jaeger-http listening on {}",
+        jaeger_http_listener.local_addr()?
+    );
+    println!(
+        "stitch: jaeger-grpc listening on {}",
+        jaeger_grpc_listener.local_addr()?
     );
     println!(
         "stitch: ready (data in {}; UI and API at http://{})",
@@ -165,6 +240,40 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .into_future(),
     );
 
+    let zipkin = tokio::spawn(
+        axum::serve(zipkin_listener, zipkin_router)
+            .with_graceful_shutdown(stopped())
+            .into_future(),
+    );
+
+    let jaeger = {
+        use stitch_ingest::jaeger::{self, AgentProtocol};
+        let compact = jaeger::serve_udp(
+            jaeger_compact_socket,
+            AgentProtocol::Compact,
+            ingest.clone(),
+            stopped(),
+        );
+        let binary = jaeger::serve_udp(
+            jaeger_binary_socket,
+            AgentProtocol::Binary,
+            ingest.clone(),
+            stopped(),
+        );
+        let http = axum::serve(jaeger_http_listener, jaeger::http_router(ingest.clone()))
+            .with_graceful_shutdown(stopped())
+            .into_future();
+        let grpc = jaeger::serve_grpc(jaeger_grpc_listener, ingest.clone(), stopped());
+        tokio::spawn(async move {
+            let (c, b, h, g) = tokio::join!(compact, binary, http, grpc);
+            c.context("Jaeger agent (compact)")?;
+            b.context("Jaeger agent (binary)")?;
+            h.context("Jaeger collector (HTTP)")?;
+            g.context("Jaeger collector (gRPC)")?;
+            anyhow::Ok(())
+        })
+    };
+
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -174,12 +283,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     h.context("OTLP/HTTP server task")?
         .context("OTLP/HTTP server")?;
     q.context("query server task")?.context("query server")?;
+    zipkin
+        .await
+        .context("Zipkin server task")?
+        .context("Zipkin server")?;
+    jaeger.await.context("Jaeger receivers task")??;
     // Everything acknowledged is already in the WAL; writing the head as a block now only makes
     // the next start faster, so it is bounded in time.
     match tokio::time::timeout(std::time::Duration::from_secs(20), store.flush()).await {
         Ok(Ok(())) => tracing::info!("flushed the in-memory head to a block"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not flush the head; the WAL will be replayed at start"),
-        Err(_) => tracing::warn!("flushing the head took too long; the WAL will be replayed at start"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not flush the head; the WAL will be replayed at start")
+        }
+        Err(_) => {
+            tracing::warn!("flushing the head took too long; the WAL will be replayed at start")
+        }
     }
     Ok(())
 }

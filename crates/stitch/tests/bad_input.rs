@@ -155,7 +155,10 @@ fn decode_status_message(content_type: &str, body: &[u8]) -> String {
             #[prost(string, tag = "2")]
             message: String,
         }
-        if let Ok(r) = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(body)
+        if let Ok(r) =
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(
+                body,
+            )
             && let Some(p) = r.partial_success
             && !p.error_message.is_empty()
         {
@@ -194,7 +197,12 @@ async fn every_malformed_http_request_gets_a_precise_error_and_the_server_keeps_
                 assert_eq!(j["partialSuccess"]["rejectedSpans"], "1", "{}", case.name);
             } else {
                 let r = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse::decode(&body[..]).unwrap();
-                assert_eq!(r.partial_success.unwrap().rejected_spans, 1, "{}", case.name);
+                assert_eq!(
+                    r.partial_success.unwrap().rejected_spans,
+                    1,
+                    "{}",
+                    case.name
+                );
             }
         }
     }
@@ -203,7 +211,11 @@ async fn every_malformed_http_request_gets_a_precise_error_and_the_server_keeps_
     let (_, ids) = synthetic_request(1, 1, 2);
     let trace = fetch_trace(&server.api(), &ids[0]).await.expect("stored");
     let names: Vec<_> = trace.spans().map(|s| s.span.name.clone()).collect();
-    assert_eq!(names, vec!["op-0", "op-1"], "the valid span of each request is kept");
+    assert_eq!(
+        names,
+        vec!["op-0", "op-1"],
+        "the valid span of each request is kept"
+    );
 
     // The server still accepts good input.
     let (ok, ids) = synthetic_request(3, 2, 3);
@@ -217,7 +229,9 @@ async fn every_malformed_http_request_gets_a_precise_error_and_the_server_keeps_
 async fn grpc_rejects_oversized_messages_and_reports_invalid_spans() {
     let dir = tempfile::tempdir().unwrap();
     let server = Stitch::start(&dir.path().join("data"), &["--max-request-bytes", "65536"]);
-    let mut client = TraceServiceClient::connect(server.otlp_grpc()).await.unwrap();
+    let mut client = TraceServiceClient::connect(server.otlp_grpc())
+        .await
+        .unwrap();
 
     let (big, _) = synthetic_request(4, 200, 20);
     let err = client.export(big).await.unwrap_err();
@@ -228,7 +242,13 @@ async fn grpc_rejects_oversized_messages_and_reports_invalid_spans() {
     let resp = client.export(partly).await.unwrap().into_inner();
     let partial = resp.partial_success.expect("partial success");
     assert_eq!(partial.rejected_spans, 1);
-    assert!(partial.error_message.contains("span id must be 8 bytes, got 3"), "{}", partial.error_message);
+    assert!(
+        partial
+            .error_message
+            .contains("span id must be 8 bytes, got 3"),
+        "{}",
+        partial.error_message
+    );
     let trace = fetch_trace(&server.api(), &ids[0]).await.expect("stored");
     assert_eq!(trace.span_count(), 2);
 
@@ -273,10 +293,15 @@ async fn overload_answers_503_with_retry_after_and_loses_nothing_acknowledged() 
             other => panic!("unexpected status {other}"),
         }
     }
-    assert!(refused > 0, "60 concurrent requests over a 40 kB budget must be refused in part");
+    assert!(
+        refused > 0,
+        "60 concurrent requests over a 40 kB budget must be refused in part"
+    );
     assert!(!acked.is_empty(), "some requests fit the budget");
     for id in &acked {
-        let t = fetch_trace(&server.api(), id).await.expect("acknowledged trace is stored");
+        let t = fetch_trace(&server.api(), id)
+            .await
+            .expect("acknowledged trace is stored");
         assert_eq!(t.span_count(), 5);
     }
 }

@@ -171,9 +171,18 @@ async fn trace_and_search_commands_show_the_stored_trace() {
         .iter()
         .find(|f| f["kind"] == "errorOrigin")
         .unwrap_or_else(|| panic!("no error origin in {analysis}"));
-    assert_eq!(origin["spans"][0], "0000000000000005", "the fraud check span");
-    assert!(origin["title"].as_str().unwrap().contains("fraud check"), "{origin}");
-    let (status, _) = get_json(&format!("{api}/api/v1/traces/00000000000000000000000000000abc/analysis")).await;
+    assert_eq!(
+        origin["spans"][0], "0000000000000005",
+        "the fraud check span"
+    );
+    assert!(
+        origin["title"].as_str().unwrap().contains("fraud check"),
+        "{origin}"
+    );
+    let (status, _) = get_json(&format!(
+        "{api}/api/v1/traces/00000000000000000000000000000abc/analysis"
+    ))
+    .await;
     assert_eq!(status, 404);
 
     let (ok, wide, _) = tokio::task::spawn_blocking({

@@ -82,7 +82,10 @@ async fn acknowledged_spans_survive_kill_9_during_ingest() {
     for id in &acked {
         match fetch_trace(&api, id).await {
             Some(t) if t.span_count() as u64 == SPANS_PER_TRACE => {}
-            Some(t) => missing.push(format!("{id}: {} of {SPANS_PER_TRACE} spans", t.span_count())),
+            Some(t) => missing.push(format!(
+                "{id}: {} of {SPANS_PER_TRACE} spans",
+                t.span_count()
+            )),
             None => missing.push(format!("{id}: absent")),
         }
     }

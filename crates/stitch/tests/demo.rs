@@ -21,7 +21,10 @@ fn demo_finds_every_planted_problem() {
         .expect("run stitch demo");
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stitch demo failed:\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "stitch demo failed:\n{stdout}\n{stderr}"
+    );
     let json_start = stdout.find('{').expect("a JSON report");
     let report: serde_json::Value = serde_json::from_str(&stdout[json_start..]).unwrap();
     let scenarios = report["scenarios"].as_array().unwrap();

@@ -150,7 +150,10 @@ fn assert_known_trace(trace: &Trace) {
     assert_eq!(produce.span.kind, Kind::Producer);
     assert_eq!(root.span.start_time_unix_nano, T0_UNIX_NANOS);
     assert_eq!(root.span.end_time_unix_nano, T0_UNIX_NANOS + 1_200_000_000);
-    assert_eq!(charge.span.start_time_unix_nano, T0_UNIX_NANOS + 200_000_000);
+    assert_eq!(
+        charge.span.start_time_unix_nano,
+        T0_UNIX_NANOS + 200_000_000
+    );
     assert_eq!(insert.span.duration_nanos(), 50_000_000);
 
     // Attributes of every type.
@@ -181,7 +184,10 @@ fn assert_known_trace(trace: &Trace) {
     let ev = &root.span.events[0];
     assert_eq!(ev.name, "inventory_check_passed");
     assert_eq!(ev.time_unix_nano, T0_UNIX_NANOS + 100_000_000);
-    assert_eq!(attr(&ev.attributes, "warehouse"), &AnyValue::from("us-east"));
+    assert_eq!(
+        attr(&ev.attributes, "warehouse"),
+        &AnyValue::from("us-east")
+    );
     assert_eq!(
         attr(&ev.attributes, "all_items_available"),
         &AnyValue::Bool(true)
@@ -264,7 +270,10 @@ async fn assert_jaeger_view(api: &str, trace_id: &str) {
 
     let (_, services) = get_json(&format!("{api}/api/services")).await;
     assert_eq!(services["data"], serde_json::json!(["checkout"]));
-    let (_, ops) = get_json(&format!("{api}/api/operations?service=checkout&spanKind=server")).await;
+    let (_, ops) = get_json(&format!(
+        "{api}/api/operations?service=checkout&spanKind=server"
+    ))
+    .await;
     assert_eq!(
         ops["data"],
         serde_json::json!([{"name": "POST /checkout", "spanKind": "server"}])
@@ -275,8 +284,7 @@ async fn assert_jaeger_view(api: &str, trace_id: &str) {
     .await;
     assert_eq!(found["data"].as_array().unwrap().len(), 1, "{found}");
     assert_eq!(found["data"][0]["traceID"], trace_id);
-    let (_, none) =
-        get_json(&format!("{api}/api/traces?service=checkout&minDuration=2s")).await;
+    let (_, none) = get_json(&format!("{api}/api/traces?service=checkout&minDuration=2s")).await;
     assert_eq!(none["data"].as_array().unwrap().len(), 0);
 }
 

@@ -1,7 +1,10 @@
 //! Shared helpers for the end-to-end tests: start the real `stitch` binary on free loopback
 //! ports and talk to it.
 
-#![allow(dead_code, reason = "each test binary uses a different subset of the helpers")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -16,6 +19,16 @@ pub struct Stitch {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
     pub query: SocketAddr,
+    /// Zipkin collector and Zipkin v2 query API.
+    pub zipkin: SocketAddr,
+    /// Jaeger agent, UDP, Thrift compact protocol.
+    pub jaeger_compact: SocketAddr,
+    /// Jaeger agent, UDP, Thrift binary protocol.
+    pub jaeger_binary: SocketAddr,
+    /// Jaeger collector, HTTP.
+    pub jaeger_http: SocketAddr,
+    /// Jaeger collector, gRPC.
+    pub jaeger_grpc: SocketAddr,
     pub data_dir: PathBuf,
 }
 
@@ -31,6 +44,11 @@ impl Stitch {
             .args(["--otlp-grpc-addr", "127.0.0.1:0"])
             .args(["--otlp-http-addr", "127.0.0.1:0"])
             .args(["--query-addr", "127.0.0.1:0"])
+            .args(["--zipkin-addr", "127.0.0.1:0"])
+            .args(["--jaeger-agent-compact-addr", "127.0.0.1:0"])
+            .args(["--jaeger-agent-binary-addr", "127.0.0.1:0"])
+            .args(["--jaeger-http-addr", "127.0.0.1:0"])
+            .args(["--jaeger-grpc-addr", "127.0.0.1:0"])
             .args(extra_args)
             .env("STITCH_LOG", "info")
             .stdin(Stdio::null())
@@ -50,15 +68,22 @@ impl Stitch {
             }
         });
         let (mut grpc, mut http, mut query) = (None, None, None);
+        let mut zipkin = None;
+        let mut jaeger: [Option<SocketAddr>; 4] = [None; 4];
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while grpc.is_none() || http.is_none() || query.is_none() {
+        while grpc.is_none()
+            || http.is_none()
+            || query.is_none()
+            || zipkin.is_none()
+            || jaeger.iter().any(Option::is_none)
+        {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
                 Err(_) => {
                     let _ = child.kill();
-                    let log = std::fs::read_to_string(data_dir.with_extension("log"))
-                        .unwrap_or_default();
+                    let log =
+                        std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default();
                     panic!("stitch did not report its listeners in time; its log:\n{log}");
                 }
             };
@@ -74,12 +99,30 @@ impl Stitch {
             if let Some(a) = addr("stitch: query listening on ") {
                 query = Some(a);
             }
+            if let Some(a) = addr("stitch: zipkin listening on ") {
+                zipkin = Some(a);
+            }
+            for (slot, name) in jaeger.iter_mut().zip([
+                "jaeger-agent-compact",
+                "jaeger-agent-binary",
+                "jaeger-http",
+                "jaeger-grpc",
+            ]) {
+                if let Some(a) = addr(&format!("stitch: {name} listening on ")) {
+                    *slot = Some(a);
+                }
+            }
         }
         Stitch {
             child,
             grpc: grpc.expect("set above"),
             http: http.expect("set above"),
             query: query.expect("set above"),
+            zipkin: zipkin.expect("set above"),
+            jaeger_compact: jaeger[0].expect("set above"),
+            jaeger_binary: jaeger[1].expect("set above"),
+            jaeger_http: jaeger[2].expect("set above"),
+            jaeger_grpc: jaeger[3].expect("set above"),
             data_dir: data_dir.to_owned(),
         }
     }
@@ -90,6 +133,11 @@ impl Stitch {
 
     pub fn otlp_http(&self) -> String {
         format!("http://{}/v1/traces", self.http)
+    }
+
+    /// Base URL of the Zipkin listener (collector and query API).
+    pub fn zipkin(&self) -> String {
+        format!("http://{}", self.zipkin)
     }
 
     pub fn otlp_grpc(&self) -> String {
@@ -119,8 +167,12 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
     let resp = reqwest::get(url).await.expect("GET");
     let status = resp.status().as_u16();
     let body = resp.bytes().await.expect("body");
-    let json = serde_json::from_slice(&body)
-        .unwrap_or_else(|e| panic!("{url} returned non-JSON ({e}): {}", String::from_utf8_lossy(&body)));
+    let json = serde_json::from_slice(&body).unwrap_or_else(|e| {
+        panic!(
+            "{url} returned non-JSON ({e}): {}",
+            String::from_utf8_lossy(&body)
+        )
+    });
     (status, json)
 }
 
@@ -134,7 +186,8 @@ pub async fn fetch_trace(api: &str, trace_id: &str) -> Option<stitch_model::Trac
     }
     assert!(resp.status().is_success(), "status {}", resp.status());
     let body = resp.bytes().await.expect("body");
-    let decoded = stitch_wire::otlp_json::decode_export_request(&body).expect("native API returns OTLP JSON");
+    let decoded =
+        stitch_wire::otlp_json::decode_export_request(&body).expect("native API returns OTLP JSON");
     let mut trace = stitch_model::Trace::new(trace_id.parse().expect("trace id"));
     trace.resource_spans = decoded.batch.resource_spans;
     Some(trace)
@@ -166,7 +219,11 @@ use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 /// A request with `traces` traces of `spans_per_trace` spans each (a root and its children),
 /// trace ids derived from `seed` so the caller knows them. Built by hand because the tests that
 /// use it are about the server (limits, durability), not about client compatibility.
-pub fn synthetic_request(seed: u64, traces: u64, spans_per_trace: u64) -> (ExportTraceServiceRequest, Vec<String>) {
+pub fn synthetic_request(
+    seed: u64,
+    traces: u64,
+    spans_per_trace: u64,
+) -> (ExportTraceServiceRequest, Vec<String>) {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -181,7 +238,11 @@ pub fn synthetic_request(seed: u64, traces: u64, spans_per_trace: u64) -> (Expor
         ids.push(hex_of(&trace_id));
         for s in 0..spans_per_trace {
             let span_id = (n << 8 | (s + 1)).to_be_bytes().to_vec();
-            let parent = if s == 0 { Vec::new() } else { (n << 8 | 1).to_be_bytes().to_vec() };
+            let parent = if s == 0 {
+                Vec::new()
+            } else {
+                (n << 8 | 1).to_be_bytes().to_vec()
+            };
             spans.push(Span {
                 trace_id: trace_id.to_vec(),
                 span_id,
@@ -228,7 +289,12 @@ pub fn hex_of(bytes: &[u8]) -> String {
 }
 
 /// POSTs a body to OTLP/HTTP with the given headers.
-pub async fn post(url: &str, content_type: &str, encoding: Option<&str>, body: Vec<u8>) -> reqwest::Response {
+pub async fn post(
+    url: &str,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: Vec<u8>,
+) -> reqwest::Response {
     let mut req = reqwest::Client::new()
         .post(url)
         .header("content-type", content_type)

@@ -1,0 +1,568 @@
+//! Service-level views computed from the traces stored in a time window: RED time series of one
+//! service (rate, errors, duration quantiles) and the service dependency graph with call counts,
+//! error counts and latency per edge. The web UI's Services pages draw them.
+//!
+//! | Route | Answer |
+//! | --- | --- |
+//! | `GET /api/v1/services/{service}/red?start=&end=&lookback=&step=&limit=` | RED of the service and of each of its operations: a summary over the window and one point per step. |
+//! | `GET /api/v1/dependencies?start=&end=&lookback=&limit=` | The dependency graph over the window: services, edges with call and error counts and latency quantiles, and per-service RED summaries. |
+//!
+//! Parameters (an empty value counts as absent):
+//!
+//! - `start`, `end`: Unix microseconds, as in `GET /api/traces`. `end` defaults to now and
+//!   `start` to `end - lookback`;
+//! - `lookback`: a duration such as `15m` or `2d` (default `1h`);
+//! - `step` (RED only): the width of a point, a duration (`10s`, `1m`). By default the window
+//!   is cut into about 60 points, rounded up to a whole "nice" step (1 s, 2 s, 5 s, 10 s, 15 s,
+//!   30 s, 1 m, ...). At most [`MAX_POINTS`] points;
+//! - `limit`: the most traces scanned (default [`DEFAULT_SCAN_LIMIT`], at most
+//!   [`MAX_SCAN_LIMIT`]). The answer says how many traces it read (`tracesScanned`) and whether
+//!   the limit cut the scan short (`truncated`); the newest traces are read first.
+//!
+//! # How the numbers are made
+//!
+//! The traces come from [`TraceReader::search`] (for RED with the service as filter) over the
+//! window. RED uses [`stitch_analysis::RedAggregator`] with a bucket per step; only the spans of
+//! the service that start inside the (step-aligned) window are added, so the same span never
+//! counts twice and nothing outside the window does. The service row counts the service's
+//! entry spans (SERVER or CONSUMER spans, and spans whose parent is absent or of another
+//! service): the requests it served. Operation rows count every span, keyed by name and kind.
+//! The graph is [`crate::dependencies::graph`] (the one Jaeger's `/api/dependencies` answers
+//! from), with error counts and latency quantiles per edge; see `stitch_analysis::graph` for
+//! which spans make an edge and how latency and errors are attributed.
+//!
+//! Timestamps in answers are decimal strings of Unix nanoseconds (they exceed the integers a
+//! JavaScript number holds exactly); durations are numbers of nanoseconds. Errors are
+//! `{"error": {"code": <HTTP status>, "message": <reason>}}`, as in the rest of `/api/v1`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+use stitch_analysis::{
+    DependencyEdge, RedAggregator, RedOptions, RedRow, ServiceNode, SpanTree, TimeWindow,
+};
+use stitch_model::{SpanKind, Trace};
+use stitch_store::{SearchQuery, TraceReader};
+
+use crate::duration::parse_duration_nanos;
+use crate::params::Params;
+
+type Reader = Arc<dyn TraceReader>;
+
+/// Traces scanned when `limit` is absent.
+pub const DEFAULT_SCAN_LIMIT: usize = 10_000;
+/// The largest `limit` accepted.
+pub const MAX_SCAN_LIMIT: usize = 100_000;
+/// The most points a RED series may have.
+pub const MAX_POINTS: u64 = 1_000;
+/// The window when neither `start` nor `lookback` is given: one hour.
+const DEFAULT_LOOKBACK_NANOS: u64 = 3_600 * SECOND;
+const SECOND: u64 = 1_000_000_000;
+/// Points a default step aims at.
+const DEFAULT_POINTS: u64 = 60;
+/// Steps a default step is rounded up to, in seconds.
+const NICE_STEPS: &[u64] = &[
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200,
+    86_400, 172_800, 604_800,
+];
+
+pub fn router(reader: Reader) -> Router {
+    Router::new()
+        .route("/api/v1/services/{service}/red", get(red))
+        .route("/api/v1/dependencies", get(dependencies))
+        .with_state(reader)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and parameters.
+
+#[derive(Debug)]
+struct Failure(StatusCode, String);
+
+impl Failure {
+    fn bad(msg: impl Into<String>) -> Failure {
+        Failure(StatusCode::BAD_REQUEST, msg.into())
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.0.as_u16(), "message": self.1}});
+        (self.0, axum::Json(body)).into_response()
+    }
+}
+
+impl From<stitch_store::StoreError> for Failure {
+    fn from(e: stitch_store::StoreError) -> Failure {
+        tracing::error!(error = %e, "service view failed");
+        Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+/// The window, scan limit and (for RED) step of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ViewParams {
+    /// `[start, end]` in Unix nanoseconds.
+    start: u64,
+    end: u64,
+    limit: usize,
+    step: u64,
+}
+
+fn parse_view(params: &Params, now_unix_nanos: u64) -> Result<ViewParams, Failure> {
+    let micros = |name: &str| -> Result<Option<u64>, Failure> {
+        params
+            .get(name)
+            .map(|text| {
+                text.parse::<u64>()
+                    .ok()
+                    .and_then(|m| m.checked_mul(1_000))
+                    .ok_or_else(|| {
+                        Failure::bad(format!(
+                            "unable to parse param '{name}': {text:?} is not a time in Unix microseconds"
+                        ))
+                    })
+            })
+            .transpose()
+    };
+    let duration = |name: &str| -> Result<Option<u64>, Failure> {
+        params
+            .get(name)
+            .map(|text| {
+                parse_duration_nanos(text).ok_or_else(|| {
+                    Failure::bad(format!(
+                        "unable to parse param '{name}': {text:?} is not a duration such as 10s, 5m or 1h"
+                    ))
+                })
+            })
+            .transpose()
+    };
+    let end = micros("end")?.unwrap_or(now_unix_nanos);
+    let lookback = duration("lookback")?.unwrap_or(DEFAULT_LOOKBACK_NANOS);
+    let start = match micros("start")? {
+        Some(s) => s,
+        None => end.saturating_sub(lookback),
+    };
+    if end <= start {
+        return Err(Failure::bad("'end' must be after 'start'"));
+    }
+    let limit = match params.get("limit") {
+        None => DEFAULT_SCAN_LIMIT,
+        Some(text) => match text.parse::<usize>() {
+            Ok(0) => DEFAULT_SCAN_LIMIT,
+            Ok(n) if n <= MAX_SCAN_LIMIT => n,
+            _ => {
+                return Err(Failure::bad(format!(
+                    "unable to parse param 'limit': {text:?} is not an integer from 0 to {MAX_SCAN_LIMIT}"
+                )));
+            }
+        },
+    };
+    let span = end - start;
+    let step = match duration("step")? {
+        Some(0) => return Err(Failure::bad("'step' must be longer than zero")),
+        Some(step) => step,
+        None => default_step(span),
+    };
+    if span.div_ceil(step) > MAX_POINTS {
+        return Err(Failure::bad(format!(
+            "'step' is too small for the window: at most {MAX_POINTS} points"
+        )));
+    }
+    Ok(ViewParams {
+        start,
+        end,
+        limit,
+        step,
+    })
+}
+
+/// About [`DEFAULT_POINTS`] points over `span`, rounded up to a nice step.
+fn default_step(span: u64) -> u64 {
+    let wanted = span.div_ceil(DEFAULT_POINTS);
+    NICE_STEPS
+        .iter()
+        .map(|s| s * SECOND)
+        .find(|&s| s >= wanted)
+        .unwrap_or_else(|| wanted.div_ceil(86_400 * SECOND) * 86_400 * SECOND)
+}
+
+fn query_params(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Params, Failure> {
+    let Query(pairs) = query.map_err(|e| Failure::bad(format!("malformed query string: {e}")))?;
+    Ok(Params::new(pairs))
+}
+
+fn now_unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The traces with a span (of `service`, when given) starting in the window, newest first.
+async fn scan(
+    reader: &Reader,
+    service: Option<&str>,
+    view: &ViewParams,
+) -> Result<(Vec<Trace>, bool), Failure> {
+    let query = SearchQuery {
+        service: service.map(str::to_owned),
+        start_unix_nanos: Some(view.start),
+        end_unix_nanos: Some(view.end),
+        limit: view.limit,
+        ..Default::default()
+    };
+    let traces = reader.search(&query).await?;
+    let truncated = traces.len() >= view.limit;
+    Ok((traces, truncated))
+}
+
+/// Runs CPU-heavy aggregation off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        Failure(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("aggregation failed: {e}"),
+        )
+    })
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WindowJson {
+    start_unix_nano: String,
+    end_unix_nano: String,
+}
+
+impl From<TimeWindow> for WindowJson {
+    fn from(w: TimeWindow) -> WindowJson {
+        WindowJson {
+            start_unix_nano: w.start_unix_nano.to_string(),
+            end_unix_nano: w.end_unix_nano.to_string(),
+        }
+    }
+}
+
+/// Adds to `agg` every span of `trace` (of `service`, when given) that starts inside `window`.
+/// A span counts for its service when it is an entry span: a SERVER or CONSUMER span, or one
+/// whose parent is absent or belongs to another service (as `RedAggregator::add_trace` does).
+fn add_spans(agg: &mut RedAggregator, trace: &Trace, window: TimeWindow, service: Option<&str>) {
+    let tree = SpanTree::build(trace);
+    for (id, node) in tree.nodes() {
+        let name = node.service_name();
+        if service.is_some_and(|s| s != name) || !window.contains(node.span().start_time_unix_nano)
+        {
+            continue;
+        }
+        let entry = matches!(node.span().kind, SpanKind::Server | SpanKind::Consumer)
+            || tree
+                .parent(id)
+                .is_none_or(|p| tree.node(p).service_name() != name);
+        agg.add_span(node.span_ref(), entry, 1.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RED.
+
+/// RED series, column by column: element `i` of each list belongs to `timestamps[i]`. Quantiles
+/// are `null` for a step without requests.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Series {
+    requests: Vec<f64>,
+    rate_per_second: Vec<f64>,
+    errors: Vec<f64>,
+    error_rate: Vec<f64>,
+    p50_nanos: Vec<Option<u64>>,
+    p95_nanos: Vec<Option<u64>>,
+    p99_nanos: Vec<Option<u64>>,
+}
+
+impl Series {
+    fn push(&mut self, row: Option<&RedRow>) {
+        match row {
+            Some(r) => {
+                self.requests.push(r.requests);
+                self.rate_per_second.push(r.rate_per_second);
+                self.errors.push(r.errors);
+                self.error_rate.push(r.error_rate);
+                self.p50_nanos.push(Some(r.p50_nanos));
+                self.p95_nanos.push(Some(r.p95_nanos));
+                self.p99_nanos.push(Some(r.p99_nanos));
+            }
+            None => {
+                self.requests.push(0.0);
+                self.rate_per_second.push(0.0);
+                self.errors.push(0.0);
+                self.error_rate.push(0.0);
+                self.p50_nanos.push(None);
+                self.p95_nanos.push(None);
+                self.p99_nanos.push(None);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RedSeriesJson {
+    /// `None` for the service as a whole (its entry spans).
+    operation: Option<String>,
+    span_kind: Option<String>,
+    summary: RedRow,
+    series: Series,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RedJson {
+    service: String,
+    /// The window after widening to whole steps.
+    window: WindowJson,
+    step_nanos: u64,
+    /// Start of each step.
+    timestamps: Vec<String>,
+    traces_scanned: usize,
+    truncated: bool,
+    /// The service's own row; `None` when it served no request in the window.
+    overall: Option<RedSeriesJson>,
+    /// One entry per operation (span name and kind), most requests first.
+    operations: Vec<RedSeriesJson>,
+}
+
+type RowKey = (Option<String>, Option<String>);
+
+fn row_key(r: &RedRow) -> RowKey {
+    (r.operation.clone(), r.span_kind.clone())
+}
+
+fn red_json(service: &str, traces: &[Trace], view: &ViewParams, truncated: bool) -> RedJson {
+    let mut agg = RedAggregator::new(RedOptions {
+        resolution_nanos: view.step,
+        max_buckets: usize::try_from(MAX_POINTS + 2).unwrap_or(usize::MAX),
+        ..RedOptions::default()
+    });
+    let window = agg.aligned_window(TimeWindow::new(view.start, view.end));
+    for trace in traces {
+        add_spans(&mut agg, trace, window, Some(service));
+    }
+    let summary: Vec<RedRow> = agg
+        .snapshot(window)
+        .into_iter()
+        .filter(|r| r.service == service)
+        .collect();
+    let mut series: HashMap<RowKey, Series> = summary
+        .iter()
+        .map(|r| (row_key(r), Series::default()))
+        .collect();
+    let mut timestamps = Vec::new();
+    let mut t = window.start_unix_nano;
+    while t < window.end_unix_nano {
+        let rows: HashMap<RowKey, RedRow> = agg
+            .snapshot(TimeWindow::new(t, t.saturating_add(view.step)))
+            .into_iter()
+            .filter(|r| r.service == service)
+            .map(|r| (row_key(&r), r))
+            .collect();
+        for (key, s) in &mut series {
+            s.push(rows.get(key));
+        }
+        timestamps.push(t.to_string());
+        t = t.saturating_add(view.step);
+    }
+    let mut overall = None;
+    let mut operations = Vec::new();
+    for row in summary {
+        let key = row_key(&row);
+        let entry = RedSeriesJson {
+            operation: row.operation.clone(),
+            span_kind: row.span_kind.clone(),
+            series: series.remove(&key).unwrap_or_default(),
+            summary: row,
+        };
+        if entry.operation.is_none() {
+            overall = Some(entry);
+        } else {
+            operations.push(entry);
+        }
+    }
+    operations.sort_by(|a, b| {
+        b.summary
+            .requests
+            .total_cmp(&a.summary.requests)
+            .then_with(|| a.operation.cmp(&b.operation))
+            .then_with(|| a.span_kind.cmp(&b.span_kind))
+    });
+    RedJson {
+        service: service.to_owned(),
+        window: window.into(),
+        step_nanos: view.step,
+        timestamps,
+        traces_scanned: traces.len(),
+        truncated,
+        overall,
+        operations,
+    }
+}
+
+async fn red(
+    State(reader): State<Reader>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<axum::Json<RedJson>, Failure> {
+    let Path(service) = path.map_err(|e| Failure::bad(format!("malformed path: {e}")))?;
+    let view = parse_view(&query_params(query)?, now_unix_nanos())?;
+    let (traces, truncated) = scan(&reader, Some(&service), &view).await?;
+    let body = blocking(move || red_json(&service, &traces, &view, truncated)).await?;
+    Ok(axum::Json(body))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dependencies.
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DependenciesJson {
+    window: WindowJson,
+    /// Every service on an edge or with requests in the window, by name.
+    services: Vec<ServiceNode>,
+    /// Ordered by parent, then child.
+    edges: Vec<DependencyEdge>,
+    /// RED over the window of each service that served requests (its entry spans).
+    service_stats: Vec<RedRow>,
+    traces_scanned: usize,
+    truncated: bool,
+}
+
+fn dependencies_json(traces: &[Trace], view: &ViewParams, truncated: bool) -> DependenciesJson {
+    let snapshot = crate::dependencies::graph(traces, view.start, view.end);
+    // RED per service at the graph's resolution (about a thousand buckets over the window).
+    let resolution = (view.end - view.start).div_ceil(1_000).max(SECOND);
+    let mut red = RedAggregator::new(RedOptions {
+        resolution_nanos: resolution,
+        max_buckets: 1_100,
+        max_operations_per_service: 1,
+        ..RedOptions::default()
+    });
+    let requested = TimeWindow::new(view.start, view.end);
+    let window = red.aligned_window(requested);
+    for trace in traces {
+        add_spans(&mut red, trace, window, None);
+    }
+    let service_stats: Vec<RedRow> = red
+        .snapshot(window)
+        .into_iter()
+        .filter(|r| r.operation.is_none())
+        .collect();
+    let mut services = snapshot.services;
+    for row in &service_stats {
+        if !services.iter().any(|s| s.name == row.service) {
+            services.push(ServiceNode {
+                name: row.service.clone(),
+                inferred: false,
+            });
+        }
+    }
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    DependenciesJson {
+        window: snapshot.window.into(),
+        services,
+        edges: snapshot.edges,
+        service_stats,
+        traces_scanned: traces.len(),
+        truncated,
+    }
+}
+
+async fn dependencies(
+    State(reader): State<Reader>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<axum::Json<DependenciesJson>, Failure> {
+    let view = parse_view(&query_params(query)?, now_unix_nanos())?;
+    let (traces, truncated) = scan(&reader, None, &view).await?;
+    let body = blocking(move || dependencies_json(&traces, &view, truncated)).await?;
+    Ok(axum::Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Params {
+        Params::new(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    const NOW: u64 = 1_700_000_000 * SECOND;
+
+    #[test]
+    fn the_window_defaults_to_the_last_hour_in_one_minute_steps() {
+        let v = parse_view(&params(&[]), NOW).unwrap();
+        assert_eq!(v.end, NOW);
+        assert_eq!(v.start, NOW - 3_600 * SECOND);
+        assert_eq!(v.step, 60 * SECOND);
+        assert_eq!(v.limit, DEFAULT_SCAN_LIMIT);
+    }
+
+    #[test]
+    fn explicit_parameters_are_read_in_their_units() {
+        let v = parse_view(
+            &params(&[
+                ("start", "1699999000000000"),
+                ("end", "1700000000000000"),
+                ("step", "10s"),
+                ("limit", "50"),
+            ]),
+            NOW,
+        )
+        .unwrap();
+        assert_eq!((v.start, v.end), (NOW - 1_000 * SECOND, NOW));
+        assert_eq!(v.step, 10 * SECOND);
+        assert_eq!(v.limit, 50);
+        let v = parse_view(&params(&[("lookback", "15m")]), NOW).unwrap();
+        assert_eq!(v.start, NOW - 900 * SECOND);
+        assert_eq!(v.step, 15 * SECOND);
+    }
+
+    #[test]
+    fn bad_parameters_are_rejected_with_their_name() {
+        for (pairs, needle) in [
+            (vec![("start", "yesterday")], "'start'"),
+            (vec![("step", "fast")], "'step'"),
+            (vec![("step", "1ms")], "at most 1000 points"),
+            (vec![("step", "0")], "longer than zero"),
+            (vec![("limit", "1000001")], "'limit'"),
+            (
+                vec![("start", "1700000000000000"), ("end", "1600000000000000")],
+                "after",
+            ),
+        ] {
+            let err = parse_view(&params(&pairs), NOW).unwrap_err();
+            assert_eq!(err.0, StatusCode::BAD_REQUEST);
+            assert!(err.1.contains(needle), "{pairs:?}: {}", err.1);
+        }
+    }
+
+    #[test]
+    fn default_steps_are_nice() {
+        assert_eq!(default_step(60 * SECOND), SECOND);
+        assert_eq!(default_step(61 * SECOND), 2 * SECOND);
+        assert_eq!(default_step(6 * 3_600 * SECOND), 600 * SECOND);
+        assert_eq!(default_step(7 * 86_400 * SECOND), 3 * 3_600 * SECOND);
+    }
+}

@@ -1,0 +1,577 @@
+//! Jaeger receivers: the agent's UDP ports and the collector's HTTP and gRPC endpoints.
+//!
+//! | port (default) | what | decoder |
+//! | --- | --- | --- |
+//! | UDP 6831 | agent, `emitBatch` in the Thrift compact protocol | `jaeger::decode_agent_compact` |
+//! | UDP 6832 | agent, `emitBatch` in the Thrift binary protocol | `jaeger::decode_agent_binary` |
+//! | TCP 14268 | collector HTTP, `POST /api/traces`, a binary-protocol `Batch` | `jaeger::decode_collector_thrift` |
+//! | TCP 14250 | collector gRPC, `jaeger.api_v2.CollectorService/PostSpans` | `jaeger::decode_post_spans` |
+//!
+//! Everything goes through [`Ingest`]: the same limits and the same durable acknowledgement as
+//! OTLP.
+//!
+//! # UDP
+//!
+//! A datagram is one batch; there is no answer. A datagram that does not decode is counted in
+//! `udp_malformed_datagrams` and logged at warn level at most once per [`LOG_INTERVAL`] (with the
+//! number left unlogged since); the listener goes on. UDP has no backpressure, so when Stitch is
+//! overloaded — the in-flight memory budget is spent, [`MAX_UDP_IN_FLIGHT`] datagrams are
+//! already being stored, or the store refuses — the datagram is dropped and counted in
+//! `udp_dropped_datagrams`. Datagrams are stored concurrently, so the socket is drained while
+//! earlier batches wait for the WAL.
+//!
+//! # HTTP (Jaeger collector's answers)
+//!
+//! | status | when |
+//! | --- | --- |
+//! | 202 Accepted | stored (empty body), or stored with some spans rejected: the body then says `accepted N spans; rejected M: <reasons>` |
+//! | 400 Bad Request | the body is not a Thrift `Batch` (the message says where it breaks), cannot be read or decompressed, or no span in it is valid |
+//! | 413 Payload Too Large | the body, before or after gzip decompression, is over the request limit |
+//! | 415 Unsupported Media Type | a content type other than `application/x-thrift` or `application/vnd.apache.thrift.binary` (`format=jaeger.thrift` in the query is accepted too), or an encoding other than gzip |
+//! | 503 Service Unavailable + `Retry-After` | overloaded or the store failed |
+//!
+//! # gRPC
+//!
+//! `PostSpans` answers `PostSpansResponse {}` once the spans are durable. A message that is not
+//! a `PostSpansRequest` is `INVALID_ARGUMENT`; over the size limit (before or after gzip
+//! decompression) `RESOURCE_EXHAUSTED`; overload `UNAVAILABLE`. Invalid spans are left out
+//! (Jaeger's protocol has no partial success) and counted; when every span is invalid the
+//! answer is `INVALID_ARGUMENT` naming them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::{Buf, BufMut, Bytes};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use prost::Message;
+use stitch_wire::Decoded;
+use stitch_wire::jaeger::{self, JaegerError, proto};
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Status};
+
+use crate::body::read_body;
+use crate::grpc::OversizeIsResourceExhausted;
+use crate::{Ingest, IngestError};
+
+/// The most datagrams being decoded and stored at once; more are dropped and counted.
+pub const MAX_UDP_IN_FLIGHT: usize = 256;
+/// At most one warning about bad datagrams per this interval (per listener).
+pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// The largest UDP payload.
+const MAX_DATAGRAM: usize = 65_535;
+
+/// The Thrift protocol of an agent port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentProtocol {
+    /// Port 6831.
+    Compact,
+    /// Port 6832.
+    Binary,
+}
+
+impl AgentProtocol {
+    fn decode(self, bytes: &[u8]) -> Result<Decoded, JaegerError> {
+        match self {
+            AgentProtocol::Compact => jaeger::decode_agent_compact(bytes),
+            AgentProtocol::Binary => jaeger::decode_agent_binary(bytes),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            AgentProtocol::Compact => "jaeger-agent-compact",
+            AgentProtocol::Binary => "jaeger-agent-binary",
+        }
+    }
+}
+
+/// Logs at most one line per interval and counts what it left out.
+struct RateLimitedLog {
+    last: Mutex<Option<Instant>>,
+    suppressed: AtomicU64,
+    interval: Duration,
+}
+
+impl RateLimitedLog {
+    fn new(interval: Duration) -> RateLimitedLog {
+        RateLimitedLog {
+            last: Mutex::new(None),
+            suppressed: AtomicU64::new(0),
+            interval,
+        }
+    }
+
+    /// Calls `log` with the number of suppressed events since the last line, or counts this
+    /// event as suppressed.
+    fn log(&self, log: impl FnOnce(u64)) {
+        let now = Instant::now();
+        let due = {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last.is_none_or(|t| now.duration_since(t) >= self.interval);
+            if due {
+                *last = Some(now);
+            }
+            due
+        };
+        if due {
+            log(self.suppressed.swap(0, Ordering::Relaxed));
+        } else {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Serves one agent UDP port until `shutdown` completes. Never returns early on bad input.
+pub async fn serve_udp(
+    socket: UdpSocket,
+    protocol: AgentProtocol,
+    ingest: Arc<Ingest>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let socket = Arc::new(socket);
+    let in_flight = Arc::new(Semaphore::new(MAX_UDP_IN_FLIGHT));
+    let bad_log = Arc::new(RateLimitedLog::new(LOG_INTERVAL));
+    let drop_log = Arc::new(RateLimitedLog::new(LOG_INTERVAL));
+    let limit = ingest.config().max_request_bytes.min(MAX_DATAGRAM);
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    tokio::pin!(shutdown);
+    loop {
+        let (len, peer) = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // ICMP errors and the like concern one exchange, never the listener.
+                    tracing::debug!(error = %e, listener = protocol.name(), "UDP receive failed");
+                    continue;
+                }
+            },
+        };
+        let stats = &ingest.stats;
+        stats.udp_datagrams.fetch_add(1, Ordering::Relaxed);
+        let dropped = |why: &str| {
+            stats.udp_dropped_datagrams.fetch_add(1, Ordering::Relaxed);
+            drop_log.log(|suppressed| {
+                tracing::warn!(
+                    listener = protocol.name(),
+                    %peer,
+                    suppressed,
+                    "dropped a Jaeger UDP datagram: {why}"
+                )
+            });
+        };
+        if len > limit {
+            stats.oversized_requests.fetch_add(1, Ordering::Relaxed);
+            dropped("larger than the request limit");
+            continue;
+        }
+        let Ok(slot) = in_flight.clone().try_acquire_owned() else {
+            dropped("too many datagrams are being stored");
+            continue;
+        };
+        let permit = match ingest.reserve(len) {
+            Ok(p) => p,
+            Err(e) => {
+                dropped(&e.to_string());
+                continue;
+            }
+        };
+        let datagram = buf[..len].to_vec();
+        let ingest = ingest.clone();
+        let bad_log = bad_log.clone();
+        let drop_log = drop_log.clone();
+        tokio::spawn(async move {
+            let stats = &ingest.stats;
+            let decoded = match protocol.decode(&datagram) {
+                Ok(d) => d,
+                Err(e) => {
+                    stats
+                        .udp_malformed_datagrams
+                        .fetch_add(1, Ordering::Relaxed);
+                    bad_log.log(|suppressed| {
+                        tracing::warn!(
+                            listener = protocol.name(),
+                            %peer,
+                            bytes = datagram.len(),
+                            suppressed,
+                            "dropped a Jaeger UDP datagram that does not decode: {e}"
+                        )
+                    });
+                    return;
+                }
+            };
+            if decoded.rejected_spans > 0 {
+                bad_log.log(|suppressed| {
+                    tracing::warn!(
+                        listener = protocol.name(),
+                        %peer,
+                        suppressed,
+                        "rejected {} invalid spans of a Jaeger UDP datagram: {}",
+                        decoded.rejected_spans,
+                        decoded.error_message
+                    )
+                });
+            }
+            if let Err(e) = ingest.accept(None, decoded).await {
+                stats.udp_dropped_datagrams.fetch_add(1, Ordering::Relaxed);
+                drop_log.log(|suppressed| {
+                    tracing::warn!(
+                        listener = protocol.name(),
+                        %peer,
+                        suppressed,
+                        "dropped a Jaeger UDP datagram: {e}"
+                    )
+                });
+            }
+            drop(permit);
+            drop(slot);
+        });
+    }
+}
+
+// ---- HTTP collector ----
+
+struct HttpReceiver {
+    ingest: Arc<Ingest>,
+    reject_log: RateLimitedLog,
+}
+
+/// The router of the collector's HTTP endpoint, `POST /api/traces`.
+pub fn http_router(ingest: Arc<Ingest>) -> Router {
+    let receiver = Arc::new(HttpReceiver {
+        ingest,
+        reject_log: RateLimitedLog::new(Duration::from_secs(1)),
+    });
+    Router::new()
+        .route("/api/traces", post(post_traces))
+        // Size is enforced by the shared body reader, which answers 413.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(receiver)
+}
+
+fn text(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut resp = (status, message.into()).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+fn thrift_content_type(headers: &HeaderMap, query: Option<&str>) -> Result<(), String> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("?"))
+        .unwrap_or("");
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let format_param = query
+        .unwrap_or("")
+        .split('&')
+        .any(|kv| kv == "format=jaeger.thrift");
+    match mime.as_str() {
+        "application/x-thrift" | "application/vnd.apache.thrift.binary" => Ok(()),
+        "" if format_param => Ok(()),
+        _ => Err(format!(
+            "unsupported content type {content_type:?}: send application/x-thrift \
+             (a Jaeger Batch in the Thrift binary protocol)"
+        )),
+    }
+}
+
+async fn post_traces(
+    State(r): State<Arc<HttpReceiver>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let ingest = &r.ingest;
+    if let Err(message) = thrift_content_type(&headers, query.as_deref()) {
+        ingest
+            .stats
+            .malformed_requests
+            .fetch_add(1, Ordering::Relaxed);
+        return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, message);
+    }
+    let body = match read_body(ingest, &headers, body).await {
+        Ok(b) => b,
+        Err(e) => return text(e.status(), e.message()),
+    };
+    let decoded = match jaeger::decode_collector_thrift(&body.bytes) {
+        Ok(d) => d,
+        Err(e) => {
+            ingest
+                .stats
+                .malformed_requests
+                .fetch_add(1, Ordering::Relaxed);
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("unable to process request body: {e}"),
+            );
+        }
+    };
+    let rejected = decoded.rejected_spans;
+    if rejected > 0 && decoded.batch.span_count() == 0 {
+        ingest
+            .stats
+            .rejected_spans
+            .fetch_add(rejected, Ordering::Relaxed);
+        ingest
+            .stats
+            .malformed_requests
+            .fetch_add(1, Ordering::Relaxed);
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "no valid span: rejected {rejected}: {}",
+                decoded.error_message
+            ),
+        );
+    }
+    let result = ingest.accept(None, decoded).await;
+    drop(body.permit);
+    match result {
+        Ok(acc) if acc.rejected_spans == 0 => text(StatusCode::ACCEPTED, ""),
+        Ok(acc) => {
+            r.reject_log.log(|suppressed| {
+                tracing::warn!(
+                    suppressed,
+                    "rejected {} invalid spans of a Jaeger HTTP batch: {}",
+                    acc.rejected_spans,
+                    acc.error_message
+                )
+            });
+            text(
+                StatusCode::ACCEPTED,
+                format!(
+                    "accepted {} spans; rejected {}: {}",
+                    acc.accepted_spans, acc.rejected_spans, acc.error_message
+                ),
+            )
+        }
+        Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+// ---- gRPC collector ----
+
+/// Hands the request message to the handler as bytes, so that a message that does not decode
+/// gets `INVALID_ARGUMENT` (prost's codec would answer `INTERNAL`) and its size is known.
+#[derive(Clone, Copy, Debug, Default)]
+struct RawRequestCodec;
+
+struct RawDecoder;
+struct ResponseEncoder;
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n)))
+    }
+}
+
+impl Encoder for ResponseEncoder {
+    type Item = proto::PostSpansResponse;
+    type Error = Status;
+
+    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        let mut buf = Vec::with_capacity(item.encoded_len());
+        item.encode(&mut buf)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        dst.put_slice(&buf);
+        Ok(())
+    }
+}
+
+impl Codec for RawRequestCodec {
+    type Encode = proto::PostSpansResponse;
+    type Decode = Bytes;
+    type Encoder = ResponseEncoder;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> ResponseEncoder {
+        ResponseEncoder
+    }
+
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// `PostSpans` itself.
+#[derive(Clone)]
+struct PostSpans {
+    ingest: Arc<Ingest>,
+}
+
+impl UnaryService<Bytes> for PostSpans {
+    type Response = proto::PostSpansResponse;
+    type Future = BoxFuture<Result<tonic::Response<proto::PostSpansResponse>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let ingest = self.ingest.clone();
+        Box::pin(async move { post_spans(&ingest, request.into_inner()).await })
+    }
+}
+
+async fn post_spans(
+    ingest: &Ingest,
+    bytes: Bytes,
+) -> Result<tonic::Response<proto::PostSpansResponse>, Status> {
+    let permit = ingest
+        .reserve(bytes.len())
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let decoded = jaeger::decode_post_spans(&bytes).map_err(|e| {
+        ingest
+            .stats
+            .malformed_requests
+            .fetch_add(1, Ordering::Relaxed);
+        Status::invalid_argument(e.to_string())
+    })?;
+    drop(bytes);
+    let rejected = decoded.rejected_spans;
+    if rejected > 0 && decoded.batch.span_count() == 0 {
+        ingest
+            .stats
+            .rejected_spans
+            .fetch_add(rejected, Ordering::Relaxed);
+        return Err(Status::invalid_argument(format!(
+            "no valid span: rejected {rejected}: {}",
+            decoded.error_message
+        )));
+    }
+    let result = ingest.accept(None, decoded).await;
+    drop(permit);
+    match result {
+        Ok(_) => Ok(tonic::Response::new(proto::PostSpansResponse {})),
+        Err(e @ (IngestError::Overloaded(_) | IngestError::Unavailable(_))) => {
+            Err(Status::unavailable(e.to_string()))
+        }
+    }
+}
+
+/// The `jaeger.api_v2.CollectorService` gRPC service: gzip accepted, size limited.
+#[derive(Clone)]
+pub struct CollectorService {
+    ingest: Arc<Ingest>,
+}
+
+impl NamedService for CollectorService {
+    const NAME: &'static str = proto::COLLECTOR_SERVICE;
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for CollectorService
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let ingest = self.ingest.clone();
+        if req.uri().path() != proto::POST_SPANS_PATH {
+            return Box::pin(async move {
+                Ok(Status::unimplemented(format!(
+                    "unknown method {}: this service has only PostSpans",
+                    req.uri().path()
+                ))
+                .into_http())
+            });
+        }
+        Box::pin(async move {
+            let limit = ingest.config().max_request_bytes;
+            let mut grpc = Grpc::new(RawRequestCodec)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(limit);
+            Ok(grpc.unary(PostSpans { ingest }, req).await)
+        })
+    }
+}
+
+/// The collector gRPC service with Stitch's limits applied.
+pub fn grpc_service(ingest: Arc<Ingest>) -> OversizeIsResourceExhausted<CollectorService> {
+    OversizeIsResourceExhausted::new(CollectorService { ingest })
+}
+
+/// Serves the collector's gRPC endpoint on `listener` until `shutdown` completes.
+pub async fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    ingest: Arc<Ingest>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    tonic::transport::Server::builder()
+        .add_service(grpc_service(ingest))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_is_rate_limited_and_counts_what_it_left_out() {
+        let log = RateLimitedLog::new(Duration::from_secs(3600));
+        let mut lines = Vec::new();
+        for _ in 0..5 {
+            log.log(|suppressed| lines.push(suppressed));
+        }
+        assert_eq!(lines, vec![0]);
+        assert_eq!(log.suppressed.load(Ordering::Relaxed), 4);
+        let log = RateLimitedLog::new(Duration::ZERO);
+        let mut lines = Vec::new();
+        for _ in 0..3 {
+            log.log(|suppressed| lines.push(suppressed));
+        }
+        assert_eq!(lines, vec![0, 0, 0]);
+    }
+
+    #[test]
+    fn thrift_content_types_are_recognised() {
+        let with = |ct: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            h
+        };
+        assert!(thrift_content_type(&with("application/x-thrift"), None).is_ok());
+        assert!(thrift_content_type(&with("application/vnd.apache.thrift.binary"), None).is_ok());
+        assert!(thrift_content_type(&with("Application/X-Thrift; charset=x"), None).is_ok());
+        assert!(thrift_content_type(&HeaderMap::new(), Some("format=jaeger.thrift")).is_ok());
+        assert!(thrift_content_type(&HeaderMap::new(), None).is_err());
+        assert!(thrift_content_type(&with("application/json"), None).is_err());
+    }
+}
