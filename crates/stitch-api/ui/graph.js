@@ -7,7 +7,7 @@ import { s, h, fmtInt, fmtPct, fmtRate, fmtDur, navigate, serviceHue } from './l
 
 const NODE_W = 176;
 const NODE_H = 46;
-const GAP_X = 150;
+const GAP_X = 190;
 const GAP_Y = 30;
 const DUMMY_H = 18;
 const PAD = 16;
@@ -217,7 +217,7 @@ export function dependencyGraph(data, { highlight } = {}) {
       g.append(s('path', { d: pathOf(pts), class: `edge-line${e.reversed ? ' back' : ''}`, 'stroke-width': width, 'marker-end': `url(#${err ? 'arrow-err' : 'arrow'})` }));
       // On a fan-out, labels sit nearer the callees (which are spread out), on a fan-in nearer
       // the callers, so that labels of neighbouring edges do not pile up.
-      const toward = (outDeg.get(e.parent) ?? 0) >= (inDeg.get(e.child) ?? 0) ? 0.64 : 0.36;
+      const toward = (outDeg.get(e.parent) ?? 0) >= (inDeg.get(e.child) ?? 0) ? 0.6 : 0.4;
       const k = e.reversed ? pts.length - 2 - Math.floor((pts.length - 1) / 2) : Math.floor((pts.length - 1) / 2);
       const seg = Math.min(Math.max(k, 0), pts.length - 2);
       mid = cubicPoint(pts[seg], pts[seg + 1], pts.length === 2 ? (e.reversed ? 1 - toward : toward) : 0.5);

@@ -133,6 +133,12 @@ export function fmtRate(r) {
   return `${Number((r * 3600).toFixed(1))}/h`;
 }
 
+/** A rate formatter with one unit for a whole axis whose largest value is `max` per second. */
+export function rateAxis(max) {
+  const [mult, unit] = max >= 1 ? [1, '/s'] : max >= 1 / 60 ? [60, '/min'] : [3600, '/h'];
+  return (r) => `${Number((r * mult).toFixed(r * mult >= 10 ? 0 : 1))}${unit}`;
+}
+
 const pad = (n, w = 2) => String(n).padStart(w, '0');
 
 /** Unix ms → "2024-05-01 13:45:12.345" in local time. */

@@ -2,7 +2,7 @@
 // /services/{name} (RED charts over time, callers and callees, operations).
 
 import {
-  api, h, link, fmtDur, fmtInt, fmtPct, fmtRate, message, navigate, query, serviceHue, assignHues,
+  api, h, link, fmtDur, fmtInt, fmtPct, fmtRate, rateAxis, message, navigate, query, serviceHue, assignHues,
   nanosToMs, LOOKBACKS,
 } from './lib.js';
 import { lineChart } from './charts.js';
@@ -116,7 +116,7 @@ export function servicePage(main, name) {
     const stepMs = red.stepNanos / 1e6;
     const charts = chosen
       ? h('div', { class: 'charts' },
-        chartCard('Requests', lineChart({ xs, stepMs, series: [{ label: 'rate', values: chosen.series.ratePerSecond, cls: 's-rate', area: true }], yFmt: fmtRate, ariaLabel: 'Request rate over time' })),
+        chartCard('Requests', lineChart({ xs, stepMs, series: [{ label: 'rate', values: chosen.series.ratePerSecond, cls: 's-rate', area: true }], yFmt: rateAxis(Math.max(0, ...chosen.series.ratePerSecond)), ariaLabel: 'Request rate over time' })),
         chartCard('Errors', lineChart({ xs, stepMs, series: [{ label: 'error rate', values: chosen.series.errorRate, cls: 's-err', area: true }], yFmt: fmtPct, yMinMax: 0.01, ariaLabel: 'Error rate over time' })),
         chartCard('Duration', lineChart({
           xs, stepMs, ariaLabel: 'Duration quantiles over time', yFmt: fmtDur, series: [

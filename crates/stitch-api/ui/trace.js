@@ -75,6 +75,10 @@ export function tracePage(main, traceId) {
     const spanParam = new URLSearchParams(location.search).get('span');
     if (spanParam) selectSpanId(spanParam, { tab: 'span', center: true });
     else refreshRows();
+    // Lay the first rows out now rather than in the next animation frame.
+    state.wf.render();
+    let paintedResolve;
+    const painted = new Promise((r) => { paintedResolve = r; });
     requestAnimationFrame(() => {
       // The rows are laid out; this frame paints them.
       requestAnimationFrame(() => {
@@ -82,6 +86,7 @@ export function tracePage(main, traceId) {
         page.dataset.painted = '1';
         // The minimap draws every span: after the first paint, not before it.
         if (!state.destroyed) state.mm.draw();
+        paintedResolve();
       });
     });
     if (model.spans.length <= DETAIL_PRELOAD_MAX) {
@@ -94,7 +99,8 @@ export function tracePage(main, traceId) {
         if (els.find.value.trim()) runFind();
       }, () => {});
     }
-    analysisP.then((analysis) => {
+    // The analysis is applied after the first paint, which it must never delay.
+    Promise.all([analysisP, painted]).then(([analysis]) => {
       if (state.destroyed) return;
       applyAnalysis(model, analysis);
       expandCriticalPath(model, state.view);
@@ -130,6 +136,8 @@ export function tracePage(main, traceId) {
       onkeydown: (e) => {
         if (e.key === 'Enter') {
           e.preventDefault();
+          // Enter right after typing: search now rather than after the debounce.
+          if (els.find.value !== state.findQuery) runFind();
           nextMatch(e.shiftKey ? -1 : 1);
         } else if (e.key === 'Escape') {
           els.find.value = '';
@@ -307,6 +315,7 @@ export function tracePage(main, traceId) {
 
   function runFind() {
     const q = els.find.value;
+    state.findQuery = q;
     state.matches = findSpans(state.model, q);
     state.matchPos = -1;
     els.findCount.textContent = q.trim() ? `${fmtInt(state.matches.length)} found` : '';

@@ -94,6 +94,7 @@ export class Waterfall {
 
   setRows(rows) {
     this.rows = rows;
+    this.root.dataset.rows = String(rows.length);
     this.spacer.style.height = `${rows.length * ROW_H}px`;
     this.invalidate();
   }
@@ -161,6 +162,10 @@ export class Waterfall {
       if (k < first || k > last) {
         this.live.delete(k);
         el.style.display = 'none';
+        // A pooled element is no row: it must not match `.row` selectors while hidden.
+        el.className = '';
+        delete el.dataset.spanId;
+        delete el.dataset.critical;
         this.free.push(el);
       }
     }
@@ -328,7 +333,9 @@ export class Minimap {
     this.canvas = root.querySelector('canvas');
     this.win = root.querySelector('.mm-window');
     this.drag = root.querySelector('.mm-drag');
-    this.resizeObserver = new ResizeObserver(() => this.draw());
+    // Drawn first by the page once the waterfall has painted; then on every resize.
+    this.ready = false;
+    this.resizeObserver = new ResizeObserver(() => this.ready && this.draw());
     this.resizeObserver.observe(root);
     root.addEventListener('pointerdown', (e) => this.onDown(e));
     root.addEventListener('dblclick', () => this.onRange(model.start, model.end));
@@ -359,6 +366,7 @@ export class Minimap {
   }
 
   draw() {
+    this.ready = true;
     const m = this.model;
     const rect = this.root.getBoundingClientRect();
     const dpr = window.devicePixelRatio || 1;
