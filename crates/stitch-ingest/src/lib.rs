@@ -59,6 +59,17 @@ pub struct IngestStats {
     pub udp_malformed_datagrams: AtomicU64,
     /// UDP datagrams dropped because Stitch was overloaded (UDP cannot ask senders to retry).
     pub udp_dropped_datagrams: AtomicU64,
+    /// Spans acknowledged but not stored because the [`BatchFilter`] (head sampling) removed
+    /// them.
+    pub filtered_spans: AtomicU64,
+}
+
+/// A step every decoded batch goes through before the store, e.g. head sampling. It may
+/// remove spans or change them.
+pub trait BatchFilter: Send + Sync {
+    /// Returns true when it changed the batch (then the request's bytes are not reused as
+    /// the WAL record).
+    fn filter(&self, batch: &mut stitch_model::Batch) -> bool;
 }
 
 /// What the store said about a decoded request.
@@ -83,6 +94,7 @@ pub struct Ingest {
     store: Store,
     config: IngestConfig,
     inflight: Arc<Semaphore>,
+    filter: Option<Arc<dyn BatchFilter>>,
     pub stats: IngestStats,
 }
 
@@ -91,11 +103,21 @@ const DECODED_EXPANSION: usize = 3;
 
 impl Ingest {
     pub fn new(store: Store, config: IngestConfig) -> Arc<Ingest> {
+        Ingest::with_filter(store, config, None)
+    }
+
+    /// Like [`Ingest::new`], with a filter applied to every batch before it is stored.
+    pub fn with_filter(
+        store: Store,
+        config: IngestConfig,
+        filter: Option<Arc<dyn BatchFilter>>,
+    ) -> Arc<Ingest> {
         let permits = config.max_inflight_bytes.min(Semaphore::MAX_PERMITS);
         Arc::new(Ingest {
             store,
             inflight: Arc::new(Semaphore::new(permits)),
             config,
+            filter,
             stats: IngestStats::default(),
         })
     }
@@ -132,7 +154,19 @@ impl Ingest {
             .rejected_spans
             .fetch_add(rejected, Ordering::Relaxed);
         let count = decoded.batch.span_count() as u64;
-        if count > 0 {
+        let (mut decoded, mut raw) = (decoded, raw);
+        let mut stored = count;
+        if count > 0
+            && let Some(f) = &self.filter
+            && f.filter(&mut decoded.batch)
+        {
+            raw = None;
+            stored = decoded.batch.span_count() as u64;
+            self.stats
+                .filtered_spans
+                .fetch_add(count.saturating_sub(stored), Ordering::Relaxed);
+        }
+        if stored > 0 {
             let payload = match raw {
                 Some(raw) if rejected == 0 => raw,
                 _ => stitch_wire::otlp::encode_batch(&decoded.batch),

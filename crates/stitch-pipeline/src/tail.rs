@@ -550,10 +550,27 @@ impl<S: SpanRecord> TailSampler<S> {
         sampled: bool,
         now: u64,
     ) -> Option<Decision<S>> {
+        self.restore_decision_as(trace_id, sampled, None, now)
+    }
+
+    /// [`TailSampler::restore_decision`] that remembers the policy that kept the trace (as
+    /// recorded before the restart), so late spans report it too. `None` records
+    /// [`RESTORED`].
+    pub fn restore_decision_as(
+        &mut self,
+        trace_id: TraceId,
+        sampled: bool,
+        policy: Option<&str>,
+        now: u64,
+    ) -> Option<Decision<S>> {
         let now = self.clock(now);
-        let name = self.names[2].clone();
+        let idx = match policy {
+            Some(name) if !name.is_empty() => self.intern(&Arc::from(name)),
+            _ => 2,
+        };
+        let name = self.names[idx as usize].clone();
         if sampled {
-            self.insert_sampled(trace_id, 2);
+            self.insert_sampled(trace_id, idx);
         } else {
             self.insert_not_sampled(trace_id);
         }

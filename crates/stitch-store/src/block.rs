@@ -86,8 +86,16 @@ pub struct BlockMeta {
     pub max_start: u64,
     /// Latest span end in the block; retention deletes a block once this is old enough.
     pub max_end: u64,
-    /// Every WAL segment with an id up to this one is fully contained in this or earlier blocks.
+    /// The head this block was written from was active while WAL segments up to this one
+    /// were written: every span that went into a head while a segment `<= wal_through` was
+    /// active (directly, or as a trace kept by the tail sampler) is in this or an earlier block.
+    /// Spans of such segments still undecided by the tail sampler are not (see `wal.rs`).
     pub wal_through: u64,
+    /// The oldest WAL segment holding a span of this block (with tail sampling, kept traces
+    /// can reach back before the head's first segment). Absent in blocks written before it
+    /// was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_source_segment: Option<u64>,
     pub data_bytes: u64,
     /// Per row group: the first and last trace id (hex) and the number of rows.
     pub row_groups: Vec<RowGroupRange>,
@@ -285,6 +293,7 @@ pub fn build_block(
         max_start: 0,
         max_end: 0,
         wal_through,
+        min_source_segment: (head.min_source != u64::MAX).then_some(head.min_source),
         data_bytes: 0,
         row_groups: Vec::new(),
         services: BTreeMap::new(),

@@ -29,6 +29,8 @@ pub enum StoreError {
     WalClosed,
     #[error("the write-ahead log is full: {pending} appends pending")]
     Overloaded { pending: usize },
+    #[error("invalid sampling configuration: {0}")]
+    Sampling(#[from] stitch_pipeline::ConfigError),
 }
 
 impl StoreError {

@@ -25,6 +25,10 @@ pub struct Head {
     /// The WAL segment that was active when this head was created; together with the segment
     /// that is active when it is frozen, the head holds exactly the records of those segments.
     pub first_segment: u64,
+    /// The oldest WAL segment holding a span of this head (`u64::MAX` when empty). With tail
+    /// sampling a head receives kept traces whose spans sit in segments older than
+    /// `first_segment`; those segments must outlive the head (see [`crate::wal`]).
+    pub min_source: u64,
     pub created: Instant,
     pub services: BTreeMap<String, BTreeSet<Operation>>,
 }
@@ -36,6 +40,7 @@ impl Head {
             span_count: 0,
             approx_bytes: 0,
             first_segment,
+            min_source: u64::MAX,
             created: Instant::now(),
             services: BTreeMap::new(),
         }
@@ -45,9 +50,44 @@ impl Head {
         self.span_count == 0
     }
 
-    /// Adds a batch. `encoded_len` is the size of its wire encoding, used for memory accounting.
-    pub fn insert(&mut self, batch: &Batch, encoded_len: usize) {
-        for s in batch.spans() {
+    /// Adds a batch read from WAL segment `source`. `encoded_len` is the size of its wire
+    /// encoding, used for memory accounting.
+    pub fn insert(&mut self, batch: &Batch, encoded_len: usize, source: u64) {
+        self.min_source = self.min_source.min(source);
+        self.note_services(&batch.resource_spans);
+        for (trace_id, fragment) in batch.split_by_trace() {
+            self.add_fragments(trace_id, fragment);
+        }
+        // Decoded spans take a few times their protobuf size in memory.
+        self.approx_bytes += encoded_len * 3;
+    }
+
+    /// Adds spans of one trace (a kept trace from the tail sampler) whose oldest span was
+    /// read from WAL segment `source`. `approx_bytes` is their size in memory.
+    pub fn insert_trace(
+        &mut self,
+        trace_id: TraceId,
+        fragments: Vec<ResourceSpans>,
+        approx_bytes: usize,
+        source: u64,
+    ) {
+        self.min_source = self.min_source.min(source);
+        self.note_services(&fragments);
+        self.add_fragments(trace_id, fragments);
+        self.approx_bytes += approx_bytes;
+    }
+
+    fn note_services(&mut self, resource_spans: &[ResourceSpans]) {
+        let spans = resource_spans.iter().flat_map(|rs| {
+            rs.scope_spans.iter().flat_map(move |ss| {
+                ss.spans.iter().map(move |span| SpanRef {
+                    resource: &rs.resource,
+                    scope: &ss.scope,
+                    span,
+                })
+            })
+        });
+        for s in spans {
             let service = s.service_name();
             let op = Operation {
                 name: s.span.name.clone(),
@@ -65,25 +105,24 @@ impl Head {
                 }
             }
         }
-        for (trace_id, fragment) in batch.split_by_trace() {
-            let entry = self.traces.entry(trace_id).or_insert_with(|| HeadTrace {
-                fragments: Vec::new(),
-                min_start: u64::MAX,
-                max_end: 0,
-            });
-            for rs in &fragment {
-                for ss in &rs.scope_spans {
-                    for span in &ss.spans {
-                        entry.min_start = entry.min_start.min(span.start_time_unix_nano);
-                        entry.max_end = entry.max_end.max(span.end_time_unix_nano);
-                        self.span_count += 1;
-                    }
+    }
+
+    fn add_fragments(&mut self, trace_id: TraceId, fragment: Vec<ResourceSpans>) {
+        let entry = self.traces.entry(trace_id).or_insert_with(|| HeadTrace {
+            fragments: Vec::new(),
+            min_start: u64::MAX,
+            max_end: 0,
+        });
+        for rs in &fragment {
+            for ss in &rs.scope_spans {
+                for span in &ss.spans {
+                    entry.min_start = entry.min_start.min(span.start_time_unix_nano);
+                    entry.max_end = entry.max_end.max(span.end_time_unix_nano);
+                    self.span_count += 1;
                 }
             }
-            entry.fragments.extend(fragment);
         }
-        // Decoded spans take a few times their protobuf size in memory.
-        self.approx_bytes += encoded_len * 3;
+        entry.fragments.extend(fragment);
     }
 
     /// The head's spans of one trace, appended to `into`.

@@ -2,20 +2,25 @@
 //!
 //! ```text
 //! append(batch) ──► WAL segment (group commit, fdatasync) ──► active head (memory) ──► ack
-//!                                                                 │ full or old
+//!                                   │                             │ full or old
+//!     with tail sampling: ack, then ▼                             ▼
+//!     tail sampler ── kept traces ──► active head   frozen head ──► Parquet block in the object store
+//!          └─ decision records ──► next WAL commit                │ block durable
 //!                                                                 ▼
-//!                                          frozen head ──► Parquet block in the object store
-//!                                                                 │ block durable
-//!                                                                 ▼
-//!                                                 WAL segments it covered are deleted
+//!                                  WAL segments nothing needs any more are deleted
 //! ```
 //!
 //! Invariants:
 //! - A batch is acknowledged only after its WAL record is written and synced; recovery on open
 //!   replays every segment not yet covered by a block, so no acknowledged span is lost to a
 //!   crash (`kill -9` or power loss).
-//! - A head holds exactly the records of the WAL segments written while it was active. Only the
-//!   WAL writer thread rotates segments and freezes heads, so this holds without a lock per span.
+//! - A head holds exactly the spans put into a head while its WAL segments were active (records
+//!   of those segments, and traces the tail sampler kept then, whose spans may be older). Only
+//!   the WAL writer thread rotates segments, freezes heads and owns the tail sampler, so this
+//!   holds without a lock per span.
+//! - A WAL segment is deleted only below the oldest undecided span, the oldest source segment of
+//!   every unflushed head, and the active segment ([`wal`] has the rules, [`sampling`] the
+//!   sampler's side).
 //! - A block becomes visible (registered, and `meta.json` written) before the head it came from
 //!   stops being queryable and before the WAL segments it covers are deleted.
 //! - Blocks are immutable; retention deletes whole blocks.
@@ -26,9 +31,11 @@ pub mod block;
 mod error;
 pub mod head;
 pub mod query;
+pub mod sampling;
 mod store;
 pub mod wal;
 
 pub use error::StoreError;
 pub use query::{Operation, SearchQuery, TraceReader};
+pub use sampling::SamplingStatus;
 pub use store::{Store, StoreConfig, StoreStats};

@@ -18,7 +18,8 @@ use crate::StoreError;
 use crate::block::{self, BlockHandle};
 use crate::head::Head;
 use crate::query::{Operation, SearchQuery, TraceReader};
-use crate::wal::{self, SegmentEnd, SegmentWriter};
+use crate::sampling::{KeptTrace, Sampler, SamplingStatus, unix_nanos};
+use crate::wal::{self, SegmentWriter};
 
 /// How the store is laid out and bounded.
 #[derive(Clone, Debug)]
@@ -40,6 +41,9 @@ pub struct StoreConfig {
     pub max_pending_appends: usize,
     /// `fdatasync` after every group of appends. Only tests and benchmarks turn this off.
     pub fsync: bool,
+    /// Tail sampling (the `sampling` section of the config file). The default keeps every
+    /// trace without buffering it.
+    pub sampling: stitch_pipeline::SamplingConfig,
 }
 
 impl StoreConfig {
@@ -53,6 +57,7 @@ impl StoreConfig {
             retention_interval: Duration::from_secs(60),
             max_pending_appends: 4096,
             fsync: true,
+            sampling: stitch_pipeline::SamplingConfig::default(),
         }
     }
 }
@@ -69,6 +74,10 @@ pub struct StoreStats {
     pub blocks_deleted: AtomicU64,
     pub flush_failures: AtomicU64,
     pub recovered_spans: AtomicU64,
+    /// Spans of traces the tail sampler kept, put into the head.
+    pub sampled_spans_stored: AtomicU64,
+    /// WAL segments deleted because nothing in them is needed any more.
+    pub wal_segments_deleted: AtomicU64,
 }
 
 enum WalMsg {
@@ -95,6 +104,12 @@ struct Inner {
     frozen: RwLock<Vec<Arc<Head>>>,
     blocks: RwLock<Vec<Arc<BlockHandle>>>,
     stats: StoreStats,
+    /// The oldest WAL segment holding a span the tail sampler has not decided (`u64::MAX`:
+    /// none), published by the WAL writer.
+    tail_watermark: AtomicU64,
+    /// The segment the WAL writer appends to.
+    current_segment: AtomicU64,
+    sampling: parking_lot::Mutex<SamplingStatus>,
 }
 
 /// The embedded trace store. Cheap to clone; all clones share one store.
@@ -136,47 +151,37 @@ impl Store {
         let stats = StoreStats::default();
         let segments = wal::list_segments(&wal_dir)?;
         let next_segment = segments.last().copied().unwrap_or(0).max(wal_through) + 1;
-        let mut head = Head::new(next_segment);
+        let recovered = crate::sampling::replay(
+            &wal_dir,
+            &segments,
+            wal_through,
+            next_segment,
+            &config.sampling,
+        )?;
+        let head = recovered.head;
+        let mut sampler = recovered.sampler;
+        stats
+            .recovered_spans
+            .store(recovered.recovered_spans, Ordering::Relaxed);
+        // Segments below every head's oldest source and below the oldest undecided span hold
+        // nothing that is not in a block already (or was dropped).
+        let keep_from = head
+            .min_source
+            .min(sampler.tail.low_watermark().unwrap_or(u64::MAX))
+            .min(next_segment);
         for &seg in &segments {
-            let path = wal::segment_path(&wal_dir, seg);
-            if seg <= wal_through {
-                // Its spans are already in a block; the crash came before it was deleted.
+            if seg < keep_from {
+                let path = wal::segment_path(&wal_dir, seg);
                 std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-                continue;
-            }
-            let mut bad_records = 0u64;
-            let end = wal::read_segment(&path, |kind, body| {
-                if kind != wal::KIND_OTLP_PROTO {
-                    bad_records += 1;
-                    return;
-                }
-                match stitch_wire::otlp::decode_export_request(body) {
-                    Ok(decoded) => {
-                        stats
-                            .recovered_spans
-                            .fetch_add(decoded.batch.span_count() as u64, Ordering::Relaxed);
-                        head.insert(&decoded.batch, body.len());
-                    }
-                    Err(_) => bad_records += 1,
-                }
-            })?;
-            if bad_records > 0 {
-                tracing::error!(segment = %path.display(), bad_records, "WAL records that do not decode were skipped");
-            }
-            if let SegmentEnd::Torn { offset, reason } = end {
-                let newest = Some(&seg) == segments.last();
-                if newest {
-                    tracing::info!(segment = %path.display(), offset, %reason, "WAL ends in an unfinished write; it was never acknowledged");
-                } else {
-                    tracing::error!(segment = %path.display(), offset, %reason, "WAL segment is corrupt; records after this offset are lost");
-                }
             }
         }
         wal::sync_dir(&wal_dir)?;
-        if !head.is_empty() {
+        if !head.is_empty() || recovered.undecided_traces > 0 {
             tracing::info!(
                 spans = head.span_count,
                 traces = head.traces.len(),
+                undecided_traces = recovered.undecided_traces,
+                undecided_spans = recovered.undecided_spans,
                 "recovered spans from the write-ahead log"
             );
         }
@@ -190,14 +195,18 @@ impl Store {
             frozen: RwLock::new(Vec::new()),
             blocks: RwLock::new(blocks),
             stats,
+            tail_watermark: AtomicU64::new(u64::MAX),
+            current_segment: AtomicU64::new(next_segment),
+            sampling: parking_lot::Mutex::new(SamplingStatus::default()),
         });
+        sampler.publish(&inner.tail_watermark, &inner.sampling);
         let (tx, rx) = sync_channel(config.max_pending_appends);
         let (flush_tx, flush_rx) = tokio::sync::mpsc::unbounded_channel();
         {
             let inner = inner.clone();
             std::thread::Builder::new()
                 .name("stitch-wal".into())
-                .spawn(move || wal_writer(inner, rx, segment, flush_tx))
+                .spawn(move || wal_writer(inner, rx, segment, flush_tx, sampler))
                 .map_err(|e| StoreError::io("stitch-wal thread", e))?;
         }
         tokio::spawn(flusher(inner.clone(), flush_rx));
@@ -251,6 +260,11 @@ impl Store {
         &self.inner.stats
     }
 
+    /// What the tail sampler is doing (updated by the WAL writer at most every 250 ms).
+    pub fn sampling_status(&self) -> SamplingStatus {
+        self.inner.sampling.lock().clone()
+    }
+
     /// Spans in memory (active and flushing heads).
     pub fn head_spans(&self) -> usize {
         self.inner.active.read().span_count
@@ -279,32 +293,39 @@ impl Store {
     }
 }
 
-/// The single thread that owns the active segment. It writes appends in groups, syncs once
-/// per group, applies them to the head and only then acknowledges them; because it is also the
-/// only one to rotate segments and freeze heads, a head always holds exactly the records of the
-/// segments written while it was active.
+/// The single thread that owns the active segment. It writes appends in groups and syncs once
+/// per group. Without tail sampling it then applies the group to the head and only then
+/// acknowledges it. With tail sampling it acknowledges the group, feeds it to the tail sampler
+/// it owns and puts the traces it keeps into the head; the decisions are written as a WAL
+/// record at the start of the next group commit (or before the segment rotates). Because it is
+/// also the only one to rotate segments and freeze heads, a head holds exactly the spans that
+/// were put into a head while its segments were active.
 fn wal_writer(
     inner: Arc<Inner>,
     rx: Receiver<WalMsg>,
     mut segment: SegmentWriter,
     flush_tx: tokio::sync::mpsc::UnboundedSender<FlushJob>,
+    mut sampler: Sampler,
 ) {
     const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
-    let tick = Duration::from_millis(250);
+    let idle = Duration::from_millis(250);
     let mut framed = Vec::with_capacity(1 << 20);
     let mut group = Vec::new();
+    let mut batches = Vec::new();
+    let mut kept: Vec<KeptTrace> = Vec::new();
     loop {
-        let first = match rx.recv_timeout(tick) {
-            Ok(m) => m,
-            Err(RecvTimeoutError::Timeout) => {
-                maybe_rotate(&inner, &mut segment, &flush_tx, Vec::new());
-                continue;
-            }
+        let first = match rx.recv_timeout(sampler.timeout(unix_nanos(), idle)) {
+            Ok(m) => Some(m),
+            Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
         };
+        let received = first.is_some();
         let mut group_bytes = 0;
         let mut flush_requests = Vec::new();
-        let mut msg = Some(first);
+        let kind = sampler.record_kind();
+        // Decisions made since the last commit go first: they precede these spans.
+        sampler.frame_pending(&mut framed);
+        let mut msg = first;
         while let Some(m) = msg.take() {
             match m {
                 WalMsg::Append {
@@ -312,7 +333,7 @@ fn wal_writer(
                     batch,
                     ack,
                 } => {
-                    wal::frame(&mut framed, wal::KIND_OTLP_PROTO, &payload);
+                    wal::frame(&mut framed, kind, &payload);
                     group_bytes += payload.len();
                     group.push((payload.len(), batch, ack));
                 }
@@ -322,30 +343,46 @@ fn wal_writer(
                 msg = rx.try_recv().ok();
             }
         }
-        if !group.is_empty() {
+        if group.is_empty() {
+            framed.clear();
+        } else {
             let result = segment.write_durable(&framed, inner.config.fsync);
             framed.clear();
             match result {
                 Ok(()) => {
+                    sampler.written();
                     let stats = &inner.stats;
                     stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
                     stats
                         .wal_bytes
                         .fetch_add(group_bytes as u64, Ordering::Relaxed);
-                    {
-                        let mut head = inner.active.write();
-                        for (len, batch, _) in &group {
-                            head.insert(batch, *len);
-                            stats
-                                .appended_spans
-                                .fetch_add(batch.span_count() as u64, Ordering::Relaxed);
-                        }
-                    }
+                    let spans: usize = group.iter().map(|(_, b, _)| b.span_count()).sum();
+                    stats
+                        .appended_spans
+                        .fetch_add(spans as u64, Ordering::Relaxed);
                     stats
                         .appends
                         .fetch_add(group.len() as u64, Ordering::Relaxed);
-                    for (_, _, ack) in group.drain(..) {
-                        let _ = ack.send(Ok(()));
+                    if sampler.pass_through {
+                        {
+                            let mut head = inner.active.write();
+                            for (len, batch, _) in &group {
+                                head.insert(batch, *len, segment.id);
+                            }
+                        }
+                        for (_, _, ack) in group.drain(..) {
+                            let _ = ack.send(Ok(()));
+                        }
+                    } else {
+                        // Durable: acknowledge now; the spans become visible once decided.
+                        for (_, batch, ack) in group.drain(..) {
+                            let _ = ack.send(Ok(()));
+                            batches.push(batch);
+                        }
+                        let now = unix_nanos();
+                        for batch in batches.drain(..) {
+                            sampler.add(batch, segment.id, now, &mut kept);
+                        }
                     }
                 }
                 Err(e) => {
@@ -355,15 +392,74 @@ fn wal_writer(
                         let _ = ack.send(Err(message.clone()));
                     }
                     // A partial write may have left a torn record; continue in a new segment so
-                    // later records are readable.
+                    // later records are readable. Pending decisions stay pending.
                     match SegmentWriter::create(&inner.wal_dir, segment.id + 1) {
-                        Ok(s) => segment = s,
+                        Ok(s) => {
+                            segment = s;
+                            inner.current_segment.store(segment.id, Ordering::Release);
+                        }
                         Err(e) => tracing::error!(error = %e, "cannot open a new WAL segment"),
                     }
                 }
             }
         }
-        maybe_rotate(&inner, &mut segment, &flush_tx, flush_requests);
+        if !sampler.pass_through {
+            sampler.tick(unix_nanos(), &mut kept);
+            if !kept.is_empty() {
+                let mut stored = 0;
+                {
+                    let mut head = inner.active.write();
+                    for k in kept.drain(..) {
+                        stored += k.spans;
+                        k.insert_into(&mut head);
+                    }
+                }
+                inner
+                    .stats
+                    .sampled_spans_stored
+                    .fetch_add(stored, Ordering::Relaxed);
+            }
+            if !received && sampler.has_pending() {
+                // Idle: write the decisions now rather than with the next append.
+                write_pending(&inner, &mut segment, &mut sampler);
+            }
+        }
+        // Publish the watermark before any rotation: the flusher reads the active segment
+        // first and the watermark after, so it never sees a newer segment with an older
+        // watermark (see `delete_obsolete_segments`).
+        sampler.publish(&inner.tail_watermark, &inner.sampling);
+        maybe_rotate(
+            &inner,
+            &mut segment,
+            &flush_tx,
+            flush_requests,
+            &mut sampler,
+        );
+    }
+}
+
+/// Writes the pending decisions as one record and syncs. False when the write failed (the
+/// decisions stay pending).
+fn write_pending(inner: &Inner, segment: &mut SegmentWriter, sampler: &mut Sampler) -> bool {
+    if !sampler.has_pending() {
+        return true;
+    }
+    let mut framed = Vec::new();
+    sampler.frame_pending(&mut framed);
+    match segment.write_durable(&framed, inner.config.fsync) {
+        Ok(()) => {
+            sampler.written();
+            inner.stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "writing sampling decisions to the WAL failed; retrying later");
+            if let Ok(s) = SegmentWriter::create(&inner.wal_dir, segment.id + 1) {
+                *segment = s;
+                inner.current_segment.store(segment.id, Ordering::Release);
+            }
+            false
+        }
     }
 }
 
@@ -372,17 +468,41 @@ fn maybe_rotate(
     segment: &mut SegmentWriter,
     flush_tx: &tokio::sync::mpsc::UnboundedSender<FlushJob>,
     forced: Vec<oneshot::Sender<()>>,
+    sampler: &mut Sampler,
 ) {
-    let due = {
+    let c = &inner.config;
+    if !forced.is_empty() {
+        // A flush (e.g. at shutdown) also makes the decisions made so far durable, so that a
+        // restart does not decide those traces again.
+        write_pending(inner, segment, sampler);
+    }
+    let (due, segment_only) = {
         let head = inner.active.read();
-        let c = &inner.config;
-        !head.is_empty()
+        let due = !head.is_empty()
             && (!forced.is_empty()
                 || head.span_count >= c.head_max_spans
                 || head.approx_bytes >= c.head_max_bytes
-                || head.created.elapsed() >= c.head_max_age)
+                || head.created.elapsed() >= c.head_max_age);
+        // With tail sampling the head may stay empty (every trace dropped) while the segment
+        // grows: rotate the segment alone so that old ones can be deleted.
+        let segment_only = head.is_empty()
+            && segment.bytes > wal::MAGIC.len() as u64
+            && segment.created.elapsed() >= c.head_max_age;
+        (due, segment_only)
     };
     if !due {
+        if segment_only && write_pending(inner, segment, sampler) {
+            match SegmentWriter::create(&inner.wal_dir, segment.id + 1) {
+                Ok(s) => {
+                    *segment = s;
+                    inner.current_segment.store(segment.id, Ordering::Release);
+                    if let Err(e) = delete_obsolete_segments(inner) {
+                        tracing::error!(error = %e, "deleting old WAL segments failed");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot rotate the write-ahead log"),
+            }
+        }
         if !forced.is_empty() {
             // Nothing in the active head, but earlier heads may still be flushing: queue an
             // empty job so the caller is answered after them.
@@ -398,6 +518,11 @@ fn maybe_rotate(
     while inner.frozen.read().len() >= 2 {
         std::thread::sleep(Duration::from_millis(10));
     }
+    // The decisions that put traces into this head must be in its segments (and durable)
+    // before it can become a block: recovery finds kept spans through them.
+    if !write_pending(inner, segment, sampler) {
+        return;
+    }
     let next = match SegmentWriter::create(&inner.wal_dir, segment.id + 1) {
         Ok(s) => s,
         Err(e) => {
@@ -407,6 +532,7 @@ fn maybe_rotate(
     };
     let through = segment.id;
     *segment = next;
+    inner.current_segment.store(segment.id, Ordering::Release);
     // Publish the old head in `frozen` before releasing the lock on `active`: readers look at
     // `active` first and `frozen` after, so a head that is in neither for a moment would hide
     // acknowledged spans from them.
@@ -421,6 +547,46 @@ fn maybe_rotate(
         wal_through: through,
         done: forced,
     });
+}
+
+/// Deletes the WAL segments nothing needs any more: those below the active segment, below the
+/// oldest segment holding a span the tail sampler has not decided, and below the oldest source
+/// segment of every head not yet written as a block. Returns how many it deleted.
+fn delete_obsolete_segments(inner: &Inner) -> Result<usize, StoreError> {
+    // Order matters: the writer publishes the watermark before it moves to a new segment, and
+    // puts kept spans into a head before it publishes the watermark that no longer covers
+    // them. Reading in the opposite order never sees a bound that is too high.
+    let current = inner.current_segment.load(Ordering::Acquire);
+    let watermark = inner.tail_watermark.load(Ordering::Acquire);
+    let heads = {
+        let active = inner.active.read();
+        let frozen = inner.frozen.read();
+        frozen
+            .iter()
+            .map(|h| h.min_source)
+            .fold(active.min_source, u64::min)
+    };
+    let bound = current.min(watermark).min(heads);
+    let mut deleted = 0;
+    for seg in wal::list_segments(&inner.wal_dir)? {
+        if seg >= bound {
+            break;
+        }
+        let path = wal::segment_path(&inner.wal_dir, seg);
+        match std::fs::remove_file(&path) {
+            Ok(()) => deleted += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io(&path, e)),
+        }
+    }
+    if deleted > 0 {
+        wal::sync_dir(&inner.wal_dir)?;
+        inner
+            .stats
+            .wal_segments_deleted
+            .fetch_add(deleted as u64, Ordering::Relaxed);
+    }
+    Ok(deleted)
 }
 
 async fn flusher(inner: Arc<Inner>, mut rx: tokio::sync::mpsc::UnboundedReceiver<FlushJob>) {
@@ -478,13 +644,10 @@ async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError>
     inner.blocks.write().push(handle);
     inner.frozen.write().retain(|h| !Arc::ptr_eq(h, &job.head));
     inner.stats.blocks_written.fetch_add(1, Ordering::Relaxed);
-    for seg in wal::list_segments(&inner.wal_dir)? {
-        if seg <= job.wal_through {
-            let path = wal::segment_path(&inner.wal_dir, seg);
-            std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-        }
+    // The block is registered: failing to delete segments now must not write it again.
+    if let Err(e) = delete_obsolete_segments(inner) {
+        tracing::error!(error = %e, "deleting WAL segments covered by a block failed");
     }
-    wal::sync_dir(&inner.wal_dir)?;
     tracing::debug!(block = %block_id, spans, "flushed head to a block");
     Ok(())
 }

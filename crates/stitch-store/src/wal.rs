@@ -8,8 +8,43 @@
 //! record  := len:u32le crc:u32le payload     (8-byte header + len bytes)
 //! crc     := crc32c(len as 4 LE bytes ++ payload)
 //! payload := kind:u8 body
-//! kind 1  := body is an OTLP ExportTraceServiceRequest in protobuf
+//! kind 1  := body is an OTLP ExportTraceServiceRequest in protobuf; its spans went straight
+//!            into the head (no tail sampling)
+//! kind 2  := body is an OTLP ExportTraceServiceRequest in protobuf; its spans entered the
+//!            tail sampler and are decided by a later kind-3 record
+//! kind 3  := decisions of the tail sampler (see below)
 //! ```
+//!
+//! A decision record ([`encode_decisions`], [`decode_decisions`]):
+//!
+//! ```text
+//! body      := count:u32le decision{count}
+//! decision  := trace_id:16 bytes  verdict:u8  probability:f64le  policy_len:u8  policy
+//! verdict   := 0 not sampled | 1 sampled (kept) | 2 dropped by a `drop` policy
+//! probability := the kept trace's sampling probability, NaN when unknown (rate limits,
+//!               late spans)
+//! policy    := UTF-8 name of the policy that kept (or dropped) the trace, at most 255 bytes
+//! ```
+//!
+//! # Tail sampling and the log
+//!
+//! With tail sampling on, the WAL writer writes received spans as kind 2, feeds them to the
+//! tail sampler after the group commit, and frames every decision it then makes (kept,
+//! dropped, and the cached decision applied to late spans) into a kind-3 record written at
+//! the start of the next group commit (no extra `fdatasync`), or before the segment rotates
+//! (with one). Hence, replaying the log in order:
+//!
+//! * every kind-2 span is decided by the **first decision record of its trace that follows
+//!   it**; none means the trace was undecided at the crash;
+//! * the spans of a kept trace went into the head that was active when the decision was made,
+//!   which is the head whose segments include the one holding the decision record. So a kept
+//!   span is already in a block exactly when its decision record's segment is at or below the
+//!   highest `wal_through` of the blocks.
+//!
+//! A segment can be deleted only when it is below the tail sampler's low watermark (the
+//! oldest segment holding an undecided span), below the oldest source segment of every head
+//! not yet written as a block, and below the active segment. Recovery relies on this: see
+//! `Store::open`.
 //!
 //! Records are appended by one writer; an append is acknowledged only after the bytes are
 //! written and `fdatasync` has returned, so an acknowledged record survives a crash of the
@@ -33,6 +68,92 @@ pub const MAX_RECORD: usize = 256 * 1024 * 1024;
 
 /// Payload kinds.
 pub const KIND_OTLP_PROTO: u8 = 1;
+/// OTLP spans that entered the tail sampler.
+pub const KIND_OTLP_SAMPLED: u8 = 2;
+/// Tail-sampling decisions.
+pub const KIND_DECISIONS: u8 = 3;
+
+/// What a decision record says about a trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    NotSampled = 0,
+    Sampled = 1,
+    Dropped = 2,
+}
+
+/// One decision of the tail sampler, as a kind-3 record holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecisionEntry {
+    pub trace_id: stitch_model::TraceId,
+    pub verdict: Verdict,
+    /// NaN when unknown.
+    pub probability: f64,
+    pub policy: String,
+}
+
+/// Appends one decision to a kind-3 body under construction (see [`encode_decisions`]).
+pub fn push_decision(
+    body: &mut Vec<u8>,
+    trace_id: &stitch_model::TraceId,
+    verdict: Verdict,
+    probability: Option<f64>,
+    policy: &str,
+) {
+    if body.is_empty() {
+        body.extend_from_slice(&0u32.to_le_bytes());
+    }
+    let count = u32::from_le_bytes(body[..4].try_into().expect("4 bytes")) + 1;
+    body[..4].copy_from_slice(&count.to_le_bytes());
+    body.extend_from_slice(&trace_id.0);
+    body.push(verdict as u8);
+    body.extend_from_slice(&probability.unwrap_or(f64::NAN).to_le_bytes());
+    let mut end = policy.len().min(255);
+    while !policy.is_char_boundary(end) {
+        end -= 1;
+    }
+    body.push(end as u8);
+    body.extend_from_slice(&policy.as_bytes()[..end]);
+}
+
+/// The body of a kind-3 record holding `entries`.
+pub fn encode_decisions(entries: &[DecisionEntry]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for e in entries {
+        let p = (!e.probability.is_nan()).then_some(e.probability);
+        push_decision(&mut body, &e.trace_id, e.verdict, p, &e.policy);
+    }
+    if body.is_empty() {
+        body.extend_from_slice(&0u32.to_le_bytes());
+    }
+    body
+}
+
+/// Decodes the body of a kind-3 record; `None` when it is malformed.
+pub fn decode_decisions(body: &[u8]) -> Option<Vec<DecisionEntry>> {
+    let count = u32::from_le_bytes(body.get(..4)?.try_into().ok()?) as usize;
+    let mut rest = &body[4..];
+    let mut out = Vec::with_capacity(count.min(rest.len() / 26));
+    for _ in 0..count {
+        let (id, r) = rest.split_first_chunk::<16>()?;
+        let (&v, r) = r.split_first()?;
+        let (p, r) = r.split_first_chunk::<8>()?;
+        let (&len, r) = r.split_first()?;
+        let name = r.get(..len as usize)?;
+        rest = &r[len as usize..];
+        out.push(DecisionEntry {
+            trace_id: stitch_model::TraceId(*id),
+            verdict: match v {
+                0 => Verdict::NotSampled,
+                1 => Verdict::Sampled,
+                2 => Verdict::Dropped,
+                _ => return None,
+            },
+            probability: f64::from_le_bytes(*p),
+            policy: String::from_utf8_lossy(name).into_owned(),
+        });
+    }
+    rest.is_empty().then_some(out)
+}
 
 pub fn segment_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{id:020}.wal"))
@@ -62,6 +183,7 @@ pub struct SegmentWriter {
     path: PathBuf,
     file: File,
     pub bytes: u64,
+    pub created: std::time::Instant,
 }
 
 impl SegmentWriter {
@@ -82,6 +204,7 @@ impl SegmentWriter {
             path,
             file,
             bytes: MAGIC.len() as u64,
+            created: std::time::Instant::now(),
         })
     }
 
@@ -245,6 +368,37 @@ mod tests {
             matches!(end, SegmentEnd::Torn { offset: 21, .. }),
             "{end:?}"
         );
+    }
+
+    #[test]
+    fn decision_records_round_trip() {
+        let entries = vec![
+            DecisionEntry {
+                trace_id: stitch_model::TraceId([7; 16]),
+                verdict: Verdict::Sampled,
+                probability: 0.05,
+                policy: "rest".into(),
+            },
+            DecisionEntry {
+                trace_id: stitch_model::TraceId([8; 16]),
+                verdict: Verdict::Dropped,
+                probability: f64::NAN,
+                policy: "é".repeat(200),
+            },
+        ];
+        let body = encode_decisions(&entries);
+        let back = decode_decisions(&body).unwrap();
+        assert_eq!(back[0], entries[0]);
+        assert!(back[1].probability.is_nan());
+        assert_eq!(back[1].verdict, Verdict::Dropped);
+        assert_eq!(
+            back[1].policy,
+            "é".repeat(127),
+            "cut at a char boundary under 256 bytes"
+        );
+        assert!(decode_decisions(&body[..body.len() - 1]).is_none());
+        assert!(decode_decisions(&[1, 0]).is_none());
+        assert_eq!(decode_decisions(&encode_decisions(&[])).unwrap(), vec![]);
     }
 
     #[test]

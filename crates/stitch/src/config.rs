@@ -25,6 +25,10 @@ pub struct FileConfig {
     pub store: StoreSection,
     #[serde(default)]
     pub zipkin: ZipkinSection,
+    /// Head, tail and adaptive sampling (`stitch_pipeline::config`; an annotated example is
+    /// `stitch.sampling.example.yaml`). Absent: every trace is kept, without buffering.
+    #[serde(default)]
+    pub sampling: Option<stitch_pipeline::SamplingConfig>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +47,8 @@ pub struct ListenConfig {
     pub jaeger_http: Option<SocketAddr>,
     /// Jaeger collector, gRPC (`jaeger.api_v2.CollectorService`).
     pub jaeger_grpc: Option<SocketAddr>,
+    /// Jaeger remote sampling, HTTP (`GET /sampling?service=`).
+    pub sampling: Option<SocketAddr>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +104,16 @@ impl FileConfig {
         if config.limits.max_request_bytes == Some(0) {
             bail!("at `limits.max_request_bytes`: must be greater than zero");
         }
+        if let Some(sampling) = &config.sampling
+            && let Err(e) = sampling.validate()
+        {
+            let lines: Vec<String> = e
+                .errors
+                .iter()
+                .map(|f| format!("at `{}`: {}", f.path, f.message))
+                .collect();
+            bail!("{}", lines.join("\n"));
+        }
         Ok(config)
     }
 }
@@ -144,6 +160,39 @@ mod tests {
         let msg = format!("{err:#}");
         assert!(msg.contains("store"), "{msg}");
         assert!(msg.contains("head_max_span"), "{msg}");
+    }
+
+    #[test]
+    fn the_sampling_section_is_validated_with_field_paths() {
+        let c = FileConfig::parse("sampling:\n  preset: seed\n  decision_wait: 2s\n").unwrap();
+        let s = c.sampling.unwrap();
+        assert_eq!(s.effective_policies().len(), 3);
+        assert_eq!(s.decision_wait, Duration::from_secs(2));
+        assert!(
+            FileConfig::parse("data_dir: x\n")
+                .unwrap()
+                .sampling
+                .is_none()
+        );
+
+        let err = FileConfig::parse(
+            "sampling:\n  policies:\n    - {name: slow, type: latency, latency: {threshold_ms: 0}}\n",
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("at `sampling.policies[0].latency.threshold_ms`"),
+            "{msg}"
+        );
+        let err = FileConfig::parse("sampling:\n  decision_wiat: 1s\n").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("sampling"), "{msg}");
+        assert!(msg.contains("decision_wiat"), "{msg}");
+        let err = FileConfig::parse("sampling:\n  head: {percentage: 200}\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("at `sampling.head.percentage`"),
+            "{err:#}"
+        );
     }
 
     #[test]

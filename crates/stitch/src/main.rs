@@ -4,7 +4,9 @@ mod check_propagation;
 mod cli;
 mod config;
 mod demo;
+mod loadgen;
 mod metrics;
+mod sampling;
 mod serve;
 
 use std::path::PathBuf;
@@ -47,6 +49,9 @@ enum Command {
     Analyze(cli::AnalyzeArgs),
     /// Check that a live service propagates trace context (W3C, baggage, B3, Jaeger).
     CheckPropagation(check_propagation::CheckArgs),
+    /// Send realistic trace load (OTLP, Zipkin, Jaeger) at a target rate and report throughput
+    /// and latency; `--verify` reads a sample back and checks every span arrived.
+    Loadgen(loadgen::LoadgenArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -74,6 +79,7 @@ fn main() -> std::process::ExitCode {
             Command::Search(args) => cli::search(args).await,
             Command::Analyze(args) => cli::analyze(args).await,
             Command::CheckPropagation(args) => check_propagation::run(args).await,
+            Command::Loadgen(args) => loadgen::run(args).await,
         }
     });
     match result {

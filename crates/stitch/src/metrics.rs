@@ -159,6 +159,13 @@ async fn render(State(s): State<Sources>) -> impl IntoResponse {
         "Blocks in the store.",
         s.store.block_count() as u64,
     );
+    counter(
+        &mut out,
+        "stitch_head_sampling_filtered_spans_total",
+        "Spans acknowledged but not stored because head sampling rejected their trace.",
+        &i.filtered_spans,
+    );
+    crate::sampling::render_metrics(&mut out, &s.store);
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// Jaeger collector gRPC address [default: 127.0.0.1:14250].
     #[arg(long)]
     jaeger_grpc_addr: Option<SocketAddr>,
+    /// Jaeger remote sampling HTTP address (`GET /sampling?service=`) [default: 127.0.0.1:5778].
+    #[arg(long)]
+    sampling_addr: Option<SocketAddr>,
     /// Flush the in-memory head to a block at this age, e.g. 2m.
     #[arg(long)]
     head_max_age: Option<String>,
@@ -99,6 +102,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(f) = file.store.fsync {
         store_config.fsync = f;
     }
+    // Validated when the file was read; absent means keep every trace, without buffering.
+    store_config.sampling = file.sampling.clone().unwrap_or_default();
     let mut ingest_config = IngestConfig::default();
     if let Some(n) = args.max_request_bytes.or(file.limits.max_request_bytes) {
         ingest_config.max_request_bytes = n;
@@ -147,7 +152,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(store_config)
         .await
         .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
-    let ingest = Ingest::new(store.clone(), ingest_config);
+    let sampling = crate::sampling::Sampling::new(file.sampling.clone());
+    let ingest = Ingest::with_filter(store.clone(), ingest_config, sampling.filter());
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)
@@ -167,6 +173,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let jaeger_binary_socket = bind_udp(jaeger_binary_addr, "the Jaeger agent (binary)").await?;
     let jaeger_http_listener = bind(jaeger_http_addr, "the Jaeger collector (HTTP)").await?;
     let jaeger_grpc_listener = bind(jaeger_grpc_addr, "the Jaeger collector (gRPC)").await?;
+    let sampling_addr = args
+        .sampling_addr
+        .or(file.listen.sampling)
+        .unwrap_or_else(|| loopback(5778));
+    let sampling_listener = bind(sampling_addr, "Jaeger remote sampling").await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -178,7 +189,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let reader: Arc<dyn TraceReader> = Arc::new(store.clone());
     let query_router = stitch_api::router(reader.clone())
-        .merge(crate::metrics::router(store.clone(), ingest.clone()));
+        .merge(crate::metrics::router(store.clone(), ingest.clone()))
+        .merge(sampling.api_router(store.clone(), ingest.clone()));
     let otlp_http_router = stitch_ingest::http::router(ingest.clone());
     // Zipkin's collector and query API share one port, as in Zipkin itself.
     let zipkin_router = stitch_ingest::zipkin::router(ingest.clone()).merge(
@@ -219,11 +231,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         jaeger_grpc_listener.local_addr()?
     );
     println!(
+        "stitch: sampling listening on {}",
+        sampling_listener.local_addr()?
+    );
+    println!(
         "stitch: ready (data in {}; UI and API at http://{})",
         data_dir.display(),
         query_listener.local_addr()?
     );
 
+    let remote_sampling = tokio::spawn(
+        axum::serve(sampling_listener, sampling.jaeger_router())
+            .with_graceful_shutdown(stopped())
+            .into_future(),
+    );
     let grpc = tokio::spawn(stitch_ingest::grpc::serve(
         grpc_listener,
         ingest.clone(),
@@ -288,6 +309,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("Zipkin server task")?
         .context("Zipkin server")?;
     jaeger.await.context("Jaeger receivers task")??;
+    remote_sampling
+        .await
+        .context("remote sampling server task")?
+        .context("remote sampling server")?;
     // Everything acknowledged is already in the WAL; writing the head as a block now only makes
     // the next start faster, so it is bounded in time.
     match tokio::time::timeout(std::time::Duration::from_secs(20), store.flush()).await {

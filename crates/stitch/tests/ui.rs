@@ -493,7 +493,7 @@ async fn the_web_ui_shows_the_gaps_the_critical_path_and_the_service_graph() {
         let trace_id = if n == 0 {
             CHECKOUT_TRACE.to_owned()
         } else {
-            format!("{:032x}", 0xc0ffee_0000 + n)
+            format!("{:032x}", 0x00c0_ffee_0000 + n)
         };
         let t0 = now - (7 - n) * 60_000 * MS;
         let (groups, ids) = otlp(&trace_id, n, t0, &checkout(), scale);

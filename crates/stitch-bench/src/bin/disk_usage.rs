@@ -1,29 +1,45 @@
-//! Bytes per span on disk after a flush, for the shop preset, compared with the same spans as
-//! OTLP protobuf compressed with zstd per batch.
+//! Bytes per span on disk after a flush, compared with the same spans as OTLP protobuf
+//! compressed with zstd per batch.
 //!
-//! `cargo run --release -p stitch-bench --bin disk_usage [-- TRACES]`
+//! `cargo run --release -p stitch-bench --bin disk_usage -- [--preset shop|large-attributes|synthetic] [TRACES]`
 
-use stitch_bench::{Rng, Shop, now_unix_nanos};
+use anyhow::Context as _;
+use stitch_bench::{Generator, Preset, Rng, now_unix_nanos, walk};
 use stitch_store::{Store, StoreConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let traces: usize = std::env::args()
-        .nth(1)
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(20_000);
+    let mut preset = Preset::Shop;
+    let mut traces: usize = 20_000;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--preset" => {
+                preset = args
+                    .next()
+                    .context("--preset needs a value")?
+                    .parse()
+                    .map_err(anyhow::Error::msg)?
+            }
+            n => {
+                traces = n
+                    .parse()
+                    .with_context(|| format!("not a trace count: {n}"))?
+            }
+        }
+    }
     let dir = tempfile::tempdir()?;
     let mut config = StoreConfig::new(dir.path());
     config.fsync = false;
     config.head_max_spans = usize::MAX;
+    config.head_max_bytes = usize::MAX;
     let store = Store::open(config).await?;
-    let shop = Shop::new();
+    let generator = Generator::new(&preset.profile())?;
     let mut rng = Rng::new(3);
     let (mut spans, mut proto_bytes, mut zstd_bytes) = (0usize, 0usize, 0usize);
     let batch_traces = 100;
     for _ in 0..traces.div_ceil(batch_traces) {
-        let batch = shop.batch(&mut rng, batch_traces, now_unix_nanos());
+        let batch = generator.batch(&mut rng, batch_traces, now_unix_nanos());
         spans += batch.span_count();
         let payload = stitch_wire::otlp::encode_batch(&batch);
         proto_bytes += payload.len();
@@ -35,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
     for entry in walk(&dir.path().join("blocks"))? {
         block_bytes += std::fs::metadata(&entry)?.len();
     }
+    println!("preset: {}", preset.name());
     println!("spans: {spans}");
     println!(
         "OTLP protobuf:            {:>8.1} B/span",
@@ -49,17 +66,4 @@ async fn main() -> anyhow::Result<()> {
         block_bytes as f64 / spans as f64
     );
     Ok(())
-}
-
-fn walk(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            out.extend(walk(&path)?);
-        } else {
-            out.push(path);
-        }
-    }
-    Ok(out)
 }

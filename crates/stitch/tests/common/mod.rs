@@ -29,6 +29,8 @@ pub struct Stitch {
     pub jaeger_http: SocketAddr,
     /// Jaeger collector, gRPC.
     pub jaeger_grpc: SocketAddr,
+    /// Jaeger remote sampling (`GET /sampling?service=`).
+    pub sampling: SocketAddr,
     pub data_dir: PathBuf,
 }
 
@@ -49,6 +51,7 @@ impl Stitch {
             .args(["--jaeger-agent-binary-addr", "127.0.0.1:0"])
             .args(["--jaeger-http-addr", "127.0.0.1:0"])
             .args(["--jaeger-grpc-addr", "127.0.0.1:0"])
+            .args(["--sampling-addr", "127.0.0.1:0"])
             .args(extra_args)
             .env("STITCH_LOG", "info")
             .stdin(Stdio::null())
@@ -70,12 +73,14 @@ impl Stitch {
         let (mut grpc, mut http, mut query) = (None, None, None);
         let mut zipkin = None;
         let mut jaeger: [Option<SocketAddr>; 4] = [None; 4];
+        let mut sampling = None;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while grpc.is_none()
             || http.is_none()
             || query.is_none()
             || zipkin.is_none()
             || jaeger.iter().any(Option::is_none)
+            || sampling.is_none()
         {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = match rx.recv_timeout(left) {
@@ -102,6 +107,9 @@ impl Stitch {
             if let Some(a) = addr("stitch: zipkin listening on ") {
                 zipkin = Some(a);
             }
+            if let Some(a) = addr("stitch: sampling listening on ") {
+                sampling = Some(a);
+            }
             for (slot, name) in jaeger.iter_mut().zip([
                 "jaeger-agent-compact",
                 "jaeger-agent-binary",
@@ -123,6 +131,7 @@ impl Stitch {
             jaeger_binary: jaeger[1].expect("set above"),
             jaeger_http: jaeger[2].expect("set above"),
             jaeger_grpc: jaeger[3].expect("set above"),
+            sampling: sampling.expect("set above"),
             data_dir: data_dir.to_owned(),
         }
     }
