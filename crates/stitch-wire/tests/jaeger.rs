@@ -491,37 +491,7 @@ fn expressible_span() -> impl Strategy<Value = Span> {
         any::<u32>(),
     );
     (ids, what, details)
-        .prop_map(
-            |(
-                (trace_id, span_id, parent_span_id, trace_state, flags),
-                (name, kind, a, b, status),
-                (
-                    attributes,
-                    dropped_attributes_count,
-                    events,
-                    dropped_events_count,
-                    links,
-                    dropped_links_count,
-                ),
-            )| Span {
-                trace_id,
-                span_id,
-                parent_span_id,
-                trace_state,
-                flags,
-                name,
-                kind: SpanKind::from_i32(kind).unwrap(),
-                start_time_unix_nano: a.min(b),
-                end_time_unix_nano: a.max(b),
-                attributes,
-                dropped_attributes_count,
-                events,
-                dropped_events_count,
-                links,
-                dropped_links_count,
-                status,
-            },
-        )
+        .prop_map(common::assemble_span)
         .prop_filter("links point into other traces", |s| {
             s.links.iter().all(|l| l.trace_id != s.trace_id)
         })

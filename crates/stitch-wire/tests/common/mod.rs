@@ -118,37 +118,49 @@ pub fn span() -> impl Strategy<Value = Span> {
         vec(link(), 0..3),
         any::<u32>(),
     );
-    (ids, what, details).prop_map(
-        |(
-            (trace_id, span_id, parent_span_id, trace_state, flags),
-            (name, kind, a, b, status),
-            (
-                attributes,
-                dropped_attributes_count,
-                events,
-                dropped_events_count,
-                links,
-                dropped_links_count,
-            ),
-        )| Span {
-            trace_id,
-            span_id,
-            parent_span_id,
-            trace_state,
-            flags,
-            name,
-            kind: SpanKind::from_i32(kind).unwrap(),
-            start_time_unix_nano: a.min(b),
-            end_time_unix_nano: a.max(b),
+    (ids, what, details).prop_map(assemble_span)
+}
+
+/// The generated parts of a span: ids and context, what and when, details.
+pub type SpanParts = (
+    (TraceId, SpanId, Option<SpanId>, String, u32),
+    (String, i32, u64, u64, Status),
+    (Vec<KeyValue>, u32, Vec<Event>, u32, Vec<Link>, u32),
+);
+
+/// Builds a span from generated parts; the start is the earlier of the two times.
+pub fn assemble_span(
+    (
+        (trace_id, span_id, parent_span_id, trace_state, flags),
+        (name, kind, a, b, status),
+        (
             attributes,
             dropped_attributes_count,
             events,
             dropped_events_count,
             links,
             dropped_links_count,
-            status,
-        },
-    )
+        ),
+    ): SpanParts,
+) -> Span {
+    Span {
+        trace_id,
+        span_id,
+        parent_span_id,
+        trace_state,
+        flags,
+        name,
+        kind: SpanKind::from_i32(kind).unwrap(),
+        start_time_unix_nano: a.min(b),
+        end_time_unix_nano: a.max(b),
+        attributes,
+        dropped_attributes_count,
+        events,
+        dropped_events_count,
+        links,
+        dropped_links_count,
+        status,
+    }
 }
 
 pub fn resource() -> impl Strategy<Value = Resource> {
