@@ -248,6 +248,17 @@ impl DependencyGraph {
             return;
         }
         let tree = SpanTree::build(trace);
+        // A client span with a server-like child: that child is the call. Other spans of the
+        // callee parented to the client span (Zipkin's shared-span children, which name the
+        // client half as parent) are work inside that call, not further calls.
+        let mut has_server_child = vec![false; tree.len()];
+        for (id, node) in tree.nodes() {
+            if is_server_like(node.span().kind)
+                && let Some(p) = tree.parent(id)
+            {
+                has_server_child[p.index()] = true;
+            }
+        }
         for (id, node) in tree.nodes() {
             let span = node.span();
             let service = node.service_name();
@@ -260,7 +271,12 @@ impl DependencyGraph {
                 let parent_service = parent.service_name();
                 let caller_is_client =
                     matches!(parent_span.kind, SpanKind::Client | SpanKind::Producer);
-                if parent_service != service || (caller_is_client && is_server_like(span.kind)) {
+                let is_call = if caller_is_client && has_server_child[p.index()] {
+                    is_server_like(span.kind)
+                } else {
+                    parent_service != service || (caller_is_client && is_server_like(span.kind))
+                };
+                if is_call {
                     let latency = if parent_span.kind == SpanKind::Client {
                         parent_span.duration_nanos()
                     } else {

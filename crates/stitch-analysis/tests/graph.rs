@@ -290,3 +290,74 @@ fn the_graph_grows_trace_by_trace_and_answers_per_window() {
     g.add_trace(&cyc[0]);
     assert_eq!(g.transitive_dependencies("a"), vec![dep("b", 1, "a")]);
 }
+
+#[test]
+fn spans_of_the_callee_parented_to_the_client_span_count_as_one_call() {
+    // As Zipkin's shared spans arrive: backend's server half and backend's own database query
+    // both name frontend's client span as their parent. That is one frontend → backend call.
+    let t = TraceId::from_halves(9, 9);
+    let ms = |x: u64| T0 + x * MS;
+    let traces = assemble(vec![
+        S::new(
+            "frontend",
+            t,
+            1,
+            None,
+            "GET /",
+            SpanKind::Server,
+            ms(0),
+            ms(50),
+        ),
+        S::new(
+            "frontend",
+            t,
+            2,
+            Some(1),
+            "GET /api",
+            SpanKind::Client,
+            ms(1),
+            ms(49),
+        ),
+        S::new(
+            "backend",
+            t,
+            3,
+            Some(2),
+            "GET /api",
+            SpanKind::Server,
+            ms(2),
+            ms(48),
+        ),
+        S::new(
+            "backend",
+            t,
+            4,
+            Some(2),
+            "SELECT",
+            SpanKind::Client,
+            ms(3),
+            ms(20),
+        ),
+        S::new(
+            "backend",
+            t,
+            5,
+            Some(2),
+            "render",
+            SpanKind::Internal,
+            ms(21),
+            ms(40),
+        ),
+    ]);
+    let mut graph = DependencyGraph::default();
+    for trace in &traces {
+        graph.add_trace(trace);
+    }
+    let snap = graph.snapshot_all();
+    let calls: Vec<(&str, &str, f64)> = snap
+        .edges
+        .iter()
+        .map(|e| (e.parent.as_str(), e.child.as_str(), e.call_count))
+        .collect();
+    assert_eq!(calls, vec![("frontend", "backend", 1.0)]);
+}
