@@ -51,7 +51,10 @@ try {
     await page.fill('input[name=maxDuration]', '600ms');
     await page.click('button[type=submit]');
     await page.waitForURL(/maxDuration=600ms/);
-    await page.locator('.result').first().waitFor();
+    // The list re-renders after the new search answers; wait for it to settle before counting.
+    await page
+      .waitForFunction(() => document.querySelectorAll('.result').length === 1, null, { timeout: 5000 })
+      .catch(() => {});
     t.equal(await page.locator('.result').count(), 1, 'one provider call is at most 600 ms long');
   });
 
