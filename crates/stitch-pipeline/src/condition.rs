@@ -62,7 +62,7 @@ use std::fmt;
 use regex::Regex;
 use stitch_model::{AnyValue, SpanKind, StatusCode, find_attribute};
 
-use crate::span::SpanView;
+use crate::span::{SpanNeeds, SpanView};
 
 /// Where and why an expression does not parse.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -226,6 +226,30 @@ impl Condition {
     /// Evaluates on a whole trace with the semantics in the module docs.
     pub fn matches(&self, trace: &dyn TraceFacts) -> bool {
         eval_trace(&self.expr, trace)
+    }
+
+    /// Adds the span fields this condition reads to `needs`.
+    pub fn span_needs(&self, needs: &mut SpanNeeds) {
+        fn walk(e: &Expr, needs: &mut SpanNeeds) {
+            match e {
+                Expr::Const(_) => {}
+                Expr::Or(xs) | Expr::And(xs) => xs.iter().for_each(|x| walk(x, needs)),
+                Expr::Not(x) => walk(x, needs),
+                Expr::Cmp(c) => match &c.field {
+                    Field::Name => needs.name = true,
+                    Field::Attr(key) | Field::Resource(key) => {
+                        needs.attributes.insert(key.clone());
+                    }
+                    Field::Duration
+                    | Field::SpanCount
+                    | Field::Service
+                    | Field::Kind
+                    | Field::Status
+                    | Field::SpanDuration => {}
+                },
+            }
+        }
+        walk(&self.expr, needs)
     }
 }
 

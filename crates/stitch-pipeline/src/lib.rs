@@ -40,5 +40,8 @@ pub mod units;
 pub use adaptive::{AdaptiveEvent, ErrorRateController, Level, ServiceState};
 pub use config::{ConfigError, FieldError, Preset, SamplingConfig};
 pub use head::{HeadDecision, HeadSampler};
-pub use span::{ModelSpan, SpanRecord, SpanView, group_spans, split_batch};
+pub use span::{
+    CompactResource, CompactSpan, Compactor, ModelSpan, SpanNeeds, SpanRecord, SpanView,
+    group_spans, split_batch,
+};
 pub use tail::{Decision, DecisionReason, TailMetrics, TailSampler, Verdict};

@@ -17,7 +17,7 @@ use crate::bucket::TokenBucket;
 use crate::condition::{Condition, TraceFacts};
 use crate::config::{CompositeConfig, PolicyConfig, PolicyType, StatusCodeName};
 use crate::lru::Lru;
-use crate::span::SpanView;
+use crate::span::{SpanNeeds, SpanView};
 
 pub(crate) const STATUS_UNSET: u8 = 1;
 pub(crate) const STATUS_OK: u8 = 2;
@@ -41,7 +41,10 @@ pub trait SpanSource {
 pub struct TraceData<'a> {
     pub trace_id: TraceId,
     pub span_count: u64,
-    /// Sum of the spans' `size_bytes`.
+    /// The trace's size as received: the sum of the spans' [`SpanRecord::wire_bytes`]
+    /// (what `bytes_limiting` counts).
+    ///
+    /// [`SpanRecord::wire_bytes`]: crate::span::SpanRecord::wire_bytes
     pub bytes: u64,
     /// Earliest span start (`u64::MAX` when there are no spans).
     pub start_min: u64,
@@ -386,6 +389,31 @@ impl Node {
         }
     }
 
+    /// Adds the span fields this policy reads to `needs`.
+    fn span_needs(&self, needs: &mut SpanNeeds) {
+        match self {
+            Node::StringAttr(sa) => {
+                needs.attributes.insert(sa.key.clone());
+            }
+            Node::NumericAttr { key, .. } | Node::BoolAttr { key, .. } => {
+                needs.attributes.insert(key.clone());
+            }
+            Node::TraceState { .. } => needs.trace_state = true,
+            Node::And(subs) | Node::Drop(subs) => subs.iter().for_each(|s| s.span_needs(needs)),
+            Node::Not(sub) => sub.span_needs(needs),
+            Node::Composite(c) => c.subs.iter().for_each(|s| s.node.span_needs(needs)),
+            Node::Condition(c) => c.span_needs(needs),
+            Node::Always
+            | Node::Latency { .. }
+            | Node::Status { .. }
+            | Node::Probabilistic { .. }
+            | Node::TraceFlags
+            | Node::SpanCount { .. }
+            | Node::RateLimit(_)
+            | Node::BytesLimit(_) => {}
+        }
+    }
+
     /// Whether this (non-drop) policy samples the trace.
     fn sampled(&mut self, t: &TraceData<'_>, now: u64) -> bool {
         match self {
@@ -577,6 +605,15 @@ impl PolicySet {
 
     pub fn is_empty(&self) -> bool {
         self.policies.is_empty()
+    }
+
+    /// The span fields, beyond the ones every span record keeps, that these policies read.
+    pub fn span_needs(&self) -> SpanNeeds {
+        let mut needs = SpanNeeds::default();
+        for p in &self.policies {
+            p.node.span_needs(&mut needs);
+        }
+        needs
     }
 
     pub fn len(&self) -> usize {

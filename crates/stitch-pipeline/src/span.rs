@@ -1,9 +1,15 @@
 //! What the samplers see of a span, and the span records the tail buffer holds.
 //!
-//! The tail sampler is generic over its span record type ([`SpanRecord`]) so that the server
-//! buffers real model spans ([`ModelSpan`]) while tests and benchmarks can feed a cheap record
-//! of their own. Policies only ever look at a [`SpanView`].
+//! The tail sampler is generic over its span record type ([`SpanRecord`]). Policies only ever
+//! look at a [`SpanView`], so a record needs to keep only what the configured policies read:
+//!
+//! * [`ModelSpan`]: the whole decoded span (tests, benchmarks, recovery);
+//! * [`CompactSpan`]: what the server buffers. It keeps ids, times, kind, status, flags, the
+//!   service and only the attributes (and, when asked for, the name and `tracestate`) that the
+//!   policies read ([`SpanNeeds`]), in 64 bytes plus the projected attributes. The span itself
+//!   stays in the write-ahead log, from which the store reads kept traces back.
 
+use std::collections::{BTreeSet, HashMap};
 use std::mem::size_of;
 use std::sync::Arc;
 
@@ -51,9 +57,13 @@ pub trait SpanRecord {
     /// The fields policies evaluate.
     fn view(&self) -> SpanView<'_>;
     /// Approximate bytes this record occupies: its inline size plus the heap it owns alone.
-    /// Shared data (a resource behind an `Arc`) is not counted. This feeds the byte budget
-    /// and the `bytes_limiting` policy.
+    /// Shared data (a resource behind an `Arc`) is not counted. This feeds the byte budget.
     fn size_bytes(&self) -> usize;
+    /// The span's size as received (encoded), which the `bytes_limiting` policy counts.
+    /// Defaults to [`SpanRecord::size_bytes`].
+    fn wire_bytes(&self) -> usize {
+        self.size_bytes()
+    }
 }
 
 /// A model span with the resource and scope that produced it: the record the server buffers.
@@ -132,6 +142,187 @@ fn value_heap_bytes(v: &AnyValue) -> usize {
     }
 }
 
+/// The span fields the configured policies read beyond the ones every record keeps (span id,
+/// root flag, service, kind, times, status, trace flags).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SpanNeeds {
+    /// The span name (a condition on `name`).
+    pub name: bool,
+    /// The W3C `tracestate` (a `trace_state` policy).
+    pub trace_state: bool,
+    /// Attribute keys, looked up on the span and on its resource.
+    pub attributes: BTreeSet<String>,
+}
+
+/// The service and the projected attributes of a resource, shared by the spans it produced.
+#[derive(Debug, PartialEq)]
+pub struct CompactResource {
+    service: String,
+    attributes: Vec<KeyValue>,
+}
+
+/// A buffered span reduced to what the configured policies read (see the module docs), made
+/// by a [`Compactor`].
+#[derive(Clone, Debug)]
+pub struct CompactSpan {
+    start_unix_nano: u64,
+    end_unix_nano: u64,
+    span_id: SpanId,
+    resource: Arc<CompactResource>,
+    /// Interned; `None` unless the policies read names.
+    name: Option<Arc<String>>,
+    /// Interned; `None` when empty or not read.
+    trace_state: Option<Arc<String>>,
+    /// The span's attributes whose keys the policies read; `None` when there are none. A
+    /// boxed `Vec` is one pointer wide, which keeps the record at 64 bytes.
+    #[allow(clippy::box_collection)]
+    attributes: Option<Box<Vec<KeyValue>>>,
+    wire_bytes: u32,
+    flags: u8,
+    kind: SpanKind,
+    status: StatusCode,
+    is_root: bool,
+}
+
+impl SpanRecord for CompactSpan {
+    fn view(&self) -> SpanView<'_> {
+        SpanView {
+            span_id: self.span_id,
+            is_root: self.is_root,
+            service: &self.resource.service,
+            name: self.name.as_deref().map_or("", |s| s.as_str()),
+            kind: self.kind,
+            start_unix_nano: self.start_unix_nano,
+            end_unix_nano: self.end_unix_nano,
+            status: self.status,
+            trace_state: self.trace_state.as_deref().map_or("", |s| s.as_str()),
+            flags: self.flags as u32,
+            attributes: self.attributes.as_deref().map_or(&[], |a| a.as_slice()),
+            resource_attributes: &self.resource.attributes,
+        }
+    }
+
+    fn size_bytes(&self) -> usize {
+        size_of::<CompactSpan>()
+            + self
+                .attributes
+                .as_ref()
+                .map_or(0, |a| size_of::<Vec<KeyValue>>() + attributes_heap_bytes(a))
+    }
+
+    fn wire_bytes(&self) -> usize {
+        self.wire_bytes as usize
+    }
+}
+
+/// Interned strings and resources beyond this many are forgotten (records made earlier keep
+/// theirs); it bounds the interners under high-cardinality names.
+const MAX_INTERNED: usize = 1 << 16;
+
+/// Makes [`CompactSpan`]s for one set of [`SpanNeeds`], interning names, trace states and
+/// resources so that spans of the same service and operation share them.
+#[derive(Debug, Default)]
+pub struct Compactor {
+    needs: SpanNeeds,
+    strings: HashMap<String, Arc<String>>,
+    resources: HashMap<String, Arc<CompactResource>>,
+    /// The resource seen last and what it became: spans of one export request share their
+    /// `Arc<Resource>`.
+    last: Option<(Arc<Resource>, Arc<CompactResource>)>,
+}
+
+impl Compactor {
+    pub fn new(needs: SpanNeeds) -> Compactor {
+        Compactor {
+            needs,
+            ..Compactor::default()
+        }
+    }
+
+    pub fn needs(&self) -> &SpanNeeds {
+        &self.needs
+    }
+
+    /// The compact record of `span`, which arrived encoded in `wire_bytes` bytes.
+    pub fn compact(&mut self, span: &ModelSpan, wire_bytes: u32) -> CompactSpan {
+        let resource = self.resource(&span.resource);
+        let s = &span.span;
+        let name = self.needs.name.then(|| self.intern(&s.name));
+        let trace_state = (self.needs.trace_state && !s.trace_state.is_empty())
+            .then(|| self.intern(&s.trace_state));
+        let attributes = self.project(&s.attributes).map(Box::new);
+        CompactSpan {
+            start_unix_nano: s.start_time_unix_nano,
+            end_unix_nano: s.end_time_unix_nano,
+            span_id: s.span_id,
+            resource,
+            name,
+            trace_state,
+            attributes,
+            wire_bytes,
+            flags: s.flags as u8,
+            kind: s.kind,
+            status: s.status.code,
+            is_root: s.parent_span_id.is_none(),
+        }
+    }
+
+    fn project(&self, attributes: &[KeyValue]) -> Option<Vec<KeyValue>> {
+        if self.needs.attributes.is_empty() {
+            return None;
+        }
+        let kept: Vec<KeyValue> = attributes
+            .iter()
+            .filter(|kv| self.needs.attributes.contains(&kv.key))
+            .cloned()
+            .collect();
+        (!kept.is_empty()).then_some(kept)
+    }
+
+    fn intern(&mut self, s: &str) -> Arc<String> {
+        if let Some(a) = self.strings.get(s) {
+            return a.clone();
+        }
+        if self.strings.len() >= MAX_INTERNED {
+            self.strings.clear();
+        }
+        let a = Arc::new(s.to_owned());
+        self.strings.insert(s.to_owned(), a.clone());
+        a
+    }
+
+    fn resource(&mut self, resource: &Arc<Resource>) -> Arc<CompactResource> {
+        if let Some((r, c)) = &self.last
+            && Arc::ptr_eq(r, resource)
+        {
+            return c.clone();
+        }
+        let service = resource.service_name();
+        let attributes = self.project(&resource.attributes).unwrap_or_default();
+        let key = if attributes.is_empty() {
+            service.to_owned()
+        } else {
+            format!("{service}\u{0}{attributes:?}")
+        };
+        let compact = match self.resources.get(&key) {
+            Some(c) => c.clone(),
+            None => {
+                if self.resources.len() >= MAX_INTERNED {
+                    self.resources.clear();
+                }
+                let c = Arc::new(CompactResource {
+                    service: service.to_owned(),
+                    attributes,
+                });
+                self.resources.insert(key, c.clone());
+                c
+            }
+        };
+        self.last = Some((resource.clone(), compact.clone()));
+        compact
+    }
+}
+
 /// Splits a batch into one group of spans per trace id, in order of first appearance,
 /// moving the spans (no copy) and sharing resources and scopes.
 pub fn split_batch(batch: Batch) -> Vec<(TraceId, Vec<ModelSpan>)> {
@@ -198,6 +389,80 @@ pub fn group_spans(spans: Vec<ModelSpan>) -> Vec<ResourceSpans> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_compact_span_is_64_bytes_and_keeps_what_policies_read() {
+        assert_eq!(size_of::<CompactSpan>(), 64);
+        let resource = Arc::new(Resource {
+            attributes: vec![
+                KeyValue::new("service.name", "pay"),
+                KeyValue::new("deployment.environment", "prod"),
+                KeyValue::new("host.name", "h1"),
+            ],
+            ..Default::default()
+        });
+        let mut s = span(1, 1);
+        s.name = "charge".into();
+        s.trace_state = "ot=th:8".into();
+        s.attributes = vec![
+            KeyValue::new("http.route", "/pay"),
+            KeyValue::new("user.id", "u-1"),
+        ];
+        s.kind = SpanKind::Server;
+        s.status.code = StatusCode::Error;
+        s.flags = 1;
+        s.start_time_unix_nano = 10;
+        s.end_time_unix_nano = 30;
+        let model = ModelSpan {
+            resource,
+            scope: Arc::default(),
+            span: s,
+        };
+
+        let mut bare = Compactor::new(SpanNeeds::default());
+        let c = bare.compact(&model, 120);
+        let v = c.view();
+        assert_eq!(
+            (v.service, v.name, v.trace_state, v.attributes.len()),
+            ("pay", "", "", 0)
+        );
+        assert_eq!(v.resource_attributes.len(), 0);
+        assert_eq!(
+            (v.kind, v.status, v.flags, v.is_root),
+            (SpanKind::Server, StatusCode::Error, 1, true)
+        );
+        assert_eq!(v.duration_nanos(), 20);
+        assert_eq!((c.size_bytes(), c.wire_bytes()), (64, 120));
+
+        let mut needs = SpanNeeds {
+            name: true,
+            trace_state: true,
+            ..Default::default()
+        };
+        needs.attributes.insert("http.route".into());
+        needs.attributes.insert("deployment.environment".into());
+        let mut full = Compactor::new(needs);
+        let c = full.compact(&model, 120);
+        let v = c.view();
+        assert_eq!((v.name, v.trace_state), ("charge", "ot=th:8"));
+        assert_eq!(
+            v.attribute("http.route"),
+            Some(&AnyValue::String("/pay".into()))
+        );
+        assert_eq!(
+            v.attribute("deployment.environment"),
+            Some(&AnyValue::String("prod".into()))
+        );
+        assert_eq!(v.attribute("user.id"), None);
+        assert_eq!(v.attribute("host.name"), None);
+        // Spans of one service and operation share the interned name and resource.
+        let again = full.compact(&model, 120);
+        assert!(Arc::ptr_eq(&c.resource, &again.resource));
+        assert!(Arc::ptr_eq(
+            c.name.as_ref().unwrap(),
+            again.name.as_ref().unwrap()
+        ));
+    }
 
     fn span(t: u8, s: u8) -> Span {
         Span {

@@ -140,6 +140,9 @@ pub struct Decision<S> {
     pub span_count: u32,
     /// Smallest WAL position of the decided spans (as given to `add`).
     pub first_wal_pos: u64,
+    /// The WAL positions given to `add` for the decided spans, in arrival order, each once:
+    /// where a caller that buffers reduced records finds the spans again.
+    pub positions: Vec<u64>,
     /// When the trace's first span was buffered (for `Cached`: when these spans arrived).
     pub first_seen_unix_nanos: u64,
     pub decided_at_unix_nanos: u64,
@@ -191,11 +194,33 @@ struct Pending<S> {
     start_min: u64,
     end_max: u64,
     bytes: u64,
+    wire_bytes: u64,
     span_count: u32,
     status_mask: u8,
     root_seen: bool,
     sampled_flag: bool,
-    chunks: Vec<Box<[S]>>,
+    /// The spans of each `add` call, with the WAL position given for them.
+    chunks: Vec<(u64, Box<[S]>)>,
+}
+
+impl<S> Pending<S> {
+    /// The distinct positions of the chunks, in arrival order.
+    fn positions(&self) -> Vec<u64> {
+        let mut out: Vec<u64> = Vec::with_capacity(self.chunks.len());
+        for (pos, _) in &self.chunks {
+            if !out.contains(pos) {
+                out.push(*pos);
+            }
+        }
+        out
+    }
+
+    fn into_spans(self) -> Vec<S> {
+        self.chunks
+            .into_iter()
+            .flat_map(|(_, c)| c.into_vec())
+            .collect()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -205,11 +230,14 @@ struct QueueItem {
     trace_id: TraceId,
 }
 
-struct Chunks<'a, S>(&'a [Box<[S]>]);
+struct Chunks<'a, S>(&'a [(u64, Box<[S]>)]);
 
 impl<S: SpanRecord> SpanSource for Chunks<'_, S> {
     fn any_span(&self, f: &mut dyn FnMut(&SpanView<'_>) -> bool) -> bool {
-        self.0.iter().flat_map(|c| c.iter()).any(|s| f(&s.view()))
+        self.0
+            .iter()
+            .flat_map(|(_, c)| c.iter())
+            .any(|s| f(&s.view()))
     }
 }
 
@@ -304,6 +332,11 @@ impl<S: SpanRecord> TailSampler<S> {
         self.last_now
     }
 
+    /// The span fields the configured policies read (see [`crate::CompactSpan`]).
+    pub fn span_needs(&self) -> crate::SpanNeeds {
+        self.policies.span_needs()
+    }
+
     /// True when nothing is buffered because no policy can drop a trace.
     pub fn is_pass_through(&self) -> bool {
         self.pass_through
@@ -343,6 +376,7 @@ impl<S: SpanRecord> TailSampler<S> {
                 spans,
                 span_count: n,
                 first_wal_pos: wal_pos,
+                positions: vec![wal_pos],
                 first_seen_unix_nanos: now,
                 decided_at_unix_nanos: now,
             }];
@@ -361,6 +395,7 @@ impl<S: SpanRecord> TailSampler<S> {
                     spans,
                     span_count: n,
                     first_wal_pos: wal_pos,
+                    positions: vec![wal_pos],
                     first_seen_unix_nanos: now,
                     decided_at_unix_nanos: now,
                 }];
@@ -375,6 +410,7 @@ impl<S: SpanRecord> TailSampler<S> {
                     spans: Vec::new(),
                     span_count: n,
                     first_wal_pos: wal_pos,
+                    positions: vec![wal_pos],
                     first_seen_unix_nanos: now,
                     decided_at_unix_nanos: now,
                 }];
@@ -412,6 +448,7 @@ impl<S: SpanRecord> TailSampler<S> {
                     start_min: u64::MAX,
                     end_max: 0,
                     bytes: trace_overhead,
+                    wire_bytes: 0,
                     span_count: 0,
                     status_mask: 0,
                     root_seen: false,
@@ -428,7 +465,7 @@ impl<S: SpanRecord> TailSampler<S> {
             self.m.traces_received += 1;
         }
         let p = self.pending.get_mut(&trace_id).expect("inserted above");
-        let mut added: u64 = (size_of::<Box<[S]>>() + ALLOC_OVERHEAD) as u64;
+        let mut added: u64 = (size_of::<(u64, Box<[S]>)>() + ALLOC_OVERHEAD) as u64;
         let mut root_now = false;
         for s in &spans {
             let v = s.view();
@@ -441,13 +478,14 @@ impl<S: SpanRecord> TailSampler<S> {
                 root_now = true;
             }
             added += s.size_bytes() as u64;
+            p.wire_bytes += s.wire_bytes() as u64;
         }
         let n = spans.len() as u32;
         let old_cap = p.chunks.capacity();
-        p.chunks.push(spans.into_boxed_slice());
+        p.chunks.push((wal_pos, spans.into_boxed_slice()));
         let new_cap = p.chunks.capacity();
         if new_cap != old_cap {
-            added += ((new_cap - old_cap) * size_of::<Box<[S]>>()) as u64;
+            added += ((new_cap - old_cap) * size_of::<(u64, Box<[S]>)>()) as u64;
             if old_cap == 0 {
                 added += ALLOC_OVERHEAD as u64;
             }
@@ -575,11 +613,9 @@ impl<S: SpanRecord> TailSampler<S> {
             self.insert_not_sampled(trace_id);
         }
         let p = self.remove_pending(trace_id)?;
-        let spans: Vec<S> = if sampled {
-            p.chunks.into_iter().flat_map(|c| c.into_vec()).collect()
-        } else {
-            Vec::new()
-        };
+        let positions = p.positions();
+        let (span_count, first_pos, first_seen) = (p.span_count, p.first_pos, p.first_seen);
+        let spans: Vec<S> = if sampled { p.into_spans() } else { Vec::new() };
         Some(Decision {
             trace_id,
             verdict: if sampled {
@@ -592,9 +628,10 @@ impl<S: SpanRecord> TailSampler<S> {
             },
             reason: DecisionReason::Restored,
             spans,
-            span_count: p.span_count,
-            first_wal_pos: p.first_pos,
-            first_seen_unix_nanos: p.first_seen,
+            span_count,
+            first_wal_pos: first_pos,
+            positions,
+            first_seen_unix_nanos: first_seen,
             decided_at_unix_nanos: now,
         })
     }
@@ -623,7 +660,7 @@ impl<S: SpanRecord> TailSampler<S> {
         let data = TraceData {
             trace_id,
             span_count: p.span_count as u64,
-            bytes: p.bytes,
+            bytes: p.wire_bytes,
             start_min: p.start_min,
             end_max: p.end_max,
             status_mask: p.status_mask,
@@ -634,7 +671,7 @@ impl<S: SpanRecord> TailSampler<S> {
         if let Some(a) = &mut self.adaptive {
             // One observation per service the trace touched: did it fail there?
             let mut seen: Vec<(&str, bool)> = Vec::new();
-            for s in p.chunks.iter().flat_map(|c| c.iter()) {
+            for s in p.chunks.iter().flat_map(|(_, c)| c.iter()) {
                 let v = s.view();
                 let err = v.status == StatusCode::Error;
                 match seen.iter_mut().find(|(name, _)| *name == v.service) {
@@ -670,6 +707,8 @@ impl<S: SpanRecord> TailSampler<S> {
             DecisionReason::Flush => self.m.decided_on_flush += 1,
             _ => {}
         }
+        let positions = p.positions();
+        let (span_count, first_pos, first_seen) = (p.span_count, p.first_pos, p.first_seen);
         let (verdict, spans) = match outcome {
             Outcome::Sampled {
                 name, probability, ..
@@ -678,8 +717,8 @@ impl<S: SpanRecord> TailSampler<S> {
                 self.kept_by_name[idx as usize] += 1;
                 self.insert_sampled(trace_id, idx);
                 self.m.traces_sampled += 1;
-                self.m.spans_sampled += p.span_count as u64;
-                let spans: Vec<S> = p.chunks.into_iter().flat_map(|c| c.into_vec()).collect();
+                self.m.spans_sampled += span_count as u64;
+                let spans: Vec<S> = p.into_spans();
                 (
                     Verdict::Sampled {
                         policy: name,
@@ -691,14 +730,14 @@ impl<S: SpanRecord> TailSampler<S> {
             Outcome::NotSampled => {
                 self.insert_not_sampled(trace_id);
                 self.m.traces_not_sampled += 1;
-                self.m.spans_not_sampled += p.span_count as u64;
+                self.m.spans_not_sampled += span_count as u64;
                 (Verdict::NotSampled, Vec::new())
             }
             Outcome::Dropped { policy } => {
                 self.insert_not_sampled(trace_id);
                 self.m.traces_not_sampled += 1;
                 self.m.traces_dropped += 1;
-                self.m.spans_not_sampled += p.span_count as u64;
+                self.m.spans_not_sampled += span_count as u64;
                 self.dropped_by_policy[policy] += 1;
                 (
                     Verdict::Dropped {
@@ -713,9 +752,10 @@ impl<S: SpanRecord> TailSampler<S> {
             verdict,
             reason,
             spans,
-            span_count: p.span_count,
-            first_wal_pos: p.first_pos,
-            first_seen_unix_nanos: p.first_seen,
+            span_count,
+            first_wal_pos: first_pos,
+            positions,
+            first_seen_unix_nanos: first_seen,
             decided_at_unix_nanos: now,
         }
     }

@@ -1,32 +1,31 @@
 //! The tail sampler inside the store: the WAL writer thread owns one
-//! [`TailSampler<ModelSpan>`] (no lock), feeds it every batch after the group commit, and
+//! [`TailSampler<CompactSpan>`] (no lock), feeds it every batch after the group commit, and
 //! moves the traces it keeps into the active head. Decisions are framed into WAL records
 //! (kind 3, see [`crate::wal`]) that are written with the next group commit, so that recovery
 //! can tell kept, dropped and undecided traces apart.
 //!
-//! Kept spans carry two attributes, visible in every API:
+//! # What is buffered
 //!
-//! * `stitch.sampling.policy`: the policy that kept the trace (`errors`, `slow`, `rest`,
-//!   `adaptive`, `composite/sub`, ...);
-//! * `stitch.sampling.probability`: the probability that a trace like this one is kept by the
-//!   tail sampler, when known (1 for deterministic policies, the percentage for
-//!   probabilistic ones; absent for rate limits and for late spans that followed a cached
-//!   decision). Multiply by the head-sampling probability (the `th` in the span's
-//!   `tracestate`) and count each kept trace `1 / p` times to scale RED metrics.
+//! A buffered span is a [`CompactSpan`]: what the configured policies read (ids, times, kind,
+//! status, service, and only the attributes the policies name), 64 bytes plus any projected
+//! attributes. The whole span is already in the WAL (kind-2 record), and each buffered chunk
+//! remembers the record's position ([`wal::position`]). When a trace is kept, its spans are
+//! read back from those records (a few recently decoded records are cached, so the traces of
+//! one request decided together decode it once); late spans of a kept trace are stored from
+//! the batch at hand. WAL segments stay until every span in them is decided (the low
+//! watermark), so the records are there to read.
 //!
-//! Without policies (and without adaptive sampling) the sampler is a pass-through: the writer
-//! does not call it, spans go to the head as before and the WAL holds kind-1 records.
-
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use stitch_model::{AnyValue, KeyValue, ResourceSpans, Span, TraceId};
 use stitch_pipeline::{
-    AdaptiveEvent, Decision, DecisionReason, ModelSpan, SamplingConfig, ServiceState, SpanRecord,
-    TailMetrics, TailSampler, Verdict, group_spans, split_batch,
+    AdaptiveEvent, CompactSpan, Compactor, Decision, DecisionReason, ModelSpan, SamplingConfig,
+    ServiceState, SpanRecord, TailMetrics, TailSampler, Verdict, group_spans, split_batch,
 };
 
 use crate::StoreError;
@@ -41,6 +40,8 @@ pub const PROBABILITY_ATTRIBUTE: &str = "stitch.sampling.probability";
 const RECENT_EVENTS: usize = 100;
 /// How often the writer publishes the sampler's metrics for `/metrics` and the API.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
+/// Decoded WAL records kept for reading kept traces back.
+const RECORD_CACHE: usize = 16;
 
 /// What the tail sampler is doing, published by the WAL writer (at most every 250 ms).
 #[derive(Clone, Debug, Default, Serialize)]
@@ -75,9 +76,88 @@ impl KeptTrace {
     }
 }
 
+/// Reads the spans of kept traces back from the WAL records that hold them.
+struct WalSpans {
+    dir: PathBuf,
+    /// The segment read last.
+    file: Option<(u64, File)>,
+    /// Recently decoded records by position: their spans by trace, taken out as used.
+    records: VecDeque<(u64, HashMap<TraceId, Vec<ModelSpan>>)>,
+}
+
+impl WalSpans {
+    fn new(dir: &Path) -> WalSpans {
+        WalSpans {
+            dir: dir.to_path_buf(),
+            file: None,
+            records: VecDeque::new(),
+        }
+    }
+
+    /// The spans of `trace_id` in the records at `positions`, in order.
+    fn take(&mut self, trace_id: &TraceId, positions: &[u64]) -> Vec<ModelSpan> {
+        let mut out = Vec::new();
+        for &pos in positions {
+            let index = match self.records.iter().position(|(p, _)| *p == pos) {
+                Some(i) => i,
+                None => match self.decode(pos) {
+                    Ok(by_trace) => {
+                        if self.records.len() == RECORD_CACHE {
+                            self.records.pop_front();
+                        }
+                        self.records.push_back((pos, by_trace));
+                        self.records.len() - 1
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            segment = wal::position_segment(pos),
+                            offset = wal::position_offset(pos),
+                            trace_id = %trace_id,
+                            error = %e,
+                            "cannot read the spans of a kept trace back from the write-ahead log"
+                        );
+                        continue;
+                    }
+                },
+            };
+            if let Some(spans) = self.records[index].1.remove(trace_id) {
+                out.extend(spans);
+            }
+        }
+        out
+    }
+
+    fn decode(&mut self, pos: u64) -> Result<HashMap<TraceId, Vec<ModelSpan>>, String> {
+        let segment = wal::position_segment(pos);
+        if self.file.as_ref().is_none_or(|(id, _)| *id != segment) {
+            let path = wal::segment_path(&self.dir, segment);
+            let file = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            self.file = Some((segment, file));
+        }
+        let (_, file) = self.file.as_ref().expect("opened above");
+        let (kind, body) =
+            wal::read_record_at(file, wal::position_offset(pos)).map_err(|e| e.to_string())?;
+        if kind != wal::KIND_OTLP_SAMPLED {
+            return Err(format!(
+                "record of kind {kind}, expected {}",
+                wal::KIND_OTLP_SAMPLED
+            ));
+        }
+        let decoded = stitch_wire::otlp::decode_export_request(&body).map_err(|e| e.to_string())?;
+        Ok(split_batch(decoded.batch).into_iter().collect())
+    }
+
+    /// Forgets the cached records (the spans they still hold are of traces not kept).
+    fn clear(&mut self) {
+        self.records.clear();
+    }
+}
+
 /// The writer thread's sampling state.
 pub(crate) struct Sampler {
-    pub tail: TailSampler<ModelSpan>,
+    pub tail: TailSampler<CompactSpan>,
+    compactor: Compactor,
+    wal: WalSpans,
     pub pass_through: bool,
     /// Body of the kind-3 record under construction: decisions not yet written.
     pending: Vec<u8>,
@@ -96,10 +176,12 @@ pub(crate) fn unix_nanos() -> u64 {
 }
 
 impl Sampler {
-    pub fn new(config: &SamplingConfig) -> Result<Sampler, StoreError> {
-        let tail = TailSampler::new(config)?;
+    pub fn new(config: &SamplingConfig, wal_dir: &Path) -> Result<Sampler, StoreError> {
+        let tail = TailSampler::<CompactSpan>::new(config)?;
         Ok(Sampler {
             pass_through: tail.is_pass_through(),
+            compactor: Compactor::new(tail.span_needs()),
+            wal: WalSpans::new(wal_dir),
             tail,
             pending: Vec::new(),
             pending_decisions: 0,
@@ -119,17 +201,46 @@ impl Sampler {
         }
     }
 
-    /// Feeds the spans of one batch, written to WAL segment `segment`, to the tail sampler.
+    /// Feeds the spans of one batch, written as the kind-2 WAL record of `record_len` bytes
+    /// at `position` ([`wal::position`]), to the tail sampler.
     pub fn add(
         &mut self,
         batch: stitch_model::Batch,
-        segment: u64,
+        position: u64,
+        record_len: usize,
         now: u64,
         kept: &mut Vec<KeptTrace>,
     ) {
+        let per_span = (record_len / batch.span_count().max(1)).min(u32::MAX as usize) as u32;
         for (trace_id, spans) in split_batch(batch) {
-            let decisions = self.tail.add(trace_id, spans, segment, now);
-            self.record(decisions, kept);
+            self.add_trace(trace_id, spans, position, per_span, now, kept);
+        }
+        self.wal.clear();
+    }
+
+    /// Buffers the spans of one trace from the record at `position`.
+    fn add_trace(
+        &mut self,
+        trace_id: TraceId,
+        spans: Vec<ModelSpan>,
+        position: u64,
+        wire_bytes_per_span: u32,
+        now: u64,
+        kept: &mut Vec<KeptTrace>,
+    ) {
+        let compact: Vec<CompactSpan> = spans
+            .iter()
+            .map(|s| self.compactor.compact(s, wire_bytes_per_span))
+            .collect();
+        let mut at_hand = Some(spans);
+        for d in self.tail.add(trace_id, compact, position, now) {
+            if d.reason == DecisionReason::Cached && d.trace_id == trace_id {
+                // Late spans of a decided trace: the decoded spans are at hand.
+                let spans = at_hand.take().unwrap_or_default();
+                self.record_one(d, Some(spans), kept);
+            } else {
+                self.record_one(d, None, kept);
+            }
         }
     }
 
@@ -141,6 +252,7 @@ impl Sampler {
         // Also when nothing is due: `tick` evaluates the adaptive rates.
         let decisions = self.tail.tick(now);
         self.record(decisions, kept);
+        self.wal.clear();
         for e in self.tail.take_adaptive_events() {
             tracing::info!(
                 service = %e.service,
@@ -175,8 +287,21 @@ impl Sampler {
         }
     }
 
-    fn record(&mut self, decisions: Vec<Decision<ModelSpan>>, kept: &mut Vec<KeptTrace>) {
+    fn record(&mut self, decisions: Vec<Decision<CompactSpan>>, kept: &mut Vec<KeptTrace>) {
         for d in decisions {
+            self.record_one(d, None, kept);
+        }
+    }
+
+    /// Logs a decision and, for a kept trace, hands its spans over: `spans` when the caller
+    /// has them decoded, else read back from the WAL.
+    fn record_one(
+        &mut self,
+        d: Decision<CompactSpan>,
+        spans: Option<Vec<ModelSpan>>,
+        kept: &mut Vec<KeptTrace>,
+    ) {
+        {
             let (verdict, policy, probability) = match &d.verdict {
                 Verdict::Sampled {
                     policy,
@@ -187,9 +312,21 @@ impl Sampler {
             };
             wal::push_decision(&mut self.pending, &d.trace_id, verdict, probability, policy);
             self.pending_decisions += 1;
-            if verdict == wal::Verdict::Sampled && !d.spans.is_empty() {
-                kept.push(prepare_kept(d));
+            if verdict != wal::Verdict::Sampled || d.span_count == 0 {
+                return;
             }
+        }
+        let spans = spans.unwrap_or_else(|| self.wal.take(&d.trace_id, &d.positions));
+        if spans.len() != d.span_count as usize {
+            tracing::error!(
+                trace_id = %d.trace_id,
+                decided = d.span_count,
+                read = spans.len(),
+                "a kept trace's spans in the write-ahead log differ from the ones buffered"
+            );
+        }
+        if !spans.is_empty() {
+            kept.push(prepare_kept(&d, spans));
         }
     }
 
@@ -215,10 +352,15 @@ impl Sampler {
         }
     }
 
+    /// The oldest WAL segment holding an undecided span.
+    pub fn low_watermark_segment(&mut self) -> Option<u64> {
+        self.tail.low_watermark().map(wal::position_segment)
+    }
+
     /// Publishes the low watermark (every call: the flusher's deletions depend on it) and,
     /// at most every 250 ms, the status for the API.
     pub fn publish(&mut self, watermark: &AtomicU64, status: &parking_lot::Mutex<SamplingStatus>) {
-        let low = self.tail.low_watermark();
+        let low = self.low_watermark_segment();
         watermark.store(low.unwrap_or(u64::MAX), Ordering::Release);
         if self
             .last_publish
@@ -244,8 +386,7 @@ impl Sampler {
 
 /// Marks the spans of a kept trace with the policy (and probability) that kept it and
 /// regroups them for the head.
-fn prepare_kept(d: Decision<ModelSpan>) -> KeptTrace {
-    let mut spans = d.spans;
+fn prepare_kept(d: &Decision<CompactSpan>, mut spans: Vec<ModelSpan>) -> KeptTrace {
     if d.reason != DecisionReason::PassThrough
         && let Verdict::Sampled {
             policy,
@@ -262,7 +403,7 @@ fn prepare_kept(d: Decision<ModelSpan>) -> KeptTrace {
         spans: spans.len() as u64,
         fragments: group_spans(spans),
         bytes,
-        source: d.first_wal_pos,
+        source: wal::position_segment(d.first_wal_pos),
     }
 }
 
@@ -324,6 +465,8 @@ pub(crate) fn replay(
     struct Chunk {
         order: u64,
         segment: u64,
+        position: u64,
+        wire_bytes_per_span: u32,
         spans: Vec<ModelSpan>,
     }
     let mut head = Head::new(next_segment);
@@ -334,7 +477,7 @@ pub(crate) fn replay(
     for &seg in segments {
         let path = wal::segment_path(wal_dir, seg);
         let mut bad_records = 0u64;
-        let end = wal::read_segment(&path, |kind, body| match kind {
+        let end = wal::read_segment_with_offsets(&path, |offset, kind, body| match kind {
             wal::KIND_OTLP_PROTO => {
                 if seg <= max_through {
                     // Its spans are already in a block; the crash came before it was deleted.
@@ -350,11 +493,16 @@ pub(crate) fn replay(
             }
             wal::KIND_OTLP_SAMPLED => match stitch_wire::otlp::decode_export_request(body) {
                 Ok(decoded) => {
+                    let record_len = body.len() + 1;
+                    let per_span = (record_len / decoded.batch.span_count().max(1))
+                        .min(u32::MAX as usize) as u32;
                     for (trace_id, spans) in split_batch(decoded.batch) {
                         order += 1;
                         held.entry(trace_id).or_default().push(Chunk {
                             order,
                             segment: seg,
+                            position: wal::position(seg, offset),
+                            wire_bytes_per_span: per_span,
                             spans,
                         });
                     }
@@ -398,7 +546,7 @@ pub(crate) fn replay(
         }
     }
 
-    let mut sampler = Sampler::new(config)?;
+    let mut sampler = Sampler::new(config, wal_dir)?;
     let now = unix_nanos();
     for (trace_id, (sampled, policy)) in decided {
         sampler
@@ -415,9 +563,16 @@ pub(crate) fn replay(
     let mut kept = Vec::new();
     for (trace_id, c) in chunks {
         undecided_spans += c.spans.len() as u64;
-        let decisions = sampler.tail.add(trace_id, c.spans, c.segment, now);
-        sampler.record(decisions, &mut kept);
+        sampler.add_trace(
+            trace_id,
+            c.spans,
+            c.position,
+            c.wire_bytes_per_span,
+            now,
+            &mut kept,
+        );
     }
+    sampler.wal.clear();
     recovered_spans += undecided_spans;
     for k in kept {
         k.insert_into(&mut head);

@@ -167,7 +167,7 @@ impl Store {
         // nothing that is not in a block already (or was dropped).
         let keep_from = head
             .min_source
-            .min(sampler.tail.low_watermark().unwrap_or(u64::MAX))
+            .min(sampler.low_watermark_segment().unwrap_or(u64::MAX))
             .min(next_segment);
         for &seg in &segments {
             if seg < keep_from {
@@ -333,9 +333,12 @@ fn wal_writer(
                     batch,
                     ack,
                 } => {
+                    // Where this record will start in the segment: the tail sampler finds
+                    // kept spans there again.
+                    let position = wal::position(segment.id, segment.bytes + framed.len() as u64);
                     wal::frame(&mut framed, kind, &payload);
                     group_bytes += payload.len();
-                    group.push((payload.len(), batch, ack));
+                    group.push((payload.len(), position, batch, ack));
                 }
                 WalMsg::Flush { done } => flush_requests.push(done),
             }
@@ -356,7 +359,7 @@ fn wal_writer(
                     stats
                         .wal_bytes
                         .fetch_add(group_bytes as u64, Ordering::Relaxed);
-                    let spans: usize = group.iter().map(|(_, b, _)| b.span_count()).sum();
+                    let spans: usize = group.iter().map(|(_, _, b, _)| b.span_count()).sum();
                     stats
                         .appended_spans
                         .fetch_add(spans as u64, Ordering::Relaxed);
@@ -366,29 +369,29 @@ fn wal_writer(
                     if sampler.pass_through {
                         {
                             let mut head = inner.active.write();
-                            for (len, batch, _) in &group {
+                            for (len, _, batch, _) in &group {
                                 head.insert(batch, *len, segment.id);
                             }
                         }
-                        for (_, _, ack) in group.drain(..) {
+                        for (_, _, _, ack) in group.drain(..) {
                             let _ = ack.send(Ok(()));
                         }
                     } else {
                         // Durable: acknowledge now; the spans become visible once decided.
-                        for (_, batch, ack) in group.drain(..) {
+                        for (len, position, batch, ack) in group.drain(..) {
                             let _ = ack.send(Ok(()));
-                            batches.push(batch);
+                            batches.push((len + 1, position, batch));
                         }
                         let now = unix_nanos();
-                        for batch in batches.drain(..) {
-                            sampler.add(batch, segment.id, now, &mut kept);
+                        for (record_len, position, batch) in batches.drain(..) {
+                            sampler.add(batch, position, record_len, now, &mut kept);
                         }
                     }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "write-ahead log write failed; refusing the batch");
                     let message = e.to_string();
-                    for (_, _, ack) in group.drain(..) {
+                    for (_, _, _, ack) in group.drain(..) {
                         let _ = ack.send(Err(message.clone()));
                     }
                     // A partial write may have left a torn record; continue in a new segment so

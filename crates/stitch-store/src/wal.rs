@@ -250,6 +250,15 @@ pub fn read_segment(
     path: &Path,
     mut on_record: impl FnMut(u8, &[u8]),
 ) -> Result<SegmentEnd, StoreError> {
+    read_segment_with_offsets(path, |_, kind, body| on_record(kind, body))
+}
+
+/// [`read_segment`] that also passes each record's offset in the segment (where its header
+/// starts): `on_record(offset, kind, body)`.
+pub fn read_segment_with_offsets(
+    path: &Path,
+    mut on_record: impl FnMut(u64, u8, &[u8]),
+) -> Result<SegmentEnd, StoreError> {
     let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let mut magic = [0u8; 8];
@@ -299,9 +308,58 @@ pub fn read_segment(
                 reason: format!("checksum mismatch (stored {crc:08x}, computed {actual:08x})"),
             });
         }
-        on_record(body[0], &body[1..]);
+        on_record(offset, body[0], &body[1..]);
         offset += (RECORD_HEADER + len) as u64;
     }
+}
+
+/// Bits of a [`position`] that hold the record's offset in its segment.
+const OFFSET_BITS: u32 = 40;
+
+/// A record's place in the log as one number, ordered like the log: the segment id in the
+/// high 24 bits, the record's offset in the segment (up to 1 TiB) in the low 40.
+pub fn position(segment: u64, offset: u64) -> u64 {
+    debug_assert!(offset < 1 << OFFSET_BITS && segment < 1 << (64 - OFFSET_BITS));
+    (segment << OFFSET_BITS) | offset
+}
+
+/// The segment of a [`position`].
+pub fn position_segment(position: u64) -> u64 {
+    position >> OFFSET_BITS
+}
+
+/// The offset in its segment of a [`position`].
+pub fn position_offset(position: u64) -> u64 {
+    position & ((1 << OFFSET_BITS) - 1)
+}
+
+/// Reads the record whose header starts at `offset` of the open segment `file` and checks
+/// it: `(kind, body)`.
+pub fn read_record_at(file: &File, offset: u64) -> io::Result<(u8, Vec<u8>)> {
+    use std::os::unix::fs::FileExt;
+    let mut header = [0u8; RECORD_HEADER];
+    file.read_exact_at(&mut header, offset)?;
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    if len == 0 || len > MAX_RECORD {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("implausible record length {len} at offset {offset}"),
+        ));
+    }
+    let mut body = vec![0u8; len];
+    file.read_exact_at(&mut body, offset + RECORD_HEADER as u64)?;
+    let actual = crc32c::crc32c_append(crc32c::crc32c(&header[..4]), &body);
+    if actual != crc {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "checksum mismatch at offset {offset} (stored {crc:08x}, computed {actual:08x})"
+            ),
+        ));
+    }
+    let kind = body.remove(0);
+    Ok((kind, body))
 }
 
 /// Reads until `buf` is full or the end of the input; returns the number of bytes read.

@@ -458,3 +458,77 @@ adaptive:
     assert_eq!(policies(&got), vec!["adaptive"]);
     status_until(&store, |s| s.tail.adaptive_sampled_traces >= 1).await;
 }
+
+/// The buffer holds only what the policies read; a kept trace comes back whole from the WAL,
+/// with every attribute, also when one record holds spans of kept and dropped traces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_traces_come_back_whole_from_the_log_with_attributes_the_policies_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = sampling_config(
+        dir.path(),
+        "
+decision_wait: 1h
+decision_wait_after_root: 100ms
+policies:
+  - {name: gold, type: string_attribute, string_attribute: {key: tenant, values: [gold]}}
+",
+    );
+    let t0 = now_nanos() - 10 * SECOND;
+    let svc = resource("svc");
+    let tagged = |mut s: Span, tenant: &str| {
+        s.attributes = vec![
+            stitch_model::KeyValue::new("tenant", tenant),
+            stitch_model::KeyValue::new("http.route", "/orders/{id}"),
+            stitch_model::KeyValue::new("user.id", "u-42"),
+        ];
+        s
+    };
+    let (gold, free) = (trace_id(1), trace_id(2));
+    let store = Store::open(cfg.clone()).await.unwrap();
+    // One record with children of both traces, then one with both roots.
+    append(
+        &store,
+        &batch_of(
+            &svc,
+            vec![
+                tagged(child(gold, 11, 10, t0), "gold"),
+                tagged(child(free, 21, 20, t0), "free"),
+                tagged(child(gold, 12, 10, t0), "gold"),
+            ],
+        ),
+    )
+    .await;
+    append(
+        &store,
+        &batch_of(
+            &svc,
+            vec![
+                tagged(root(free, 20, t0, StatusCode::Ok), "free"),
+                tagged(root(gold, 10, t0, StatusCode::Ok), "gold"),
+            ],
+        ),
+    )
+    .await;
+    let got = wait_for(&store, gold, 3).await;
+    assert_eq!(
+        ids(&got),
+        sorted(vec![span_id(10), span_id(11), span_id(12)])
+    );
+    assert_eq!(policies(&got), vec!["gold"; 3]);
+    for (_, s) in spans_of(&got) {
+        for key in ["tenant", "http.route", "user.id"] {
+            assert!(
+                find_attribute(&s.attributes, key).is_some(),
+                "{key} missing on a kept span"
+            );
+        }
+    }
+    status_until(&store, |s| s.tail.buffered_traces == 0).await;
+    assert!(get(&store, free).await.is_none());
+    drop(store);
+
+    // After a crash the kept trace comes back from its decision record, whole.
+    let store = Store::open(cfg).await.unwrap();
+    assert_eq!(ids(&get(&store, gold).await.unwrap()).len(), 3);
+    assert!(get(&store, free).await.is_none());
+}

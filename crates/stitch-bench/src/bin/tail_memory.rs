@@ -1,6 +1,9 @@
 //! Resident bytes per span buffered by the tail sampler, for shop-preset traces arriving as
 //! services export them (each service's spans of a batch in one request), measured with a
-//! counting allocator: everything the sampler holds, the spans themselves included.
+//! counting allocator: everything the sampler holds, the span records themselves included.
+//!
+//! Two records: `compact`, what the server buffers (a `CompactSpan` made by a `Compactor` for
+//! the policies' needs; the span itself stays in the WAL), and `decoded`, whole model spans.
 //!
 //! `cargo run --release -p stitch-bench --bin tail_memory [-- TRACES]`
 
@@ -12,7 +15,9 @@ use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use stitch_bench::{Generator, Preset, Rng};
 use stitch_model::{Batch, Span};
 use stitch_pipeline::span::span_heap_bytes;
-use stitch_pipeline::{ModelSpan, SamplingConfig, TailSampler, split_batch};
+use stitch_pipeline::{
+    CompactSpan, Compactor, ModelSpan, SamplingConfig, SpanRecord, TailSampler, split_batch,
+};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -24,12 +29,30 @@ fn main() -> anyhow::Result<()> {
         .transpose()?
         .unwrap_or(5_000);
     for preset in [Preset::Shop, Preset::LargeAttributes] {
-        measure(preset, traces)?;
+        measure::<CompactSpan>(preset, traces, "compact")?;
+        measure::<ModelSpan>(preset, traces, "decoded")?;
     }
     Ok(())
 }
 
-fn measure(preset: Preset, traces: usize) -> anyhow::Result<()> {
+/// How a model span becomes the record under test.
+trait Record: SpanRecord + Sized {
+    fn make(compactor: &mut Compactor, span: ModelSpan, wire_bytes: u32) -> Self;
+}
+
+impl Record for CompactSpan {
+    fn make(compactor: &mut Compactor, span: ModelSpan, wire_bytes: u32) -> Self {
+        compactor.compact(&span, wire_bytes)
+    }
+}
+
+impl Record for ModelSpan {
+    fn make(_: &mut Compactor, span: ModelSpan, _: u32) -> Self {
+        span
+    }
+}
+
+fn measure<R: Record>(preset: Preset, traces: usize, record: &str) -> anyhow::Result<()> {
     let generator = Generator::new(&preset.profile())?;
     // The seed preset (errors, slow traces, 5% of the rest), deciding nothing while we count.
     let mut config = SamplingConfig::seed_preset();
@@ -38,7 +61,8 @@ fn measure(preset: Preset, traces: usize) -> anyhow::Result<()> {
     config.decision_wait = Duration::from_secs(3600);
     config.decision_wait_after_root = Duration::from_secs(3600);
     let region = Region::new(GLOBAL);
-    let mut tail: TailSampler<ModelSpan> = TailSampler::new(&config)?;
+    let mut tail: TailSampler<R> = TailSampler::new(&config)?;
+    let mut compactor = Compactor::new(tail.span_needs());
     let mut own_bytes = 0usize;
     let mut spans = 0usize;
     let mut n = 0;
@@ -54,6 +78,10 @@ fn measure(preset: Preset, traces: usize) -> anyhow::Result<()> {
                 resource_spans: vec![rs],
             };
             for (id, chunk) in split_batch(per_service) {
+                let chunk: Vec<R> = chunk
+                    .into_iter()
+                    .map(|s| R::make(&mut compactor, s, 300))
+                    .collect();
                 let decided = tail.add(id, chunk, 0, 1);
                 assert!(decided.is_empty(), "nothing is decided while counting");
             }
@@ -64,14 +92,14 @@ fn measure(preset: Preset, traces: usize) -> anyhow::Result<()> {
         .bytes_allocated
         .saturating_sub(change.bytes_deallocated);
     println!(
-        "{}: {spans} spans buffered: {:.0} B/span resident ({:.0} B/span the spans themselves, \
-         {:.0} B/span of buffer overhead); the sampler's own estimate {:.0} B/span",
+        "{} ({record} records): {spans} spans buffered: {:.0} B/span resident, everything \
+         included (a decoded span alone is {:.0} B); the sampler's own estimate {:.0} B/span",
         preset.name(),
         resident as f64 / spans as f64,
         own_bytes as f64 / spans as f64,
-        (resident as f64 - own_bytes as f64) / spans as f64,
         tail.buffered_bytes() as f64 / spans as f64
     );
     drop(tail);
+    drop(compactor);
     Ok(())
 }
