@@ -303,8 +303,24 @@ impl RedAggregator {
     /// Adds every span of `trace`, each standing for `weight` spans (`1 / sampling
     /// probability`). Entry spans (see the module docs) also count for their service.
     pub fn add_trace_weighted(&mut self, trace: &Trace, weight: f64) {
+        self.add_trace_where(trace, weight, |_| true);
+    }
+
+    /// Adds the spans of `trace` for which `include` holds, each standing for `weight` spans.
+    /// Whether a span is an entry span is decided from the whole trace, so adding a trace's
+    /// spans in parts (say, late spans once more of the trace has arrived) counts each span as
+    /// it would be counted with the trace whole.
+    pub fn add_trace_where(
+        &mut self,
+        trace: &Trace,
+        weight: f64,
+        include: impl Fn(&SpanRef<'_>) -> bool,
+    ) {
         let tree = SpanTree::build(trace);
         for (id, node) in tree.nodes() {
+            if !include(&node.span_ref()) {
+                continue;
+            }
             let service = node.service_name();
             let entry = crate::semconv::is_server_like(node.span().kind)
                 || tree

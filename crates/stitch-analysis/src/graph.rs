@@ -244,6 +244,16 @@ impl DependencyGraph {
 
     /// Adds the calls of `trace`, each standing for `weight` calls.
     pub fn add_trace_weighted(&mut self, trace: &Trace, weight: f64) {
+        self.add_trace_where(trace, weight, |_| true);
+    }
+
+    /// Adds the calls of `trace` that involve a span for which `is_new` holds: a linked call
+    /// when its callee span is new, a call to something uninstrumented when its client span is.
+    /// The edges are found on the whole trace, so a trace added again with `is_new` true only
+    /// for spans that arrived since adds each call once. (A client span counted as a call to
+    /// an uninstrumented peer whose server span arrives later is counted a second time, as the
+    /// linked call.)
+    pub fn add_trace_where(&mut self, trace: &Trace, weight: f64, is_new: impl Fn(&Span) -> bool) {
         if !(weight.is_finite() && weight > 0.0) {
             return;
         }
@@ -276,7 +286,7 @@ impl DependencyGraph {
                 } else {
                     parent_service != service || (caller_is_client && is_server_like(span.kind))
                 };
-                if is_call {
+                if is_call && is_new(span) {
                     let latency = if parent_span.kind == SpanKind::Client {
                         parent_span.duration_nanos()
                     } else {
@@ -286,7 +296,7 @@ impl DependencyGraph {
                     self.add_call(parent_service, service, parent_span, latency, error, weight);
                 }
             }
-            if matches!(span.kind, SpanKind::Client | SpanKind::Producer) {
+            if matches!(span.kind, SpanKind::Client | SpanKind::Producer) && is_new(span) {
                 let linked = tree.children(id).iter().any(|&c| {
                     let child = tree.node(c);
                     child.service_name() != service || is_server_like(child.span().kind)

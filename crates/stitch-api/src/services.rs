@@ -47,10 +47,8 @@ use axum::routing::get;
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
-use stitch_analysis::{
-    DependencyEdge, RedAggregator, RedOptions, RedRow, ServiceNode, SpanTree, TimeWindow,
-};
-use stitch_model::{SpanKind, Trace};
+use stitch_analysis::{DependencyEdge, RedAggregator, RedOptions, RedRow, ServiceNode, TimeWindow};
+use stitch_model::Trace;
 use stitch_store::{SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
@@ -257,19 +255,10 @@ impl From<TimeWindow> for WindowJson {
 /// A span counts for its service when it is an entry span: a SERVER or CONSUMER span, or one
 /// whose parent is absent or belongs to another service (as `RedAggregator::add_trace` does).
 fn add_spans(agg: &mut RedAggregator, trace: &Trace, window: TimeWindow, service: Option<&str>) {
-    let tree = SpanTree::build(trace);
-    for (id, node) in tree.nodes() {
-        let name = node.service_name();
-        if service.is_some_and(|s| s != name) || !window.contains(node.span().start_time_unix_nano)
-        {
-            continue;
-        }
-        let entry = matches!(node.span().kind, SpanKind::Server | SpanKind::Consumer)
-            || tree
-                .parent(id)
-                .is_none_or(|p| tree.node(p).service_name() != name);
-        agg.add_span(node.span_ref(), entry, 1.0);
-    }
+    agg.add_trace_where(trace, 1.0, |s| {
+        service.is_none_or(|name| name == s.service_name())
+            && window.contains(s.span.start_time_unix_nano)
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

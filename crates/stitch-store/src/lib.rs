@@ -30,12 +30,14 @@
 pub mod block;
 mod error;
 pub mod head;
+pub mod live;
 pub mod query;
 pub mod sampling;
 mod store;
 pub mod wal;
 
 pub use error::StoreError;
+pub use live::{Live, LiveAggregates, LiveOptions};
 pub use query::{Operation, SearchQuery, TraceReader};
 pub use sampling::SamplingStatus;
 pub use store::{Store, StoreConfig, StoreStats};

@@ -117,6 +117,11 @@ pub trait TraceReader: Send + Sync + 'static {
 
     /// The operations of one service, sorted by name then kind.
     async fn operations(&self, service: &str) -> Result<Vec<Operation>, StoreError>;
+
+    /// RED and the dependency graph maintained as spans arrive, when this reader keeps them.
+    fn live(&self) -> Option<std::sync::Arc<crate::Live>> {
+        None
+    }
 }
 
 #[cfg(test)]

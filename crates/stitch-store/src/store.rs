@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 use crate::StoreError;
 use crate::block::{self, BlockHandle};
 use crate::head::Head;
+use crate::live::{self, Live, LiveOptions};
 use crate::query::{Operation, SearchQuery, TraceReader};
 use crate::sampling::{KeptTrace, Sampler, SamplingStatus, unix_nanos};
 use crate::wal::{self, SegmentWriter};
@@ -44,6 +45,9 @@ pub struct StoreConfig {
     /// Tail sampling (the `sampling` section of the config file). The default keeps every
     /// trace without buffering it.
     pub sampling: stitch_pipeline::SamplingConfig,
+    /// RED and the dependency graph maintained as spans arrive ([`crate::live`]); `None`
+    /// turns them off (readers then scan stored traces).
+    pub live: Option<LiveOptions>,
 }
 
 impl StoreConfig {
@@ -58,6 +62,7 @@ impl StoreConfig {
             max_pending_appends: 4096,
             fsync: true,
             sampling: stitch_pipeline::SamplingConfig::default(),
+            live: Some(LiveOptions::default()),
         }
     }
 }
@@ -110,6 +115,7 @@ struct Inner {
     /// The segment the WAL writer appends to.
     current_segment: AtomicU64,
     sampling: parking_lot::Mutex<SamplingStatus>,
+    live: Option<Arc<Live>>,
 }
 
 /// The embedded trace store. Cheap to clone; all clones share one store.
@@ -186,6 +192,13 @@ impl Store {
             );
         }
         let segment = SegmentWriter::create(&wal_dir, next_segment)?;
+        let live = config.live.clone().map(|opts| {
+            let live = Arc::new(Live::new(opts, unix_nanos()));
+            // Recovered traces count too; older ones are in blocks, which the live
+            // aggregates do not cover (`since_unix_nanos`).
+            live.touch(head.traces.keys().copied());
+            live
+        });
 
         let inner = Arc::new(Inner {
             config: config.clone(),
@@ -198,6 +211,7 @@ impl Store {
             tail_watermark: AtomicU64::new(u64::MAX),
             current_segment: AtomicU64::new(next_segment),
             sampling: parking_lot::Mutex::new(SamplingStatus::default()),
+            live,
         });
         sampler.publish(&inner.tail_watermark, &inner.sampling);
         let (tx, rx) = sync_channel(config.max_pending_appends);
@@ -210,6 +224,22 @@ impl Store {
                 .map_err(|e| StoreError::io("stitch-wal thread", e))?;
         }
         tokio::spawn(flusher(inner.clone(), flush_rx));
+        if let Some(l) = &inner.live {
+            let weak = Arc::downgrade(&inner);
+            tokio::spawn(live::feed(Arc::downgrade(l), move |id| {
+                let weak = weak.clone();
+                async move {
+                    let inner = weak.upgrade()?;
+                    match read_trace(&inner, id).await {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::warn!(trace_id = %id, error = %e, "live aggregates: cannot read a trace");
+                            None
+                        }
+                    }
+                }
+            }));
+        }
         tokio::spawn(retention(Arc::downgrade(&inner)));
         Ok(Store { inner, tx })
     }
@@ -373,6 +403,16 @@ fn wal_writer(
                                 head.insert(batch, *len, segment.id);
                             }
                         }
+                        if let Some(live) = &inner.live {
+                            live.touch(group.iter().flat_map(|(_, _, batch, _)| {
+                                batch
+                                    .resource_spans
+                                    .iter()
+                                    .flat_map(|rs| &rs.scope_spans)
+                                    .flat_map(|ss| &ss.spans)
+                                    .map(|s| s.trace_id)
+                            }));
+                        }
                         for (_, _, _, ack) in group.drain(..) {
                             let _ = ack.send(Ok(()));
                         }
@@ -412,6 +452,9 @@ fn wal_writer(
                 let mut stored = 0;
                 {
                     let mut head = inner.active.write();
+                    if let Some(live) = &inner.live {
+                        live.touch(kept.iter().map(|k| k.trace_id));
+                    }
                     for k in kept.drain(..) {
                         stored += k.spans;
                         k.insert_into(&mut head);
@@ -697,23 +740,33 @@ async fn enforce_retention(inner: &Arc<Inner>) -> Result<usize, StoreError> {
     Ok(expired.len())
 }
 
+/// Every stored span of trace `id`: the active head, frozen heads, then blocks.
+async fn read_trace(inner: &Inner, id: TraceId) -> Result<Option<Trace>, StoreError> {
+    let mut trace = Trace::new(id);
+    inner.active.read().collect_trace(id, &mut trace);
+    let frozen = inner.frozen.read().clone();
+    let blocks = inner.blocks.read().clone();
+    for h in &frozen {
+        h.collect_trace(id, &mut trace);
+    }
+    for b in &blocks {
+        b.collect_trace(id, &mut trace).await?;
+    }
+    if trace.is_empty() {
+        return Ok(None);
+    }
+    trace.normalize();
+    Ok(Some(trace))
+}
+
 #[async_trait]
 impl TraceReader for Store {
     async fn trace(&self, id: TraceId) -> Result<Option<Trace>, StoreError> {
-        let mut trace = Trace::new(id);
-        self.inner.active.read().collect_trace(id, &mut trace);
-        let (frozen, blocks) = self.snapshot();
-        for h in &frozen {
-            h.collect_trace(id, &mut trace);
-        }
-        for b in &blocks {
-            b.collect_trace(id, &mut trace).await?;
-        }
-        if trace.is_empty() {
-            return Ok(None);
-        }
-        trace.normalize();
-        Ok(Some(trace))
+        read_trace(&self.inner, id).await
+    }
+
+    fn live(&self) -> Option<Arc<Live>> {
+        self.inner.live.clone()
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, StoreError> {

@@ -1,0 +1,243 @@
+//! RED metrics and the service dependency graph, maintained as spans arrive.
+//!
+//! The WAL writer notes the id of every trace it puts into the head (all of them without tail
+//! sampling, the kept ones with it). A task of the store wakes every second and adds each trace
+//! that has been quiet for [`LiveOptions::settle`] to a [`RedAggregator`] and a
+//! [`DependencyGraph`] (`stitch-analysis`), reading it whole from the store (usually the
+//! in-memory head). Both need the whole trace: whether a span is a request of its service, and
+//! which spans form a call, depend on its parent.
+//!
+//! Spans that arrive after their trace was added (a slow root that ends long after its
+//! children were exported) make the trace settle again; then only the spans not counted
+//! before are added, and only the calls whose callee span is new. To tell them apart the task
+//! remembers the span ids of each trace it added for [`LiveOptions::remember`] (at most
+//! [`LiveOptions::max_remembered_spans`] ids; the oldest traces are forgotten first, and their
+//! later spans would be counted as a new trace's).
+//!
+//! The numbers lag the arrival of spans by `settle` to `settle + 1 s`, and cover spans that
+//! started after the store opened ([`LiveAggregates::since_unix_nanos`]) within the buckets
+//! kept ([`LiveOptions::resolution`] × [`LiveOptions::buckets`], one hour by default). The
+//! query API answers from them when they cover the window asked for and scans stored traces
+//! otherwise.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Weak;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use stitch_analysis::{DependencyGraph, GraphOptions, RedAggregator, RedOptions, TimeWindow};
+use stitch_model::{SpanId, Trace, TraceId};
+
+/// How the live aggregates are kept.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveOptions {
+    /// A trace is added once no span of it arrived for this long (default 5 s).
+    pub settle: Duration,
+    /// Width of a time bucket (default 10 s).
+    pub resolution: Duration,
+    /// Buckets kept (default 360: one hour at 10 s).
+    pub buckets: usize,
+    /// How long the span ids of an added trace are remembered to count late spans once
+    /// (default 2 min).
+    pub remember: Duration,
+    /// The most span ids remembered (default 4 million, 32 MB).
+    pub max_remembered_spans: usize,
+}
+
+impl Default for LiveOptions {
+    fn default() -> Self {
+        LiveOptions {
+            settle: Duration::from_secs(5),
+            resolution: Duration::from_secs(10),
+            buckets: 360,
+            remember: Duration::from_secs(120),
+            max_remembered_spans: 4_000_000,
+        }
+    }
+}
+
+/// RED and the dependency graph over recent traffic. See the module docs.
+#[derive(Debug)]
+pub struct LiveAggregates {
+    /// RED per service (entry spans) and per operation, at [`LiveOptions::resolution`].
+    pub red: RedAggregator,
+    /// Calls between services, at [`LiveOptions::resolution`].
+    pub graph: DependencyGraph,
+    /// Spans that started at or after this (Unix nanoseconds) are all counted.
+    pub since_unix_nanos: u64,
+    /// Traces added, and added again because late spans arrived.
+    pub traces_added: u64,
+    pub late_updates: u64,
+    resolution_nanos: u64,
+}
+
+impl LiveAggregates {
+    fn new(opts: &LiveOptions, since_unix_nanos: u64) -> LiveAggregates {
+        let resolution_nanos = (opts.resolution.as_nanos() as u64).max(1);
+        LiveAggregates {
+            red: RedAggregator::new(RedOptions {
+                resolution_nanos,
+                max_buckets: opts.buckets,
+                ..RedOptions::default()
+            }),
+            graph: DependencyGraph::new(GraphOptions {
+                resolution_nanos,
+                max_buckets: opts.buckets,
+                ..GraphOptions::default()
+            }),
+            since_unix_nanos,
+            traces_added: 0,
+            late_updates: 0,
+            resolution_nanos,
+        }
+    }
+
+    pub fn resolution_nanos(&self) -> u64 {
+        self.resolution_nanos
+    }
+
+    /// Whether every span that started in `window` is counted (as far as the spans have
+    /// settled) and the buckets still hold it.
+    pub fn covers(&self, window: TimeWindow) -> bool {
+        window.start_unix_nano >= self.since_unix_nanos
+            && self
+                .red
+                .covered_window()
+                .is_none_or(|c| c.start_unix_nano <= window.start_unix_nano)
+    }
+
+    /// Adds the spans of `trace` not in `counted` (sorted); returns the span ids now counted.
+    fn add(&mut self, trace: &Trace, counted: Option<&[SpanId]>) -> Vec<SpanId> {
+        let is_new = |id: &SpanId| counted.is_none_or(|c| c.binary_search(id).is_err());
+        self.red
+            .add_trace_where(trace, 1.0, |s| is_new(&s.span.span_id));
+        self.graph
+            .add_trace_where(trace, 1.0, |s| is_new(&s.span_id));
+        if counted.is_some() {
+            self.late_updates += 1;
+        } else {
+            self.traces_added += 1;
+        }
+        let mut ids: Vec<SpanId> = trace.spans().map(|s| s.span.span_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// The live aggregates of a store, shared by the task that feeds them and the readers.
+#[derive(Debug)]
+pub struct Live {
+    aggregates: Mutex<LiveAggregates>,
+    /// Traces put into the head since the task last looked.
+    touched: Mutex<Vec<TraceId>>,
+    opts: LiveOptions,
+}
+
+impl Live {
+    pub(crate) fn new(opts: LiveOptions, since_unix_nanos: u64) -> Live {
+        Live {
+            aggregates: Mutex::new(LiveAggregates::new(&opts, since_unix_nanos)),
+            touched: Mutex::new(Vec::new()),
+            opts,
+        }
+    }
+
+    /// Runs `f` on the aggregates (under a lock: keep it short).
+    pub fn with<R>(&self, f: impl FnOnce(&LiveAggregates) -> R) -> R {
+        f(&self.aggregates.lock())
+    }
+
+    /// Notes traces that received spans.
+    pub(crate) fn touch(&self, ids: impl IntoIterator<Item = TraceId>) {
+        let mut t = self.touched.lock();
+        for id in ids {
+            if t.last() != Some(&id) {
+                t.push(id);
+            }
+        }
+    }
+}
+
+/// What the feeding task keeps between rounds.
+#[derive(Default)]
+struct Feeder {
+    /// When each unsettled trace last received spans.
+    last_touch: HashMap<TraceId, u64>,
+    /// (touch time, trace), oldest first; stale entries are skipped.
+    queue: VecDeque<(u64, TraceId)>,
+    /// Span ids counted per added trace, sorted, and when.
+    counted: HashMap<TraceId, (u64, Vec<SpanId>)>,
+    counted_order: VecDeque<(u64, TraceId)>,
+    remembered_spans: usize,
+}
+
+impl Feeder {
+    fn forget(&mut self, now: u64, opts: &LiveOptions) {
+        let remember = opts.remember.as_nanos() as u64;
+        while let Some(&(t, id)) = self.counted_order.front() {
+            let expired = t.saturating_add(remember) <= now;
+            if !expired && self.remembered_spans <= opts.max_remembered_spans {
+                break;
+            }
+            self.counted_order.pop_front();
+            if self.counted.get(&id).is_some_and(|(at, _)| *at == t)
+                && let Some((_, ids)) = self.counted.remove(&id)
+            {
+                self.remembered_spans -= ids.len();
+            }
+        }
+    }
+}
+
+/// The task that feeds `live`, reading settled traces with `read`, until `live` is dropped.
+pub(crate) async fn feed<F, Fut>(live: Weak<Live>, mut read: F)
+where
+    F: FnMut(TraceId) -> Fut,
+    Fut: std::future::Future<Output = Option<Trace>>,
+{
+    let mut feeder = Feeder::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(live) = live.upgrade() else { return };
+        let now = crate::sampling::unix_nanos();
+        let touched = std::mem::take(&mut *live.touched.lock());
+        for id in touched {
+            feeder.last_touch.insert(id, now);
+            feeder.queue.push_back((now, id));
+        }
+        let settle = live.opts.settle.as_nanos() as u64;
+        let mut due = Vec::new();
+        while let Some(&(t, id)) = feeder.queue.front() {
+            if t.saturating_add(settle) > now {
+                break;
+            }
+            feeder.queue.pop_front();
+            if feeder.last_touch.get(&id) == Some(&t) {
+                feeder.last_touch.remove(&id);
+                due.push(id);
+            }
+        }
+        for id in due {
+            let Some(trace) = read(id).await else {
+                continue;
+            };
+            let counted = feeder.counted.remove(&id).map(|(_, ids)| ids);
+            if let Some(c) = &counted {
+                feeder.remembered_spans -= c.len();
+            }
+            let ids = live.aggregates.lock().add(&trace, counted.as_deref());
+            feeder.remembered_spans += ids.len();
+            feeder.counted.insert(id, (now, ids));
+            feeder.counted_order.push_back((now, id));
+        }
+        feeder.forget(now, &live.opts);
+        if feeder.last_touch.capacity() > 4096
+            && feeder.last_touch.len() < feeder.last_touch.capacity() / 4
+        {
+            feeder.last_touch.shrink_to_fit();
+        }
+    }
+}
