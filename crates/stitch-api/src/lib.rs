@@ -31,7 +31,19 @@
 //! that maps errors to status codes.
 //!
 //! The native API, `GET /api/v1/traces/{traceID}`, returns the trace as OTLP JSON (see
-//! the `native` module).
+//! the `native` module); `GET /api/v1/traces/{traceID}/analysis` its critical path, statistics
+//! and ranked findings; `GET /api/v1/analysis/broken-propagation?since=` the hops where trace
+//! context was lost across the traces of a window.
+//!
+//! Analyses of one endpoint across traces (see the [`analysis`] module):
+//!
+//! | Route | Answer |
+//! | --- | --- |
+//! | `GET /api/v1/analysis/breakdown?service=&operation=&lookback=&start=&end=&limit=` | The endpoint's latency breakdown: the share of critical-path time and the mean time per trace of each service and operation. |
+//! | `GET /api/v1/analysis/cohort?service=&operation=&lookback=&start=&end=&limit=` | The endpoint's cohort diff: where slow traces (≥ p99) spend their extra time compared with typical ones (p40–p60), by service, operation and finding kind. |
+//!
+//! Both read at most `limit` traces (default 5,000, at most 20,000) and say how many they read
+//! (`tracesScanned`) and used (`tracesUsed`).
 //!
 //! Service views (`GET /api/v1/services/{service}/red`, `GET /api/v1/dependencies`): RED time
 //! series and the dependency graph computed from the stored traces of a window (see the
@@ -50,6 +62,7 @@
 //! Traces are rendered in the Jaeger UI's JSON model by [`jaeger::trace_to_jaeger`], a pure
 //! function other code can reuse; its module documents the mapping.
 
+pub mod analysis;
 mod api_v3;
 pub mod dependencies;
 mod duration;
@@ -84,6 +97,7 @@ pub fn router(reader: Arc<dyn TraceReader>) -> axum::Router {
                 .with_state(reader.clone()),
         )
         .merge(services::router(reader.clone()))
+        .merge(analysis::router(reader.clone()))
         .merge(waterfall::router(reader))
         .merge(ui::router())
 }

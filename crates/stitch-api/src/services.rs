@@ -83,11 +83,12 @@ pub fn router(reader: Reader) -> Router {
 // ---------------------------------------------------------------------------------------------
 // Errors and parameters.
 
+/// A failed request: its status and the message of the `error` body.
 #[derive(Debug)]
-struct Failure(StatusCode, String);
+pub(crate) struct Failure(pub(crate) StatusCode, pub(crate) String);
 
 impl Failure {
-    fn bad(msg: impl Into<String>) -> Failure {
+    pub(crate) fn bad(msg: impl Into<String>) -> Failure {
         Failure(StatusCode::BAD_REQUEST, msg.into())
     }
 }
@@ -116,57 +117,71 @@ struct ViewParams {
     step: u64,
 }
 
-fn parse_view(params: &Params, now_unix_nanos: u64) -> Result<ViewParams, Failure> {
-    let micros = |name: &str| -> Result<Option<u64>, Failure> {
-        params
-            .get(name)
-            .map(|text| {
-                text.parse::<u64>()
-                    .ok()
-                    .and_then(|m| m.checked_mul(1_000))
-                    .ok_or_else(|| {
-                        Failure::bad(format!(
-                            "unable to parse param '{name}': {text:?} is not a time in Unix microseconds"
-                        ))
-                    })
-            })
-            .transpose()
-    };
-    let duration = |name: &str| -> Result<Option<u64>, Failure> {
-        params
-            .get(name)
-            .map(|text| {
-                parse_duration_nanos(text).ok_or_else(|| {
+/// An optional parameter in Unix microseconds, as nanoseconds.
+fn micros_param(params: &Params, name: &str) -> Result<Option<u64>, Failure> {
+    params
+        .get(name)
+        .map(|text| {
+            text.parse::<u64>()
+                .ok()
+                .and_then(|m| m.checked_mul(1_000))
+                .ok_or_else(|| {
                     Failure::bad(format!(
-                        "unable to parse param '{name}': {text:?} is not a duration such as 10s, 5m or 1h"
+                        "unable to parse param '{name}': {text:?} is not a time in Unix microseconds"
                     ))
                 })
+        })
+        .transpose()
+}
+
+/// An optional duration parameter (`10s`, `5m`, `1h`), in nanoseconds.
+fn duration_param(params: &Params, name: &str) -> Result<Option<u64>, Failure> {
+    params
+        .get(name)
+        .map(|text| {
+            parse_duration_nanos(text).ok_or_else(|| {
+                Failure::bad(format!(
+                    "unable to parse param '{name}': {text:?} is not a duration such as 10s, 5m or 1h"
+                ))
             })
-            .transpose()
-    };
-    let end = micros("end")?.unwrap_or(now_unix_nanos);
-    let lookback = duration("lookback")?.unwrap_or(DEFAULT_LOOKBACK_NANOS);
-    let start = match micros("start")? {
+        })
+        .transpose()
+}
+
+/// The window `[start, end]` in Unix nanoseconds from `start`, `end` and `lookback`: `end`
+/// defaults to now, `start` to `end - lookback`, `lookback` to one hour.
+pub(crate) fn parse_window(params: &Params, now_unix_nanos: u64) -> Result<(u64, u64), Failure> {
+    let end = micros_param(params, "end")?.unwrap_or(now_unix_nanos);
+    let lookback = duration_param(params, "lookback")?.unwrap_or(DEFAULT_LOOKBACK_NANOS);
+    let start = match micros_param(params, "start")? {
         Some(s) => s,
         None => end.saturating_sub(lookback),
     };
     if end <= start {
         return Err(Failure::bad("'end' must be after 'start'"));
     }
-    let limit = match params.get("limit") {
-        None => DEFAULT_SCAN_LIMIT,
+    Ok((start, end))
+}
+
+/// The `limit` parameter: `default` when absent or 0, at most `max`.
+pub(crate) fn parse_limit(params: &Params, default: usize, max: usize) -> Result<usize, Failure> {
+    match params.get("limit") {
+        None => Ok(default),
         Some(text) => match text.parse::<usize>() {
-            Ok(0) => DEFAULT_SCAN_LIMIT,
-            Ok(n) if n <= MAX_SCAN_LIMIT => n,
-            _ => {
-                return Err(Failure::bad(format!(
-                    "unable to parse param 'limit': {text:?} is not an integer from 0 to {MAX_SCAN_LIMIT}"
-                )));
-            }
+            Ok(0) => Ok(default),
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(Failure::bad(format!(
+                "unable to parse param 'limit': {text:?} is not an integer from 0 to {max}"
+            ))),
         },
-    };
+    }
+}
+
+fn parse_view(params: &Params, now_unix_nanos: u64) -> Result<ViewParams, Failure> {
+    let (start, end) = parse_window(params, now_unix_nanos)?;
+    let limit = parse_limit(params, DEFAULT_SCAN_LIMIT, MAX_SCAN_LIMIT)?;
     let span = end - start;
-    let step = match duration("step")? {
+    let step = match duration_param(params, "step")? {
         Some(0) => return Err(Failure::bad("'step' must be longer than zero")),
         Some(step) => step,
         None => default_step(span),
@@ -194,14 +209,14 @@ fn default_step(span: u64) -> u64 {
         .unwrap_or_else(|| wanted.div_ceil(86_400 * SECOND) * 86_400 * SECOND)
 }
 
-fn query_params(
+pub(crate) fn query_params(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Params, Failure> {
     let Query(pairs) = query.map_err(|e| Failure::bad(format!("malformed query string: {e}")))?;
     Ok(Params::new(pairs))
 }
 
-fn now_unix_nanos() -> u64 {
+pub(crate) fn now_unix_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
@@ -226,7 +241,9 @@ async fn scan(
 }
 
 /// Runs CPU-heavy aggregation off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Failure> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Failure> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
         Failure(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -237,7 +254,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct WindowJson {
+pub(crate) struct WindowJson {
     start_unix_nano: String,
     end_unix_nano: String,
 }

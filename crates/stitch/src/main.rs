@@ -45,7 +45,8 @@ enum Command {
     },
     /// List traces that match a search.
     Search(cli::SearchArgs),
-    /// Analyses across traces, e.g. `--broken-propagation --since 1h`.
+    /// Analyses across traces: `--broken-propagation`, or one endpoint's `--breakdown` or
+    /// `--cohort` (slow versus typical) with `--service S --operation O`; `--since 1h`.
     Analyze(cli::AnalyzeArgs),
     /// Check that a live service propagates trace context (W3C, baggage, B3, Jaeger).
     CheckPropagation(check_propagation::CheckArgs),

@@ -1,4 +1,4 @@
-//! `stitch trace` and `stitch search` against a running server.
+//! `stitch trace`, `stitch search` and `stitch analyze` against a running server.
 
 mod common;
 
@@ -268,4 +268,153 @@ async fn trace_and_search_commands_show_the_stored_trace() {
             .unwrap();
     assert!(!ok);
     assert!(err.contains("is not a trace id"), "{err}");
+}
+
+/// `count` checkouts of gateway `POST /checkout`, starting two minutes ago, one every 100 ms:
+/// auth 15 ms, then payment and inventory in turn, 5 ms of the gateway's own at each end.
+/// The checkouts numbered in `slow` spend 1,200 ms more in payment.
+fn checkouts(count: u8, slow: &[u8]) -> ExportTraceServiceRequest {
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 120_000_000_000;
+    let ms = 1_000_000u64;
+    let mut by_service: Vec<(&str, Vec<Span>)> = ["gateway", "auth", "payment", "inventory"]
+        .into_iter()
+        .map(|s| (s, Vec::new()))
+        .collect();
+    for n in 1..=count {
+        let start = t0 + u64::from(n) * 100 * ms;
+        let payment = if slow.contains(&n) { 1_300 } else { 100 };
+        let span = |id: u8, parent: Option<u8>, name: &str, from: u64, to: u64| Span {
+            trace_id: vec![0xca, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n],
+            span_id: vec![0, 0, 0, 0, 0, 0, n, id],
+            parent_span_id: parent
+                .map(|p| vec![0, 0, 0, 0, 0, 0, n, p])
+                .unwrap_or_default(),
+            name: name.into(),
+            kind: if parent.is_none() { 2 } else { 1 },
+            start_time_unix_nano: start + from * ms,
+            end_time_unix_nano: start + to * ms,
+            ..Default::default()
+        };
+        let pay_end = 20 + payment;
+        let inv_end = pay_end + 30;
+        by_service[0]
+            .1
+            .push(span(1, None, "POST /checkout", 0, inv_end + 5));
+        by_service[1]
+            .1
+            .push(span(2, Some(1), "validate token", 5, 20));
+        by_service[2]
+            .1
+            .push(span(3, Some(1), "charge card", 20, pay_end));
+        by_service[3]
+            .1
+            .push(span(4, Some(1), "reserve items", pay_end, inv_end));
+    }
+    ExportTraceServiceRequest {
+        resource_spans: by_service
+            .into_iter()
+            .map(|(name, spans)| service(name, spans))
+            .collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyze_cohort_and_breakdown_name_where_the_time_of_an_endpoint_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &[]);
+    let resp = post(
+        &server.otlp_http(),
+        "application/x-protobuf",
+        None,
+        checkouts(100, &[37, 81]).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let api = server.api();
+    let run = |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            stitch(&args)
+        })
+    };
+    let endpoint_args = |what: &str| -> Vec<String> {
+        [
+            "analyze",
+            what,
+            "--service",
+            "gateway",
+            "--operation",
+            "POST /checkout",
+            "--since",
+            "1h",
+            "--server",
+            &api,
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+
+    let (ok, out, err) = run(endpoint_args("--cohort")).await.unwrap();
+    assert!(ok, "stitch analyze --cohort failed: {err}");
+    assert!(
+        out.contains("Cohort diff of gateway POST /checkout"),
+        "{out}"
+    );
+    assert!(out.contains("100 traces of the endpoint"), "{out}");
+    // The first row of the first table is payment, 1.20 s slower in a slow trace.
+    let first = out
+        .lines()
+        .skip_while(|l| !l.starts_with("By service"))
+        .nth(2)
+        .unwrap_or_else(|| panic!("no service table:\n{out}"));
+    let cells: Vec<&str> = first.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        ["payment", "100ms", "1.30s", "+1.20s", "100%"],
+        "{out}"
+    );
+    assert!(out.contains("By operation"), "{out}");
+    assert!(out.contains("charge card"), "{out}");
+
+    let (ok, out, err) = run(endpoint_args("--breakdown")).await.unwrap();
+    assert!(ok, "stitch analyze --breakdown failed: {err}");
+    // payment: (98 × 100 + 2 × 1,300) / (98 × 155 + 2 × 1,355) = 69.3%, 124 ms per trace.
+    let payment = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("payment "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        payment.contains("69.3%") && payment.contains("124ms"),
+        "{payment}"
+    );
+
+    let mut json_args = endpoint_args("--cohort");
+    json_args.push("--json".into());
+    let (ok, out, err) = run(json_args).await.unwrap();
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("--json prints JSON");
+    assert_eq!(json["tracesUsed"], 100);
+    assert_eq!(json["cohort"]["byService"][0]["service"], "payment");
+    assert_eq!(
+        json["cohort"]["byService"][0]["deltaNanos"],
+        1_200_000_000u64
+    );
+
+    // An endpoint is required; a bad --since is named.
+    let (ok, _, err) = run(["analyze", "--cohort", "--server", &api]
+        .map(String::from)
+        .to_vec())
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(err.contains("--service"), "{err}");
+    let mut bad = endpoint_args("--breakdown");
+    bad[7] = "soon".into();
+    let (ok, _, err) = run(bad).await.unwrap();
+    assert!(!ok);
+    assert!(err.contains("--since"), "{err}");
 }
