@@ -21,6 +21,13 @@
 //!
 //! # How the numbers are made
 //!
+//! When the store keeps live aggregates ([`TraceReader::live`]: RED and the dependency graph
+//! maintained as spans arrive, see `stitch_store::live`) and they cover the window (and, for
+//! RED, the step is a multiple of their 10 s resolution), the answer comes from them
+//! (`"source": "live"`, `tracesScanned` 0): no trace is read. Otherwise (a window older than the
+//! live buckets or than the store's start, another reader) it is computed from the stored traces
+//! (`"source": "scan"`), as follows.
+//!
 //! The traces come from [`TraceReader::search`] (for RED with the service as filter) over the
 //! window. RED uses [`stitch_analysis::RedAggregator`] with a bucket per step; only the spans of
 //! the service that start inside the (step-aligned) window are added, so the same span never
@@ -47,9 +54,11 @@ use axum::routing::get;
 use http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
-use stitch_analysis::{DependencyEdge, RedAggregator, RedOptions, RedRow, ServiceNode, TimeWindow};
+use stitch_analysis::{
+    DependencyEdge, GraphSnapshot, RedAggregator, RedOptions, RedRow, ServiceNode, TimeWindow,
+};
 use stitch_model::Trace;
-use stitch_store::{SearchQuery, TraceReader};
+use stitch_store::{LiveAggregates, SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
 use crate::params::Params;
@@ -339,6 +348,9 @@ struct RedJson {
     step_nanos: u64,
     /// Start of each step.
     timestamps: Vec<String>,
+    /// `live`: from the aggregates the store maintains as spans arrive; `scan`: computed from
+    /// the stored traces of the window (when the live ones do not cover it).
+    source: &'static str,
     traces_scanned: usize,
     truncated: bool,
     /// The service's own row; `None` when it served no request in the window.
@@ -363,6 +375,38 @@ fn red_json(service: &str, traces: &[Trace], view: &ViewParams, truncated: bool)
     for trace in traces {
         add_spans(&mut agg, trace, window, Some(service));
     }
+    let mut body = red_json_from(&agg, window, service, view);
+    body.traces_scanned = traces.len();
+    body.truncated = truncated;
+    body
+}
+
+/// The window widened to whole steps.
+fn step_window(view: &ViewParams) -> TimeWindow {
+    let start = view.start - view.start % view.step;
+    let end = view.end.div_ceil(view.step).saturating_mul(view.step);
+    TimeWindow::new(start, end.max(start + view.step))
+}
+
+/// RED from the live aggregates, when they cover the window at a resolution the step is a
+/// multiple of.
+fn live_red_json(live: &LiveAggregates, service: &str, view: &ViewParams) -> Option<RedJson> {
+    let window = step_window(view);
+    if !view.step.is_multiple_of(live.resolution_nanos()) || !live.covers(window) {
+        return None;
+    }
+    let mut body = red_json_from(&live.red, window, service, view);
+    body.source = "live";
+    Some(body)
+}
+
+/// RED of `service` over `window` (aligned to `view.step`) from `agg`.
+fn red_json_from(
+    agg: &RedAggregator,
+    window: TimeWindow,
+    service: &str,
+    view: &ViewParams,
+) -> RedJson {
     let summary: Vec<RedRow> = agg
         .snapshot(window)
         .into_iter()
@@ -415,8 +459,9 @@ fn red_json(service: &str, traces: &[Trace], view: &ViewParams, truncated: bool)
         window: window.into(),
         step_nanos: view.step,
         timestamps,
-        traces_scanned: traces.len(),
-        truncated,
+        source: "scan",
+        traces_scanned: 0,
+        truncated: false,
         overall,
         operations,
     }
@@ -429,6 +474,12 @@ async fn red(
 ) -> Result<axum::Json<RedJson>, Failure> {
     let Path(service) = path.map_err(|e| Failure::bad(format!("malformed path: {e}")))?;
     let view = parse_view(&query_params(query)?, now_unix_nanos())?;
+    if let Some(live) = reader.live() {
+        let (svc, v) = (service.clone(), view);
+        if let Some(body) = blocking(move || live.with(|l| live_red_json(l, &svc, &v))).await? {
+            return Ok(axum::Json(body));
+        }
+    }
     let (traces, truncated) = scan(&reader, Some(&service), &view).await?;
     let body = blocking(move || red_json(&service, &traces, &view, truncated)).await?;
     Ok(axum::Json(body))
@@ -447,6 +498,8 @@ struct DependenciesJson {
     edges: Vec<DependencyEdge>,
     /// RED over the window of each service that served requests (its entry spans).
     service_stats: Vec<RedRow>,
+    /// `live` or `scan`, as for RED.
+    source: &'static str,
     traces_scanned: usize,
     truncated: bool,
 }
@@ -466,6 +519,30 @@ fn dependencies_json(traces: &[Trace], view: &ViewParams, truncated: bool) -> De
     for trace in traces {
         add_spans(&mut red, trace, window, None);
     }
+    let mut body = dependencies_json_from(snapshot, &red, window);
+    body.traces_scanned = traces.len();
+    body.truncated = truncated;
+    body
+}
+
+/// The dependency graph from the live aggregates, when they cover the window.
+fn live_dependencies_json(live: &LiveAggregates, view: &ViewParams) -> Option<DependenciesJson> {
+    let window = live
+        .red
+        .aligned_window(TimeWindow::new(view.start, view.end));
+    if !live.covers(window) {
+        return None;
+    }
+    let mut body = dependencies_json_from(live.graph.snapshot(window), &live.red, window);
+    body.source = "live";
+    Some(body)
+}
+
+fn dependencies_json_from(
+    snapshot: GraphSnapshot,
+    red: &RedAggregator,
+    window: TimeWindow,
+) -> DependenciesJson {
     let service_stats: Vec<RedRow> = red
         .snapshot(window)
         .into_iter()
@@ -486,8 +563,9 @@ fn dependencies_json(traces: &[Trace], view: &ViewParams, truncated: bool) -> De
         services,
         edges: snapshot.edges,
         service_stats,
-        traces_scanned: traces.len(),
-        truncated,
+        source: "scan",
+        traces_scanned: 0,
+        truncated: false,
     }
 }
 
@@ -496,6 +574,12 @@ async fn dependencies(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<axum::Json<DependenciesJson>, Failure> {
     let view = parse_view(&query_params(query)?, now_unix_nanos())?;
+    if let Some(live) = reader.live() {
+        let v = view;
+        if let Some(body) = blocking(move || live.with(|l| live_dependencies_json(l, &v))).await? {
+            return Ok(axum::Json(body));
+        }
+    }
     let (traces, truncated) = scan(&reader, None, &view).await?;
     let body = blocking(move || dependencies_json(&traces, &view, truncated)).await?;
     Ok(axum::Json(body))

@@ -14,11 +14,12 @@
 //! [`LiveOptions::max_remembered_spans`] ids; the oldest traces are forgotten first, and their
 //! later spans would be counted as a new trace's).
 //!
-//! The numbers lag the arrival of spans by `settle` to `settle + 1 s`, and cover spans that
-//! started after the store opened ([`LiveAggregates::since_unix_nanos`]) within the buckets
-//! kept ([`LiveOptions::resolution`] × [`LiveOptions::buckets`], one hour by default). The
-//! query API answers from them when they cover the window asked for and scans stored traces
-//! otherwise.
+//! The numbers lag the arrival of spans by `settle` to `settle + 1 s`. They cover spans that
+//! started after the newest span of the blocks that existed when the store opened
+//! ([`LiveAggregates::since_unix_nanos`]; traces recovered from the WAL are added), within the
+//! buckets kept ([`LiveOptions::resolution`] × [`LiveOptions::buckets`], one hour by
+//! default). The query API answers from them when they cover the window asked for and scans
+//! stored traces otherwise.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Weak;
@@ -63,8 +64,11 @@ pub struct LiveAggregates {
     pub red: RedAggregator,
     /// Calls between services, at [`LiveOptions::resolution`].
     pub graph: DependencyGraph,
-    /// Spans that started at or after this (Unix nanoseconds) are all counted.
+    /// Spans that started at or after this (Unix nanoseconds) are all counted: just after the
+    /// newest span in the blocks that existed when the store opened (0 for a new store).
     pub since_unix_nanos: u64,
+    /// Buckets before this were pruned (kept: [`LiveOptions::buckets`] up to now).
+    pub pruned_before_unix_nanos: u64,
     /// Traces added, and added again because late spans arrived.
     pub traces_added: u64,
     pub late_updates: u64,
@@ -75,17 +79,20 @@ impl LiveAggregates {
     fn new(opts: &LiveOptions, since_unix_nanos: u64) -> LiveAggregates {
         let resolution_nanos = (opts.resolution.as_nanos() as u64).max(1);
         LiveAggregates {
+            // Room beyond the pruned horizon for spans stamped in the future, so that they do
+            // not push out buckets still covered.
             red: RedAggregator::new(RedOptions {
                 resolution_nanos,
-                max_buckets: opts.buckets,
+                max_buckets: opts.buckets + SLACK_BUCKETS,
                 ..RedOptions::default()
             }),
             graph: DependencyGraph::new(GraphOptions {
                 resolution_nanos,
-                max_buckets: opts.buckets,
+                max_buckets: opts.buckets + SLACK_BUCKETS,
                 ..GraphOptions::default()
             }),
             since_unix_nanos,
+            pruned_before_unix_nanos: 0,
             traces_added: 0,
             late_updates: 0,
             resolution_nanos,
@@ -99,11 +106,18 @@ impl LiveAggregates {
     /// Whether every span that started in `window` is counted (as far as the spans have
     /// settled) and the buckets still hold it.
     pub fn covers(&self, window: TimeWindow) -> bool {
-        window.start_unix_nano >= self.since_unix_nanos
-            && self
-                .red
-                .covered_window()
-                .is_none_or(|c| c.start_unix_nano <= window.start_unix_nano)
+        window.start_unix_nano >= self.since_unix_nanos.max(self.pruned_before_unix_nanos)
+    }
+
+    /// Drops the buckets older than the kept horizon.
+    fn prune(&mut self, now: u64, horizon_nanos: u64) {
+        let before = now.saturating_sub(horizon_nanos);
+        let before = before - before % self.resolution_nanos;
+        if before > self.pruned_before_unix_nanos {
+            self.red.prune_before(before);
+            self.graph.prune_before(before);
+            self.pruned_before_unix_nanos = before;
+        }
     }
 
     /// Adds the spans of `trace` not in `counted` (sorted); returns the span ids now counted.
@@ -124,6 +138,9 @@ impl LiveAggregates {
         ids
     }
 }
+
+/// Buckets kept beyond [`LiveOptions::buckets`] for spans stamped ahead of the clock.
+const SLACK_BUCKETS: usize = 64;
 
 /// The live aggregates of a store, shared by the task that feeds them and the readers.
 #[derive(Debug)]
@@ -234,6 +251,9 @@ where
             feeder.counted_order.push_back((now, id));
         }
         feeder.forget(now, &live.opts);
+        let horizon =
+            (live.opts.resolution.as_nanos() as u64).saturating_mul(live.opts.buckets as u64);
+        live.aggregates.lock().prune(now, horizon);
         if feeder.last_touch.capacity() > 4096
             && feeder.last_touch.len() < feeder.last_touch.capacity() / 4
         {

@@ -193,7 +193,9 @@ impl Store {
         }
         let segment = SegmentWriter::create(&wal_dir, next_segment)?;
         let live = config.live.clone().map(|opts| {
-            let live = Arc::new(Live::new(opts, unix_nanos()));
+            // Spans in blocks are not counted: the aggregates cover what started after them.
+            let since = blocks.iter().map(|b| b.meta.max_end + 1).max().unwrap_or(0);
+            let live = Arc::new(Live::new(opts, since));
             // Recovered traces count too; older ones are in blocks, which the live
             // aggregates do not cover (`since_unix_nanos`).
             live.touch(head.traces.keys().copied());

@@ -1,0 +1,234 @@
+//! RED and the dependency graph answered from the aggregates the store maintains as spans
+//! arrive, against a real store: the same numbers as a scan of the stored traces, and spans that
+//! arrive after their trace was counted are counted once.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use stitch_model::{
+    Batch, KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind, Status,
+    StatusCode as SpanStatus, Trace, TraceId,
+};
+use stitch_store::{
+    Live, LiveOptions, Operation, SearchQuery, Store, StoreConfig, StoreError, TraceReader,
+};
+use tower::ServiceExt;
+
+/// The store without its live aggregates: every answer is a scan.
+struct ScanOnly(Store);
+
+#[async_trait]
+impl TraceReader for ScanOnly {
+    async fn trace(&self, id: TraceId) -> Result<Option<Trace>, StoreError> {
+        self.0.trace(id).await
+    }
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, StoreError> {
+        self.0.search(query).await
+    }
+    async fn services(&self) -> Result<Vec<String>, StoreError> {
+        self.0.services().await
+    }
+    async fn operations(&self, service: &str) -> Result<Vec<Operation>, StoreError> {
+        self.0.operations(service).await
+    }
+    fn live(&self) -> Option<Arc<Live>> {
+        None
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+fn span(
+    t: u64,
+    id: u8,
+    parent: Option<u8>,
+    kind: SpanKind,
+    name: &str,
+    start: u64,
+    ms: u64,
+) -> Span {
+    Span {
+        trace_id: TraceId([t as u8 + 1; 16]),
+        span_id: SpanId([id; 8]),
+        parent_span_id: parent.map(|p| SpanId([p; 8])),
+        name: name.into(),
+        kind,
+        start_time_unix_nano: start,
+        end_time_unix_nano: start + ms * 1_000_000,
+        ..Default::default()
+    }
+}
+
+fn batch(service: &str, spans: Vec<Span>) -> Batch {
+    Batch {
+        resource_spans: vec![ResourceSpans {
+            resource: Arc::new(Resource {
+                attributes: vec![KeyValue::new("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                scope: Arc::new(Scope::default()),
+                spans,
+            }],
+        }],
+    }
+}
+
+async fn append(store: &Store, b: &Batch) {
+    store
+        .append(stitch_wire::otlp::encode_batch(b), b.clone())
+        .await
+        .unwrap();
+}
+
+async fn get(router: &Router, uri: &str) -> Value {
+    let resp = router
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
+async fn settled(store: &Store, added: u64, late: u64) {
+    let live = store.live().expect("the store keeps live aggregates");
+    for _ in 0..100 {
+        if live.with(|l| (l.traces_added, l.late_updates)) == (added, late) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "live aggregates did not settle: {:?}",
+        live.with(|l| (l.traces_added, l.late_updates))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn red_and_dependencies_come_from_live_aggregates_with_the_numbers_of_a_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.fsync = false;
+    config.live = Some(LiveOptions {
+        settle: Duration::from_millis(300),
+        ..LiveOptions::default()
+    });
+    let store = Store::open(config).await.unwrap();
+    let t0 = now() + 1_000_000_000;
+    // Ten requests frontend → orders; the third fails in orders. Frontend exports first; the
+    // orders spans of the last four arrive after their traces were counted (late).
+    let mut late = Vec::new();
+    for t in 0..10u64 {
+        let start = t0 + t * 1_000_000;
+        append(
+            &store,
+            &batch(
+                "frontend",
+                vec![
+                    span(t, 1, None, SpanKind::Server, "GET /checkout", start, 100),
+                    span(
+                        t,
+                        2,
+                        Some(1),
+                        SpanKind::Client,
+                        "POST /orders",
+                        start + 5_000_000,
+                        90,
+                    ),
+                ],
+            ),
+        )
+        .await;
+        let mut server = span(
+            t,
+            3,
+            Some(2),
+            SpanKind::Server,
+            "POST /orders",
+            start + 10_000_000,
+            80,
+        );
+        if t == 2 {
+            server.status = Status {
+                code: SpanStatus::Error,
+                message: "out of stock".into(),
+            };
+        }
+        let orders = batch("orders", vec![server]);
+        if t < 6 {
+            append(&store, &orders).await;
+        } else {
+            late.push(orders);
+        }
+    }
+    settled(&store, 10, 0).await;
+    for b in &late {
+        append(&store, b).await;
+    }
+    settled(&store, 10, 4).await;
+
+    let live_router = stitch_api::router(Arc::new(store.clone()));
+    let scan_router = stitch_api::router(Arc::new(ScanOnly(store.clone())));
+    let red_uri = "/api/v1/services/orders/red?lookback=10m&step=60s";
+    let (live, scan) = (
+        get(&live_router, red_uri).await,
+        get(&scan_router, red_uri).await,
+    );
+    assert_eq!(live["source"], "live");
+    assert_eq!(scan["source"], "scan");
+    assert_eq!(live["overall"]["summary"]["requests"], 10.0);
+    assert_eq!(live["overall"]["summary"]["errors"], 1.0);
+    for key in ["requests", "errors", "p50Nanos", "p99Nanos"] {
+        assert_eq!(
+            live["overall"]["summary"][key], scan["overall"]["summary"][key],
+            "{key}: live and scan differ"
+        );
+    }
+
+    let deps_uri = "/api/v1/dependencies?lookback=10m";
+    let (live, scan) = (
+        get(&live_router, deps_uri).await,
+        get(&scan_router, deps_uri).await,
+    );
+    assert_eq!(live["source"], "live");
+    let edge = |v: &Value| {
+        v["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["parent"] == "frontend" && e["child"] == "orders")
+            .cloned()
+            .unwrap_or_else(|| panic!("no frontend → orders edge: {v}"))
+    };
+    let (l, s) = (edge(&live), edge(&scan));
+    assert_eq!(
+        l["callCount"], 10.0,
+        "each call once, late server spans included"
+    );
+    assert_eq!(l["errorCount"], 1.0);
+    assert_eq!(
+        (l["callCount"].clone(), l["errorCount"].clone()),
+        (s["callCount"].clone(), s["errorCount"].clone())
+    );
+
+    // A window before the store opened is not covered: the answer is a scan.
+    let before = get(
+        &live_router,
+        "/api/v1/services/orders/red?lookback=2h&step=60s",
+    )
+    .await;
+    assert_eq!(before["source"], "scan");
+}
