@@ -21,8 +21,19 @@
 //! | `orders` | 004 | orders-api `GET /api/orders/123` | 60 ms of business logic in user-service |
 //! | `cascade` | 001 | product-page `GET /products/42` | user-preferences overloaded, errors passed up two services |
 //! | `broken-propagation` | 000 | invoice-api `POST /invoices` | legacy-billing's client strips `traceparent` |
-//! | `rare-timeout` | 000 | catalog-api `GET /search` | 1 request in 10,000 times out (3 s instead of 30 s) |
+//! | `rare-timeout` | 000 | catalog-api `GET /search` | 1 request in 10,000 times out after 30 s; kept by tail sampling |
 //! | `chaos` | 003 | edge-gateway `GET /profile` | 500 ms injected into auth-service, retries upstream |
+//!
+//! # Tail sampling
+//!
+//! The store the demo reports on should run with [`sampling_config`] (`stitch demo` does): the
+//! seed preset's policies (slower than 1 s, errors, 5% of the rest) plus one that keeps every
+//! trace of the scenarios other than rare-timeout. Rare-timeout sends its own 500 requests per
+//! second (at least 10,000, one of which waits out the 30 s timeout), so the report can show
+//! the slow trace kept by the `slow` policy and ~5% of the normal ones kept by `rest`; those
+//! counts come from the traces Stitch returns, whose entry spans carry
+//! `stitch.sampling.policy`. With [`DemoTargets::sampling`] set, the demo waits until Stitch
+//! has decided every trace before it asks.
 //!
 //! Context propagation uses real headers through `stitch-propagation`: W3C by default, B3 single,
 //! B3 multi and Jaeger on some hops (`stitch.demo.propagation` on a span names the format).
@@ -34,6 +45,7 @@
 mod fleet;
 pub mod loadgen;
 mod report;
+mod sampling;
 mod scenario;
 mod services;
 mod traffic;
@@ -50,11 +62,13 @@ use stitch_model::{SpanKind, Trace};
 use stitch_store::{SearchQuery, TraceReader};
 
 pub use report::{
-    DemoReport, HopExampleLinks, ReportedFinding, ReportedHop, ScenarioReport, SpanInfo,
-    TraceSummary, kind_name,
+    DemoReport, HopExampleLinks, KeptTrace, ReportedFinding, ReportedHop, ScenarioReport,
+    ScenarioSampling, SpanInfo, TailSamplingTotals, TraceSummary, kind_name,
 };
+pub use sampling::{REST_POLICY, SAMPLING_YAML, SLOW_POLICY, SamplingStatusFn, sampling_config};
 pub use scenario::Scenario;
-pub use services::{RARE_ONE_IN, RARE_REQUEST};
+pub use services::{RARE_ONE_IN, RARE_REQUEST, RARE_TIMEOUT_MS};
+pub use traffic::RARE_RATE;
 
 use crate::fleet::Fleet;
 use crate::scenario::Planted;
@@ -69,6 +83,9 @@ pub struct DemoTargets {
     pub reader: Arc<dyn TraceReader>,
     /// Base of the trace links, e.g. `http://127.0.0.1:16686` (links are `{base}/trace/{id}`).
     pub ui_base_url: String,
+    /// The store's tail-sampling status (`Store::sampling_status`). When given, the demo waits
+    /// until every trace is decided before it asks, and reports Stitch's sampling counters.
+    pub sampling: Option<SamplingStatusFn>,
 }
 
 /// What to run.
@@ -76,9 +93,11 @@ pub struct DemoTargets {
 pub struct DemoOptions {
     /// The scenarios (all by default).
     pub scenarios: Vec<Scenario>,
-    /// Requests per second, spread round-robin over the scenarios.
+    /// Requests per second, spread round-robin over the scenarios other than rare-timeout
+    /// (which sends its own [`RARE_RATE`]).
     pub rate: f64,
-    /// How long to send traffic. Every scenario gets at least two requests whatever this is.
+    /// How long to send traffic. Every scenario gets at least two requests whatever this is,
+    /// and rare-timeout at least [`RARE_ONE_IN`] (20 s of its traffic).
     pub duration: Duration,
     /// Print a progress line on stderr.
     pub progress: bool,
@@ -104,6 +123,9 @@ const QUERYABLE_WAIT: Duration = Duration::from_secs(20);
 /// How long server handlers may run on after the last answer (auth-service in the chaos
 /// scenario answers 500 ms after its caller gave up).
 const IDLE_WAIT: Duration = Duration::from_secs(10);
+/// How long to wait for the tail sampler to decide every trace after the flush: longer than
+/// the demo's `decision_wait`, so that even a trace whose root never came is decided.
+const DECIDED_WAIT: Duration = Duration::from_secs(45);
 
 /// Runs the demo: fleet, traffic, flush, analysis. Must be called inside a multi-threaded Tokio
 /// runtime (the OTLP exporters use it). Servers and tracer providers are stopped before it
@@ -157,7 +179,12 @@ async fn drive_and_analyse(
         .into_iter()
         .map(|(service, e)| format!("{service}: {e}"))
         .collect();
-    let window_end = unix_nanos(SystemTime::now()) + 1_000_000_000;
+    let flushed = SystemTime::now();
+    let window_end = unix_nanos(flushed) + 1_000_000_000;
+    if let Some(status) = &targets.sampling {
+        say("waiting for Stitch's tail sampler to decide every trace");
+        sampling::wait_decided(status, flushed, DECIDED_WAIT).await;
+    }
     say("asking Stitch");
 
     let mut reports = Vec::new();
@@ -171,6 +198,7 @@ async fn drive_and_analyse(
             analyse_scenario(targets, scenario, sent, failed, (window_start, window_end)).await?,
         );
     }
+    let tail_sampling = targets.sampling.as_ref().map(|s| sampling::totals(&s()));
     Ok(DemoReport {
         ui_base_url: targets.ui_base_url.clone(),
         requests: traffic.sent,
@@ -180,6 +208,7 @@ async fn drive_and_analyse(
         window_start_unix_nano: window_start,
         window_end_unix_nano: window_end,
         export_failures,
+        tail_sampling,
         scenarios: reports,
     })
 }
@@ -188,17 +217,18 @@ fn traffic_seconds(t: &Traffic) -> f64 {
     (t.elapsed.as_secs_f64() * 10.0).round() / 10.0
 }
 
-fn unix_nanos(t: SystemTime) -> u64 {
+pub(crate) fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// The traces of a scenario's entry operation in the window, waiting (bounded) until Stitch
-/// returns as many as requests were sent.
+/// returns `expected` of them (at most `sent` are wanted).
 async fn entry_traces(
     reader: &dyn TraceReader,
     scenario: Scenario,
     expected: u64,
+    sent: u64,
     window: (u64, u64),
 ) -> anyhow::Result<Vec<Trace>> {
     let entry = scenario.entry();
@@ -208,7 +238,7 @@ async fn entry_traces(
         span_kind: Some(SpanKind::Server),
         start_unix_nanos: Some(window.0),
         end_unix_nanos: Some(window.1),
-        limit: expected as usize + 1_000,
+        limit: sent as usize + 1_000,
         ..Default::default()
     };
     let deadline = Instant::now() + QUERYABLE_WAIT;
@@ -225,7 +255,10 @@ async fn entry_traces(
 }
 
 /// The entry span of a trace: the scenario's root SERVER span.
-fn entry_span<'a>(trace: &'a Trace, scenario: Scenario) -> Option<stitch_model::SpanRef<'a>> {
+pub(crate) fn entry_span<'a>(
+    trace: &'a Trace,
+    scenario: Scenario,
+) -> Option<stitch_model::SpanRef<'a>> {
     let entry = scenario.entry();
     let name = entry.root_span_name();
     trace
@@ -265,7 +298,11 @@ async fn analyse_scenario(
     window: (u64, u64),
 ) -> anyhow::Result<ScenarioReport> {
     let entry = scenario.entry();
-    let traces = entry_traces(targets.reader.as_ref(), scenario, sent, window).await?;
+    // With tail sampling, every trace is decided by now, and only the scenarios the demo's
+    // policies keep whole can be counted on to return one trace per request.
+    let tail_sampled = targets.sampling.is_some() && !sampling::keeps_every_trace(scenario);
+    let expected = if tail_sampled { 0 } else { sent };
+    let traces = entry_traces(targets.reader.as_ref(), scenario, expected, sent, window).await?;
     let mut report = ScenarioReport {
         scenario,
         seed: scenario.seed().to_owned(),
@@ -289,6 +326,9 @@ async fn analyse_scenario(
         },
         found_planted: false,
         note: None,
+        sampling: tail_sampled.then(|| {
+            sampling::scenario_sampling(&traces, scenario, sent, failed, &targets.ui_base_url)
+        }),
     };
     match pick(&traces, scenario) {
         None => {
@@ -400,7 +440,7 @@ fn reported_hop(h: &BrokenHop, ui: &str) -> ReportedHop {
     }
 }
 
-fn trace_url(ui: &str, id: &str) -> String {
+pub(crate) fn trace_url(ui: &str, id: &str) -> String {
     format!("{}/trace/{id}", ui.trim_end_matches('/'))
 }
 

@@ -1,5 +1,7 @@
 //! The report: per scenario, what was planted, what Stitch's analysis found, and where to look.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use stitch_analysis::{FindingKind, LikelyCause, format_duration};
 
@@ -24,7 +26,62 @@ pub struct DemoReport {
     pub window_end_unix_nano: u64,
     /// Services whose spans could not all be exported, with the error.
     pub export_failures: Vec<String>,
+    /// Stitch's tail sampler, as its status reported it after the last decision (absent when
+    /// the demo was not given the status).
+    pub tail_sampling: Option<TailSamplingTotals>,
     pub scenarios: Vec<ScenarioReport>,
+}
+
+/// Stitch's tail-sampling counters for the whole run (every scenario), from its status.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TailSamplingTotals {
+    /// Whether the store tail-samples at all.
+    pub enabled: bool,
+    /// The demo's policies, in words.
+    pub policies: String,
+    pub traces_received: u64,
+    pub traces_sampled: u64,
+    pub traces_not_sampled: u64,
+    /// Traces kept, by the policy that kept them.
+    pub sampled_by_policy: BTreeMap<String, u64>,
+    /// Traces still undecided when the report was made (0 unless the wait ran out).
+    pub buffered_traces: u64,
+}
+
+/// What Stitch kept of a tail-sampled scenario (rare-timeout), counted from the traces its
+/// reader returned: the policy is the `stitch.sampling.policy` attribute of each trace's entry
+/// span. Only the requests sent and failed are the load generator's numbers.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioSampling {
+    /// Traces of the scenario Stitch returned, and by which policy each was kept.
+    pub kept_traces: u64,
+    pub kept_by_policy: BTreeMap<String, u64>,
+    /// Requests that failed (took the rare path), per the load generator.
+    pub slow_requests: u64,
+    /// Kept traces whose entry span failed or took 1 s or more.
+    pub slow_kept: Vec<KeptTrace>,
+    /// Requests that succeeded, per the load generator, and how many of their traces Stitch
+    /// kept.
+    pub normal_requests: u64,
+    pub normal_kept: u64,
+    /// `normal_kept` as a percentage of `normal_requests`, one decimal.
+    pub normal_kept_percent: f64,
+}
+
+/// A trace the tail sampler kept, with the policy recorded on its spans.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeptTrace {
+    pub trace_id: String,
+    pub url: String,
+    pub duration_nanos: u64,
+    pub failed: bool,
+    /// `stitch.sampling.policy`.
+    pub policy: Option<String>,
+    /// `stitch.sampling.probability`.
+    pub probability: Option<f64>,
 }
 
 /// One scenario: planted problem, Stitch's findings, links.
@@ -58,6 +115,8 @@ pub struct ScenarioReport {
     pub found_planted: bool,
     /// Why the scenario has no analysis, when it has none.
     pub note: Option<String>,
+    /// For a tail-sampled scenario (rare-timeout): what Stitch kept.
+    pub sampling: Option<ScenarioSampling>,
 }
 
 /// The analysed trace.
@@ -160,7 +219,7 @@ impl DemoReport {
             "Stitch demo: {} scenario{}, {} requests in {:.1}s ({} failed",
             self.scenarios.len(),
             if self.scenarios.len() == 1 { "" } else { "s" },
-            self.requests,
+            thousands(self.requests),
             self.traffic_seconds,
             self.failed_requests,
         );
@@ -188,6 +247,9 @@ impl DemoReport {
             "Stitch found {found} of {} planted problems.\n",
             self.scenarios.len()
         ));
+        if let Some(t) = &self.tail_sampling {
+            render_totals(&mut out, t, width);
+        }
         for f in &self.export_failures {
             wrap_into(
                 &mut out,
@@ -223,16 +285,19 @@ fn render_scenario(out: &mut String, n: usize, s: &ScenarioReport, width: usize)
     if let Some(scaling) = &s.scaling {
         wrap_into(out, &format!("Scaled: {scaling}."), &pad, &pad, width);
     }
-    let mut traffic = format!("{} requests to {}", s.requests, s.entry);
+    let mut traffic = format!("{} requests to {}", thousands(s.requests), s.entry);
     if s.failed_requests > 0 {
         traffic.push_str(&format!(", {} failed", s.failed_requests));
     }
     traffic.push_str(&format!(
         "; Stitch returned {} trace{} of it",
-        s.traces_found,
+        thousands(s.traces_found as u64),
         if s.traces_found == 1 { "" } else { "s" }
     ));
     labelled(out, "Traffic", &traffic, width);
+    if let Some(sampling) = &s.sampling {
+        render_sampling(out, sampling, width);
+    }
 
     match &s.trace {
         None => {
@@ -373,6 +438,114 @@ fn render_scenario(out: &mut String, n: usize, s: &ScenarioReport, width: usize)
     }
 }
 
+fn render_totals(out: &mut String, t: &TailSamplingTotals, width: usize) {
+    let text = if t.enabled {
+        let mut text = format!(
+            "Tail sampling is on ({}): Stitch decided {} traces, kept {} ({}) and dropped {}.",
+            t.policies,
+            thousands(t.traces_sampled + t.traces_not_sampled),
+            thousands(t.traces_sampled),
+            by_policy(&t.sampled_by_policy),
+            thousands(t.traces_not_sampled),
+        );
+        if t.buffered_traces > 0 {
+            text.push_str(&format!(
+                " {} traces were still undecided at the report.",
+                thousands(t.buffered_traces)
+            ));
+        }
+        text
+    } else {
+        "Tail sampling is off: Stitch kept every trace.".to_owned()
+    };
+    wrap_into(out, &text, "", "", width);
+}
+
+fn render_sampling(out: &mut String, s: &ScenarioSampling, width: usize) {
+    let pad = " ".repeat(LABEL);
+    labelled(
+        out,
+        "Sampling",
+        &format!(
+            "Stitch kept {} trace{} of this scenario (by stitch.sampling.policy: {}).",
+            thousands(s.kept_traces),
+            if s.kept_traces == 1 { "" } else { "s" },
+            by_policy(&s.kept_by_policy)
+        ),
+        width,
+    );
+    for k in &s.slow_kept {
+        let mut text = format!(
+            "Kept slow trace: {}, {}{}, kept by policy {:?}",
+            k.trace_id,
+            format_duration(k.duration_nanos),
+            if k.failed { ", failed" } else { "" },
+            k.policy.as_deref().unwrap_or("(none)"),
+        );
+        if let Some(p) = k.probability {
+            text.push_str(&format!(" (probability {p})"));
+        }
+        wrap_into(out, &text, &pad, &format!("{pad}  "), width);
+    }
+    if (s.slow_kept.len() as u64) < s.slow_requests {
+        wrap_into(
+            out,
+            &format!(
+                "✗ {} of the {} slow request{} {} not kept",
+                s.slow_requests - s.slow_kept.len() as u64,
+                s.slow_requests,
+                if s.slow_requests == 1 { "" } else { "s" },
+                if s.slow_requests - s.slow_kept.len() as u64 == 1 {
+                    "was"
+                } else {
+                    "were"
+                },
+            ),
+            &pad,
+            &format!("{pad}  "),
+            width,
+        );
+    }
+    wrap_into(
+        out,
+        &format!(
+            "Normal requests: {} of {} kept ({:.1}%), {} dropped.",
+            thousands(s.normal_kept),
+            thousands(s.normal_requests),
+            s.normal_kept_percent,
+            thousands(s.normal_requests.saturating_sub(s.normal_kept)),
+        ),
+        &pad,
+        &format!("{pad}  "),
+        width,
+    );
+}
+
+/// `rest 497, slow 1`.
+fn by_policy(counts: &BTreeMap<String, u64>) -> String {
+    if counts.is_empty() {
+        return "none".to_owned();
+    }
+    counts
+        .iter()
+        .map(|(p, n)| format!("{p} {}", thousands(*n)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `12,345`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 fn labelled(out: &mut String, label: &str, text: &str, width: usize) {
     let first = format!("{label:<LABEL$}");
     wrap_into(out, text, &first, &" ".repeat(LABEL), width);
@@ -435,5 +608,13 @@ mod tests {
         let mut out = String::new();
         wrap_into(&mut out, "aaa bbb ccc ddd", "> ", "  ", 9);
         assert_eq!(out, "> aaa bbb\n  ccc ddd\n");
+    }
+
+    #[test]
+    fn counts_get_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(9_999), "9,999");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

@@ -22,7 +22,8 @@ pub enum Scenario {
     Cascade,
     /// Seed 000: a legacy service whose HTTP client strips `traceparent`.
     BrokenPropagation,
-    /// Seed 000: one request in 10,000 hits a (scaled-down) 30-second timeout.
+    /// Seed 000: one request in 10,000 hits a 30-second timeout; Stitch tail-samples this
+    /// scenario's traffic and keeps that one trace.
     RareTimeout,
     /// Seed 003's chaos experiment: 500 ms injected into auth, retries and timeouts upstream.
     Chaos,
@@ -127,9 +128,10 @@ impl Scenario {
             }
             Scenario::RareTimeout => {
                 "catalog-api → search-service. One request in 10,000 takes a code path that \
-                 falls back to a legacy database query which hangs until the statement \
-                 timeout (30 s in the article, 3 s here) and fails the request with 504; \
-                 every other request answers in ~20 ms."
+                 falls back to a legacy database query which hangs until the 30 s statement \
+                 timeout and fails the request with 504; every other request answers in \
+                 ~20 ms. Stitch runs with tail sampling on, as the article recommends: the \
+                 slow trace must be kept while only ~5% of the normal ones are."
             }
             Scenario::Chaos => {
                 "edge-gateway (1 s timeout) → account-service → auth-service, with 500 ms of \
@@ -145,9 +147,10 @@ impl Scenario {
     pub const fn scaling(self) -> Option<&'static str> {
         match self {
             Scenario::RareTimeout => Some(
-                "the 30 s timeout is scaled down to 3 s, and the rare path is taken by request \
-                 number 2, 10,002, 20,002, ... of search-service (1 in 10,000, but early enough \
-                 to occur in a short run)",
+                "which request is rare is deterministic, not random: search-service's request \
+                 number 2, 10,002, 20,002, ... takes the rare path (1 in 10,000, and early \
+                 enough for its 30 s to elapse during the run); the scenario sends its own \
+                 500 requests per second, at least 10,000 of them, whatever --rate says",
             ),
             Scenario::Orders => Some(
                 "product-service's 58 ms are spent in a query the article does not draw, and \

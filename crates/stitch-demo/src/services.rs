@@ -729,8 +729,13 @@ fn broken_tax_calculate(c: Call) -> BoxFut<Reply> {
 
 /// One request in this many takes the rare path.
 pub const RARE_ONE_IN: u64 = 10_000;
-/// Which request of each `RARE_ONE_IN` does (0-based: the second request of the run).
+/// Which request of each `RARE_ONE_IN` search-service receives takes it (0-based: the second
+/// request of the run, so that its 30 s elapse while the rest of the traffic runs). The choice
+/// is deterministic, not random: a short run always contains exactly one rare request.
 pub const RARE_REQUEST: u64 = 1;
+/// The legacy database's statement timeout, which the rare request waits out (the article's
+/// 30 s).
+pub const RARE_TIMEOUT_MS: u64 = 30_000;
 
 fn rare_catalog(c: Call) -> BoxFut<Reply> {
     Box::pin(async move {
@@ -770,10 +775,10 @@ fn rare_search(c: Call) -> BoxFut<Reply> {
                     statement: "SELECT * FROM products_legacy WHERE title ILIKE $1",
                     host: "legacy-db.internal",
                     port: 5432,
-                    latency_ms: 3_000,
+                    latency_ms: RARE_TIMEOUT_MS,
                     fails: Some((
                         "timeout",
-                        "canceling statement due to statement timeout (3s)",
+                        "canceling statement due to statement timeout (30s)",
                     )),
                 })
                 .await;

@@ -1,5 +1,9 @@
 //! The load generator: requests at a steady rate, round-robin over the scenarios, from an
 //! uninstrumented client (so every trace starts at the scenario's entry service).
+//!
+//! The rare-timeout scenario has a stream of its own: it needs on the order of 10,000 cheap
+//! requests for "one in 10,000" to mean something, so it sends [`RARE_RATE`] requests per
+//! second (at least [`RARE_ONE_IN`] of them) beside the other scenarios, which share `rate`.
 
 use std::io::Write as _;
 use std::sync::Arc;
@@ -7,16 +11,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use tokio::task::JoinHandle;
 
 use crate::fleet::Fleet;
 use crate::scenario::Scenario;
+use crate::services::{RARE_ONE_IN, RARE_TIMEOUT_MS};
 
-/// Every scenario gets at least this many requests, whatever the rate and duration, so that
-/// the rare-timeout scenario's rare request (its second) is always sent.
+/// Every scenario gets at least this many requests, whatever the rate and duration.
 pub(crate) const MIN_REQUESTS_PER_SCENARIO: u64 = 2;
 
-/// How long one request may take before the generator gives up on it.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests per second of the rare-timeout scenario (its own stream, beside `--rate`).
+pub const RARE_RATE: f64 = 500.0;
+
+/// How long one request may take before the generator gives up on it: longer than the rare
+/// request's 30 s timeout.
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(RARE_TIMEOUT_MS + 15_000);
 
 /// What the generator sent.
 pub(crate) struct Traffic {
@@ -34,8 +43,19 @@ struct Counters {
     per_scenario: Vec<(AtomicU64, AtomicU64)>,
 }
 
-/// Sends `rate` requests per second for `duration` (at least
-/// [`MIN_REQUESTS_PER_SCENARIO`] per scenario), then waits for every answer.
+type Target = (Scenario, reqwest::Method, String);
+
+/// One steady stream of requests: `total` of them, `interval` apart, round-robin over
+/// `slots` (indices into the targets).
+struct Stream {
+    slots: Vec<usize>,
+    interval: Duration,
+    total: u64,
+}
+
+/// Sends `rate` requests per second for `duration`, round-robin over the scenarios other than
+/// rare-timeout (at least [`MIN_REQUESTS_PER_SCENARIO`] each), and rare-timeout's own stream
+/// when it is selected, then waits for every answer.
 pub(crate) async fn drive(
     fleet: &Fleet,
     scenarios: &[Scenario],
@@ -49,7 +69,7 @@ pub(crate) async fn drive(
         .timeout(REQUEST_TIMEOUT)
         .build()
         .context("failed to build the load generator's HTTP client")?;
-    let targets: Vec<(Scenario, reqwest::Method, String)> = scenarios
+    let targets: Vec<Target> = scenarios
         .iter()
         .map(|&s| {
             let entry = s.entry();
@@ -60,14 +80,13 @@ pub(crate) async fn drive(
             Ok((s, method, format!("{base}{}", entry.path)))
         })
         .collect::<anyhow::Result<_>>()?;
-    let n = targets.len() as u64;
-    let total = ((rate * duration.as_secs_f64()).ceil() as u64).max(MIN_REQUESTS_PER_SCENARIO * n);
-    let interval = Duration::from_secs_f64(1.0 / rate);
+    let streams = streams(&targets, rate, duration);
+    let total: u64 = streams.iter().map(|s| s.total).sum();
     let counters = Arc::new(Counters {
         sent: AtomicU64::new(0),
         answered: AtomicU64::new(0),
         failed: AtomicU64::new(0),
-        per_scenario: (0..n).map(|_| Default::default()).collect(),
+        per_scenario: targets.iter().map(|_| Default::default()).collect(),
     });
 
     let started = Instant::now();
@@ -85,48 +104,13 @@ pub(crate) async fn drive(
         })
     });
 
-    let stopped = async move {
-        match stop {
-            Some(mut rx) => {
-                // A dropped sender never stops the traffic.
-                if rx.wait_for(|s| *s).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-            None => std::future::pending::<()>().await,
-        }
-    };
-    tokio::pin!(stopped);
-    let mut requests = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let at = started + interval.mul_f64(i as f64);
-        tokio::select! {
-            _ = tokio::time::sleep_until(at.into()) => {}
-            _ = &mut stopped => break,
-        }
-        let slot = (i % n) as usize;
-        let (_, method, url) = targets[slot].clone();
-        let client = client.clone();
-        let counters = counters.clone();
-        counters.sent.fetch_add(1, Ordering::SeqCst);
-        counters.per_scenario[slot].0.fetch_add(1, Ordering::SeqCst);
-        requests.push(tokio::spawn(async move {
-            let ok = match client.request(method, &url).send().await {
-                Ok(resp) => {
-                    let ok = resp.status().is_success();
-                    let _ = resp.bytes().await;
-                    ok
-                }
-                Err(_) => false,
-            };
-            counters.answered.fetch_add(1, Ordering::SeqCst);
-            if !ok {
-                counters.failed.fetch_add(1, Ordering::SeqCst);
-                counters.per_scenario[slot].1.fetch_add(1, Ordering::SeqCst);
-            }
-        }));
-    }
-    for r in requests {
+    let sent = futures::future::join_all(
+        streams
+            .into_iter()
+            .map(|stream| send(stream, &targets, &client, &counters, started, stop.clone())),
+    )
+    .await;
+    for r in sent.into_iter().flatten() {
         let _ = r.await;
     }
     let elapsed = started.elapsed();
@@ -152,6 +136,84 @@ pub(crate) async fn drive(
             .collect(),
         elapsed,
     })
+}
+
+/// The streams for these targets: the shared one at `rate` for `duration`, and rare-timeout's.
+fn streams(targets: &[Target], rate: f64, duration: Duration) -> Vec<Stream> {
+    let (rare, shared): (Vec<usize>, Vec<usize>) =
+        (0..targets.len()).partition(|&i| targets[i].0 == Scenario::RareTimeout);
+    let mut out = Vec::new();
+    if !shared.is_empty() {
+        let n = shared.len() as u64;
+        out.push(Stream {
+            total: ((rate * duration.as_secs_f64()).ceil() as u64)
+                .max(MIN_REQUESTS_PER_SCENARIO * n),
+            interval: Duration::from_secs_f64(1.0 / rate),
+            slots: shared,
+        });
+    }
+    if !rare.is_empty() {
+        out.push(Stream {
+            total: ((RARE_RATE * duration.as_secs_f64()).ceil() as u64).max(RARE_ONE_IN),
+            interval: Duration::from_secs_f64(1.0 / RARE_RATE),
+            slots: rare,
+        });
+    }
+    out
+}
+
+/// Sends one stream's requests on schedule (until `stop`), returning their tasks.
+async fn send(
+    stream: Stream,
+    targets: &[Target],
+    client: &reqwest::Client,
+    counters: &Arc<Counters>,
+    started: Instant,
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Vec<JoinHandle<()>> {
+    let stopped = async move {
+        match stop {
+            Some(mut rx) => {
+                // A dropped sender never stops the traffic.
+                if rx.wait_for(|s| *s).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::pin!(stopped);
+    let n = stream.slots.len() as u64;
+    let mut requests = Vec::with_capacity(stream.total as usize);
+    for i in 0..stream.total {
+        let at = started + stream.interval.mul_f64(i as f64);
+        tokio::select! {
+            _ = tokio::time::sleep_until(at.into()) => {}
+            _ = &mut stopped => break,
+        }
+        let slot = stream.slots[(i % n) as usize];
+        let (_, method, url) = targets[slot].clone();
+        let client = client.clone();
+        let counters = counters.clone();
+        counters.sent.fetch_add(1, Ordering::SeqCst);
+        counters.per_scenario[slot].0.fetch_add(1, Ordering::SeqCst);
+        requests.push(tokio::spawn(async move {
+            let ok = match client.request(method, &url).send().await {
+                Ok(resp) => {
+                    let ok = resp.status().is_success();
+                    let _ = resp.bytes().await;
+                    ok
+                }
+                Err(_) => false,
+            };
+            counters.answered.fetch_add(1, Ordering::SeqCst);
+            if !ok {
+                counters.failed.fetch_add(1, Ordering::SeqCst);
+                counters.per_scenario[slot].1.fetch_add(1, Ordering::SeqCst);
+            }
+        }));
+    }
+    requests
 }
 
 struct DoneOnDrop(Arc<AtomicBool>);

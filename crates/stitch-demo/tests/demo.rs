@@ -1,8 +1,10 @@
-//! `stitch demo` end to end, and Stitch's largest end-to-end test: an in-process store and
-//! OTLP/gRPC receiver, the whole fleet (real HTTP services, the real OpenTelemetry SDK, mixed
-//! W3C/B3/Jaeger propagation) for a few seconds of traffic, then the report and the store are
-//! checked: for every scenario, the planted problem is Stitch's top finding, and the
-//! broken-propagation hop is named.
+//! `stitch demo` end to end, and Stitch's largest end-to-end test: an in-process store with
+//! the demo's tail sampling and an OTLP/gRPC receiver, the whole fleet (real HTTP services, the
+//! real OpenTelemetry SDK, mixed W3C/B3/Jaeger propagation) for a few seconds of traffic (and
+//! the rare-timeout scenario's 10,000 requests and 30 s timeout), then the report and the store
+//! are checked: for every scenario, the planted problem is Stitch's top finding, the
+//! broken-propagation hop is named, and the rare timeout's slow trace is kept by the `slow`
+//! policy while most of its normal traffic is dropped.
 //!
 //! Nothing here depends on timing thresholds: the services' latencies are sleeps hundreds of
 //! milliseconds apart from any threshold of the analysis, and every wait is bounded.
@@ -12,9 +14,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stitch_analysis::{FindingKind, LikelyCause};
-use stitch_demo::{DemoOptions, DemoReport, DemoTargets, Scenario, ScenarioReport};
+use stitch_demo::{
+    DemoOptions, DemoReport, DemoTargets, RARE_ONE_IN, REST_POLICY, SLOW_POLICY, SamplingStatusFn,
+    Scenario, ScenarioReport,
+};
 use stitch_ingest::{Ingest, IngestConfig};
-use stitch_model::{SpanKind, TraceId};
+use stitch_model::{AnyValue, SpanKind, TraceId, find_attribute};
 use stitch_store::{SearchQuery, Store, StoreConfig, TraceReader};
 use tokio::net::TcpListener;
 
@@ -85,6 +90,7 @@ impl Stitch {
         let dir = tempfile::tempdir().unwrap();
         let mut config = StoreConfig::new(dir.path().join("data"));
         config.fsync = false;
+        config.sampling = stitch_demo::sampling_config();
         let store = Store::open(config).await.unwrap();
         let ingest = Ingest::new(store.clone(), IngestConfig::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -104,6 +110,11 @@ impl Stitch {
             stop: Some(stop),
             server: Some(server),
         }
+    }
+
+    fn sampling(&self) -> Option<SamplingStatusFn> {
+        let store = self.store.clone();
+        Some(Arc::new(move || store.sampling_status()))
     }
 
     async fn stop(mut self) {
@@ -144,6 +155,7 @@ async fn every_planted_problem_is_stitchs_top_finding() {
         otlp_grpc_endpoint: stitch.endpoint.clone(),
         reader: reader.clone(),
         ui_base_url: "http://127.0.0.1:16686".to_owned(),
+        sampling: stitch.sampling(),
     };
     let opts = DemoOptions {
         scenarios: Scenario::ALL.to_vec(),
@@ -167,12 +179,21 @@ async fn every_planted_problem_is_stitchs_top_finding() {
             "{}: every scenario gets two requests",
             s.scenario
         );
-        assert_eq!(
-            s.traces_found as u64, s.requests,
-            "{}: Stitch returns one trace per request\n{text}",
-            s.scenario
-        );
+        if s.scenario != Scenario::RareTimeout {
+            assert_eq!(
+                s.traces_found as u64, s.requests,
+                "{}: the demo's sampling keeps one trace per request\n{text}",
+                s.scenario
+            );
+            assert!(s.sampling.is_none());
+        }
     }
+    let tail = report
+        .tail_sampling
+        .as_ref()
+        .expect("Stitch's sampling counters");
+    assert!(tail.enabled);
+    assert_eq!(tail.buffered_traces, 0, "every trace was decided\n{text}");
 
     // The top finding of every per-trace scenario, through the report and the store.
     for (s, kind, service, span) in EXPECTED {
@@ -283,13 +304,62 @@ async fn every_planted_problem_is_stitchs_top_finding() {
     assert!(chaos.count.unwrap_or(0) >= 5, "{}", chaos.title);
     assert!(chaos.title.starts_with("Retry storm"), "{}", chaos.title);
 
-    // Rare timeout: exactly one request of the run took the rare path, and it is the one
-    // analysed.
+    // Rare timeout: ~10,000 requests, exactly one of which took the rare path; Stitch kept
+    // its trace (by the `slow` policy, whose name is on every span) and it is the one analysed,
+    // while the normal traffic was sampled at ~5%.
     let rare = scenario(&report, Scenario::RareTimeout, &text);
+    assert!(rare.requests >= RARE_ONE_IN, "{text}");
     assert_eq!(rare.failed_requests, 1, "{text}");
     let rare_trace = rare.trace.as_ref().unwrap();
     assert!(rare_trace.root_failed);
-    assert!(rare_trace.duration_nanos >= 3_000_000_000);
+    assert!(rare_trace.duration_nanos >= 30_000_000_000);
+    let sampling = rare.sampling.as_ref().expect("the rare timeout's sampling");
+    assert_eq!(sampling.slow_requests, 1);
+    // (A normal request the machine delayed past 1 s would be kept by `slow` too.)
+    let failed: Vec<_> = sampling.slow_kept.iter().filter(|k| k.failed).collect();
+    assert_eq!(failed.len(), 1, "the slow trace was kept\n{text}");
+    let slow = failed[0];
+    assert_eq!(slow.trace_id, rare_trace.trace_id);
+    assert_eq!(slow.policy.as_deref(), Some(SLOW_POLICY), "{text}");
+    assert_eq!(slow.probability, Some(1.0));
+    assert!(slow.failed && slow.duration_nanos >= 30_000_000_000);
+    let stored = reader
+        .trace(TraceId::from_hex(&slow.trace_id).unwrap())
+        .await
+        .unwrap()
+        .expect("the slow trace is stored");
+    assert!(stored.span_count() >= 5, "the whole slow trace");
+    for s in stored.spans() {
+        assert_eq!(
+            find_attribute(&s.span.attributes, "stitch.sampling.policy"),
+            Some(&AnyValue::String(SLOW_POLICY.into())),
+            "{}",
+            s.span.name
+        );
+    }
+    assert_eq!(sampling.normal_requests, rare.requests - 1);
+    assert!(
+        sampling.normal_kept < sampling.normal_requests,
+        "normal traffic was sampled\n{text}"
+    );
+    // 5% of ~10,000 is ~500 with a standard deviation of ~22.
+    assert!(
+        (300..=700).contains(&sampling.normal_kept),
+        "{} of {} normal traces kept\n{text}",
+        sampling.normal_kept,
+        sampling.normal_requests
+    );
+    assert_eq!(
+        sampling.kept_by_policy.get(REST_POLICY).copied(),
+        Some(sampling.normal_kept),
+        "{text}"
+    );
+    assert_eq!(
+        sampling.kept_traces,
+        sampling.normal_kept + sampling.slow_kept.len() as u64
+    );
+    assert_eq!(rare.traces_found as u64, sampling.kept_traces);
+    assert!(text.contains("kept by policy \"slow\""), "{text}");
 
     // Broken propagation: the hop is named, and the split is real in the store.
     let broken = scenario(&report, Scenario::BrokenPropagation, &text);
@@ -369,6 +439,7 @@ async fn one_scenario_can_run_alone_and_names_parse() {
         otlp_grpc_endpoint: stitch.endpoint.clone(),
         reader: Arc::new(stitch.store.clone()),
         ui_base_url: "http://127.0.0.1:9999/".to_owned(),
+        sampling: stitch.sampling(),
     };
     let opts = DemoOptions {
         scenarios: vec![Scenario::Login],
@@ -404,6 +475,7 @@ async fn stopping_early_still_reports_what_was_sent() {
         otlp_grpc_endpoint: stitch.endpoint.clone(),
         reader: Arc::new(stitch.store.clone()),
         ui_base_url: "http://127.0.0.1:16686".to_owned(),
+        sampling: stitch.sampling(),
     };
     let opts = DemoOptions {
         scenarios: vec![Scenario::Cascade],
@@ -444,6 +516,7 @@ async fn the_default_demo() {
         otlp_grpc_endpoint: stitch.endpoint.clone(),
         reader: Arc::new(stitch.store.clone()),
         ui_base_url: "http://127.0.0.1:16686".to_owned(),
+        sampling: stitch.sampling(),
     };
     let started = Instant::now();
     let report = stitch_demo::run(targets, DemoOptions::default())

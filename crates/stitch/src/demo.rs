@@ -1,5 +1,7 @@
 //! `stitch demo`: Stitch on a temporary store plus a fleet of instrumented services that replay
-//! the seed case studies; prints what Stitch's analysis found in each.
+//! the seed case studies; prints what Stitch's analysis found in each. The store tail-samples
+//! with the demo's policies (`stitch_demo::sampling_config`), so the rare-timeout scenario
+//! shows its one slow trace kept among ~5% of its normal traffic.
 
 use std::future::IntoFuture;
 use std::io::IsTerminal;
@@ -21,7 +23,8 @@ pub struct DemoArgs {
     /// cascade, broken-propagation, rare-timeout, chaos.
     #[arg(long = "scenario", value_delimiter = ',')]
     scenarios: Vec<Scenario>,
-    /// Requests per second, spread over the scenarios.
+    /// Requests per second, spread over the scenarios other than rare-timeout (which sends
+    /// its own 500 per second, at least 10,000 requests).
     #[arg(long, default_value_t = 8.0)]
     rate: f64,
     /// How long to send traffic.
@@ -46,7 +49,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("stitch-demo-{}", std::process::id()))
     });
-    let store = Store::open(StoreConfig::new(&data_dir))
+    let sampling_config = stitch_demo::sampling_config();
+    let mut config = StoreConfig::new(&data_dir);
+    config.sampling = sampling_config.clone();
+    let store = Store::open(config)
         .await
         .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
     let ingest = Ingest::new(store.clone(), IngestConfig::default());
@@ -70,9 +76,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
+    // The sampling API shows the tail sampler's counters while the UI stays up.
+    let api = stitch_api::router(reader.clone()).merge(
+        crate::sampling::Sampling::new(Some(sampling_config))
+            .api_router(store.clone(), ingest.clone()),
+    );
     let grpc = tokio::spawn(stitch_ingest::grpc::serve(grpc_listener, ingest, stopped()));
     let query = tokio::spawn(
-        axum::serve(query_listener, stitch_api::router(reader.clone()))
+        axum::serve(query_listener, api)
             .with_graceful_shutdown(stopped())
             .into_future(),
     );
@@ -104,6 +115,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         otlp_grpc_endpoint: otlp,
         reader,
         ui_base_url: ui.clone(),
+        sampling: Some({
+            let store = store.clone();
+            Arc::new(move || store.sampling_status())
+        }),
     };
     let result = stitch_demo::run(targets, opts).await;
     interrupt.abort();

@@ -1,10 +1,21 @@
-//! `stitch demo` as a newcomer runs it (briefly): the real binary starts Stitch and the fleet,
-//! and Stitch's own analysis names every planted problem.
+//! `stitch demo` as a newcomer runs it (briefly): the real binary starts Stitch, with the
+//! demo's tail sampling, and the fleet; Stitch's own analysis names every planted problem, and
+//! the rare-timeout scenario's slow trace is kept while most of its normal traffic is not.
+//! The demo keeps its data (`--data-dir`), so the test then serves that data with
+//! `stitch serve` and checks the sampling outcome through the query API.
+
+mod common;
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-#[test]
-fn demo_finds_every_planted_problem() {
+use common::{Stitch, get_json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_finds_every_planted_problem_and_keeps_the_rare_timeout() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("demo-data");
     let out = Command::new(env!("CARGO_BIN_EXE_stitch"))
         .args([
             "demo",
@@ -17,6 +28,8 @@ fn demo_finds_every_planted_problem() {
             "--query-addr",
             "127.0.0.1:0",
         ])
+        .arg("--data-dir")
+        .arg(&data_dir)
         .output()
         .expect("run stitch demo");
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -41,4 +54,73 @@ fn demo_finds_every_planted_problem() {
         .find(|s| s["scenario"] == "broken-propagation")
         .unwrap();
     assert_eq!(broken["brokenHops"][0]["callerService"], "legacy-billing");
+
+    // Tail sampling was on, and every trace was decided before the report.
+    let tail = &report["tailSampling"];
+    assert_eq!(tail["enabled"], true, "{tail}");
+    assert_eq!(tail["bufferedTraces"], 0, "{tail}");
+    assert!(tail["tracesNotSampled"].as_u64().unwrap() > 0, "{tail}");
+
+    // Rare timeout: ~10,000 requests, one of them slow; the slow one kept by `slow`, the
+    // normal ones sampled.
+    let rare = scenarios
+        .iter()
+        .find(|s| s["scenario"] == "rare-timeout")
+        .unwrap();
+    let requests = rare["requests"].as_u64().unwrap();
+    assert!(requests >= 10_000, "{requests} requests");
+    assert_eq!(rare["failedRequests"], 1);
+    let sampling = &rare["sampling"];
+    // (A normal request the machine delayed past 1 s would be kept by `slow` too.)
+    let slow_kept = sampling["slowKept"].as_array().unwrap();
+    let slow: Vec<_> = slow_kept.iter().filter(|k| k["failed"] == true).collect();
+    assert_eq!(slow.len(), 1, "the slow trace was kept: {sampling}");
+    assert_eq!(slow[0]["policy"], "slow", "{sampling}");
+    assert!(slow[0]["durationNanos"].as_u64().unwrap() >= 30_000_000_000);
+    let slow_id = slow[0]["traceId"].as_str().unwrap().to_owned();
+    assert_eq!(
+        rare["trace"]["traceId"],
+        slow_id.as_str(),
+        "the analysed one"
+    );
+    let normal = sampling["normalRequests"].as_u64().unwrap();
+    let normal_kept = sampling["normalKept"].as_u64().unwrap();
+    assert_eq!(normal, requests - 1);
+    assert!(
+        normal_kept > 0 && normal_kept * 10 < normal,
+        "{normal_kept} of {normal} normal traces kept"
+    );
+    let kept = sampling["keptTraces"].as_u64().unwrap();
+    assert_eq!(kept, normal_kept + slow_kept.len() as u64);
+
+    // The same, through the query API of a server on the demo's data.
+    let server = Stitch::start(&data_dir, &[]);
+    let api = server.api();
+    let (status, trace) = get_json(&format!("{api}/api/traces/{slow_id}")).await;
+    assert_eq!(status, 200, "{trace}");
+    let spans = trace["data"][0]["spans"].as_array().unwrap();
+    assert!(spans.len() >= 4, "the whole slow trace: {trace}");
+    for span in spans {
+        let tags = span["tags"].as_array().unwrap();
+        assert!(
+            tags.iter()
+                .any(|t| t["key"] == "stitch.sampling.policy" && t["value"] == "slow"),
+            "every span says which policy kept it: {span}"
+        );
+    }
+    let (status, found) = get_json(&format!(
+        "{api}/api/traces?service=catalog-api&operation=GET%20%2Fsearch&lookback=1h&limit=100000"
+    ))
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let found = found["data"].as_array().unwrap().len() as u64;
+    assert_eq!(found, kept, "the API returns the traces the report counted");
+    assert!(found < requests / 10, "{found} of {requests} traces kept");
+    drop(server);
+
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "the demo test took {:?}",
+        started.elapsed()
+    );
 }
