@@ -6,9 +6,11 @@
 //! | UDP 6832 | agent, `emitBatch` in the Thrift binary protocol | `jaeger::decode_agent_binary` |
 //! | TCP 14268 | collector HTTP, `POST /api/traces`, a binary-protocol `Batch` | `jaeger::decode_collector_thrift` |
 //! | TCP 14250 | collector gRPC, `jaeger.api_v2.CollectorService/PostSpans` | `jaeger::decode_post_spans` |
+//! | TCP 14250 | remote sampling over gRPC, `jaeger.api_v2.SamplingManager/GetSamplingStrategy` | `proto::SamplingStrategyParameters` |
 //!
-//! Everything goes through [`Ingest`]: the same limits and the same durable acknowledgement as
-//! OTLP.
+//! Spans go through [`Ingest`]: the same limits and the same durable acknowledgement as
+//! OTLP. Sampling strategies come from a [`SamplingStrategies`], the same source that answers
+//! Jaeger's HTTP form (`GET /sampling?service=`, served by the `stitch` binary).
 //!
 //! # UDP
 //!
@@ -37,8 +39,16 @@
 //! decompression) `RESOURCE_EXHAUSTED`; overload `UNAVAILABLE`. Invalid spans are left out
 //! (Jaeger's protocol has no partial success) and counted; when every span is invalid the
 //! answer is `INVALID_ARGUMENT` naming them.
+//!
+//! `GetSamplingStrategy` answers the strategy of `serviceName` (a service Stitch has not seen
+//! gets the default strategy, as over HTTP); the gRPC handler only maps it to the api_v2
+//! messages. A message that is not a `SamplingStrategyParameters` is `INVALID_ARGUMENT`, and so
+//! is an empty or blank `serviceName` (HTTP answers 400 there); a message over
+//! [`MAX_SAMPLING_REQUEST_BYTES`] is `RESOURCE_EXHAUSTED`. Any other method of either service is
+//! `UNIMPLEMENTED`.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -54,6 +64,7 @@ use axum::routing::post;
 use bytes::{Buf, BufMut, Bytes};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use prost::Message;
+use stitch_pipeline::adaptive::jaeger::{SamplingStrategyResponse, StrategyType};
 use stitch_wire::Decoded;
 use stitch_wire::jaeger::{self, JaegerError, proto};
 use tokio::net::UdpSocket;
@@ -73,6 +84,8 @@ pub const MAX_UDP_IN_FLIGHT: usize = 256;
 pub const LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// The largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
+/// The largest `GetSamplingStrategy` request message (it holds a service name).
+pub const MAX_SAMPLING_REQUEST_BYTES: usize = 64 * 1024;
 
 /// The Thrift protocol of an agent port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -378,12 +391,18 @@ async fn post_traces(
 // ---- gRPC collector ----
 
 /// Hands the request message to the handler as bytes, so that a message that does not decode
-/// gets `INVALID_ARGUMENT` (prost's codec would answer `INTERNAL`) and its size is known.
-#[derive(Clone, Copy, Debug, Default)]
-struct RawRequestCodec;
+/// gets `INVALID_ARGUMENT` (prost's codec would answer `INTERNAL`) and its size is known. `M` is
+/// the response message.
+struct RawRequestCodec<M>(PhantomData<fn() -> M>);
+
+impl<M> Default for RawRequestCodec<M> {
+    fn default() -> Self {
+        RawRequestCodec(PhantomData)
+    }
+}
 
 struct RawDecoder;
-struct ResponseEncoder;
+struct ResponseEncoder<M>(PhantomData<fn() -> M>);
 
 impl Decoder for RawDecoder {
     type Item = Bytes;
@@ -395,11 +414,11 @@ impl Decoder for RawDecoder {
     }
 }
 
-impl Encoder for ResponseEncoder {
-    type Item = proto::PostSpansResponse;
+impl<M: Message> Encoder for ResponseEncoder<M> {
+    type Item = M;
     type Error = Status;
 
-    fn encode(&mut self, item: Self::Item, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+    fn encode(&mut self, item: M, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
         let mut buf = Vec::with_capacity(item.encoded_len());
         item.encode(&mut buf)
             .map_err(|e| Status::internal(e.to_string()))?;
@@ -408,14 +427,14 @@ impl Encoder for ResponseEncoder {
     }
 }
 
-impl Codec for RawRequestCodec {
-    type Encode = proto::PostSpansResponse;
+impl<M: Message + Send + 'static> Codec for RawRequestCodec<M> {
+    type Encode = M;
     type Decode = Bytes;
-    type Encoder = ResponseEncoder;
+    type Encoder = ResponseEncoder<M>;
     type Decoder = RawDecoder;
 
-    fn encoder(&mut self) -> ResponseEncoder {
-        ResponseEncoder
+    fn encoder(&mut self) -> ResponseEncoder<M> {
+        ResponseEncoder(PhantomData)
     }
 
     fn decoder(&mut self) -> RawDecoder {
@@ -513,7 +532,7 @@ where
         }
         Box::pin(async move {
             let limit = ingest.config().max_request_bytes;
-            let mut grpc = Grpc::new(RawRequestCodec)
+            let mut grpc = Grpc::new(RawRequestCodec::<proto::PostSpansResponse>::default())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(limit);
@@ -527,14 +546,154 @@ pub fn grpc_service(ingest: Arc<Ingest>) -> OversizeIsResourceExhausted<Collecto
     OversizeIsResourceExhausted::new(CollectorService { ingest })
 }
 
-/// Serves the collector's gRPC endpoint on `listener` until `shutdown` completes.
+// ---- gRPC remote sampling ----
+
+/// Why no strategy can be given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StrategyError {
+    /// The request names no service (absent, empty or blank).
+    NoService,
+}
+
+/// The source of Jaeger remote-sampling strategies. One implementation answers both forms,
+/// HTTP (`GET /sampling?service=`) and gRPC (`SamplingManager`), so they always agree.
+pub trait SamplingStrategies: Send + Sync + 'static {
+    /// The strategy `service` should use; a service never seen gets the default strategy.
+    fn strategy(&self, service: &str) -> Result<SamplingStrategyResponse, StrategyError>;
+}
+
+/// The api_v2 protobuf form of a strategy (the JSON form is its serde serialisation).
+pub fn strategy_to_proto(s: &SamplingStrategyResponse) -> proto::SamplingStrategyResponse {
+    let probabilistic = |rate: f64| proto::ProbabilisticSamplingStrategy {
+        sampling_rate: rate,
+    };
+    proto::SamplingStrategyResponse {
+        strategy_type: match s.strategy_type {
+            StrategyType::Probabilistic => proto::STRATEGY_PROBABILISTIC,
+            StrategyType::RateLimiting => proto::STRATEGY_RATE_LIMITING,
+        },
+        probabilistic_sampling: s
+            .probabilistic_sampling
+            .as_ref()
+            .map(|p| probabilistic(p.sampling_rate)),
+        rate_limiting_sampling: s.rate_limiting_sampling.as_ref().map(|r| {
+            proto::RateLimitingSamplingStrategy {
+                max_traces_per_second: r.max_traces_per_second,
+            }
+        }),
+        operation_sampling: s.operation_sampling.as_ref().map(|o| {
+            proto::PerOperationSamplingStrategies {
+                default_sampling_probability: o.default_sampling_probability,
+                default_lower_bound_traces_per_second: o.default_lower_bound_traces_per_second,
+                per_operation_strategies: o
+                    .per_operation_strategies
+                    .iter()
+                    .map(|op| proto::OperationSamplingStrategy {
+                        operation: op.operation.clone(),
+                        probabilistic_sampling: Some(probabilistic(
+                            op.probabilistic_sampling.sampling_rate,
+                        )),
+                    })
+                    .collect(),
+                default_upper_bound_traces_per_second: o.default_upper_bound_traces_per_second,
+            }
+        }),
+    }
+}
+
+/// `GetSamplingStrategy` itself.
+#[derive(Clone)]
+struct GetSamplingStrategy {
+    strategies: Arc<dyn SamplingStrategies>,
+}
+
+impl UnaryService<Bytes> for GetSamplingStrategy {
+    type Response = proto::SamplingStrategyResponse;
+    type Future = BoxFuture<Result<tonic::Response<proto::SamplingStrategyResponse>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let answer = get_sampling_strategy(&*self.strategies, &request.into_inner());
+        Box::pin(async move { answer.map(tonic::Response::new) })
+    }
+}
+
+fn get_sampling_strategy(
+    strategies: &dyn SamplingStrategies,
+    bytes: &[u8],
+) -> Result<proto::SamplingStrategyResponse, Status> {
+    let params = proto::SamplingStrategyParameters::decode(bytes).map_err(|e| {
+        Status::invalid_argument(format!("not a SamplingStrategyParameters message: {e}"))
+    })?;
+    match strategies.strategy(&params.service_name) {
+        Ok(s) => Ok(strategy_to_proto(&s)),
+        Err(StrategyError::NoService) => {
+            Err(Status::invalid_argument("serviceName must be provided"))
+        }
+    }
+}
+
+/// The `jaeger.api_v2.SamplingManager` gRPC service: gzip accepted, size limited.
+#[derive(Clone)]
+pub struct SamplingManager {
+    strategies: Arc<dyn SamplingStrategies>,
+}
+
+impl NamedService for SamplingManager {
+    const NAME: &'static str = proto::SAMPLING_MANAGER;
+}
+
+impl<B> tonic::codegen::Service<http::Request<B>> for SamplingManager
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let strategies = self.strategies.clone();
+        if req.uri().path() != proto::GET_SAMPLING_STRATEGY_PATH {
+            return Box::pin(async move {
+                Ok(Status::unimplemented(format!(
+                    "unknown method {}: this service has only GetSamplingStrategy",
+                    req.uri().path()
+                ))
+                .into_http())
+            });
+        }
+        Box::pin(async move {
+            let mut grpc = Grpc::new(RawRequestCodec::<proto::SamplingStrategyResponse>::default())
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(MAX_SAMPLING_REQUEST_BYTES);
+            Ok(grpc.unary(GetSamplingStrategy { strategies }, req).await)
+        })
+    }
+}
+
+/// The remote-sampling gRPC service with Stitch's limits applied.
+pub fn sampling_service(
+    strategies: Arc<dyn SamplingStrategies>,
+) -> OversizeIsResourceExhausted<SamplingManager> {
+    OversizeIsResourceExhausted::new(SamplingManager { strategies })
+}
+
+/// Serves the Jaeger gRPC port on `listener` until `shutdown` completes: the collector
+/// (`PostSpans`) and remote sampling (`GetSamplingStrategy`).
 pub async fn serve_grpc(
     listener: tokio::net::TcpListener,
     ingest: Arc<Ingest>,
+    strategies: Arc<dyn SamplingStrategies>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
         .add_service(grpc_service(ingest))
+        .add_service(sampling_service(strategies))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
 }
@@ -573,5 +732,91 @@ mod tests {
         assert!(thrift_content_type(&HeaderMap::new(), Some("format=jaeger.thrift")).is_ok());
         assert!(thrift_content_type(&HeaderMap::new(), None).is_err());
         assert!(thrift_content_type(&with("application/json"), None).is_err());
+    }
+
+    struct Fixed;
+
+    impl SamplingStrategies for Fixed {
+        fn strategy(&self, service: &str) -> Result<SamplingStrategyResponse, StrategyError> {
+            use stitch_pipeline::adaptive::jaeger::{
+                OperationSamplingStrategy, PerOperationSamplingStrategies,
+                ProbabilisticSamplingStrategy,
+            };
+            if service.is_empty() {
+                return Err(StrategyError::NoService);
+            }
+            Ok(SamplingStrategyResponse {
+                strategy_type: StrategyType::Probabilistic,
+                probabilistic_sampling: Some(ProbabilisticSamplingStrategy {
+                    sampling_rate: 0.25,
+                }),
+                rate_limiting_sampling: None,
+                operation_sampling: Some(PerOperationSamplingStrategies {
+                    default_sampling_probability: 0.25,
+                    default_lower_bound_traces_per_second: 0.5,
+                    per_operation_strategies: vec![OperationSamplingStrategy {
+                        operation: format!("{service}-op"),
+                        probabilistic_sampling: ProbabilisticSamplingStrategy {
+                            sampling_rate: 0.125,
+                        },
+                    }],
+                    default_upper_bound_traces_per_second: 2.0,
+                }),
+            })
+        }
+    }
+
+    #[test]
+    fn get_sampling_strategy_maps_every_field_and_answers_bad_requests_with_codes() {
+        let request = proto::SamplingStrategyParameters {
+            service_name: "shop".into(),
+        }
+        .encode_to_vec();
+        let got = get_sampling_strategy(&Fixed, &request).unwrap();
+        assert_eq!(
+            got,
+            proto::SamplingStrategyResponse {
+                strategy_type: proto::STRATEGY_PROBABILISTIC,
+                probabilistic_sampling: Some(proto::ProbabilisticSamplingStrategy {
+                    sampling_rate: 0.25
+                }),
+                rate_limiting_sampling: None,
+                operation_sampling: Some(proto::PerOperationSamplingStrategies {
+                    default_sampling_probability: 0.25,
+                    default_lower_bound_traces_per_second: 0.5,
+                    per_operation_strategies: vec![proto::OperationSamplingStrategy {
+                        operation: "shop-op".into(),
+                        probabilistic_sampling: Some(proto::ProbabilisticSamplingStrategy {
+                            sampling_rate: 0.125
+                        }),
+                    }],
+                    default_upper_bound_traces_per_second: 2.0,
+                }),
+            }
+        );
+        let rate_limited = strategy_to_proto(&SamplingStrategyResponse {
+            strategy_type: StrategyType::RateLimiting,
+            probabilistic_sampling: None,
+            rate_limiting_sampling: Some(
+                stitch_pipeline::adaptive::jaeger::RateLimitingSamplingStrategy {
+                    max_traces_per_second: 7,
+                },
+            ),
+            operation_sampling: None,
+        });
+        assert_eq!(rate_limited.strategy_type, proto::STRATEGY_RATE_LIMITING);
+        assert_eq!(
+            rate_limited.rate_limiting_sampling,
+            Some(proto::RateLimitingSamplingStrategy {
+                max_traces_per_second: 7
+            })
+        );
+
+        let empty = get_sampling_strategy(&Fixed, &[]).unwrap_err();
+        assert_eq!(empty.code(), tonic::Code::InvalidArgument);
+        // Field 1 claims 10 bytes and has 2.
+        let truncated = get_sampling_strategy(&Fixed, &[0x0a, 10, b'a', b'b']).unwrap_err();
+        assert_eq!(truncated.code(), tonic::Code::InvalidArgument);
+        assert!(truncated.message().contains("SamplingStrategyParameters"));
     }
 }

@@ -1,5 +1,7 @@
-//! Network receivers: OTLP over gRPC (port 4317) and over HTTP (port 4318), and Zipkin's HTTP
-//! collector API (port 9411, [`zipkin`]).
+//! Network receivers: OTLP over gRPC (port 4317) and over HTTP (port 4318), Zipkin's HTTP
+//! collector API (port 9411, [`zipkin`]) and Jaeger's agent and collector ([`jaeger`]). The
+//! Jaeger gRPC port also serves remote sampling (`jaeger.api_v2.SamplingManager`), mapping
+//! strategies that the binary computes.
 //!
 //! Every receiver does the same four things, in this order:
 //! 1. bounds the request: size before and after decompression, and the bytes of all requests

@@ -45,7 +45,8 @@ pub struct ListenConfig {
     pub jaeger_agent_binary: Option<SocketAddr>,
     /// Jaeger collector, HTTP (`POST /api/traces`).
     pub jaeger_http: Option<SocketAddr>,
-    /// Jaeger collector, gRPC (`jaeger.api_v2.CollectorService`).
+    /// Jaeger gRPC: the collector (`jaeger.api_v2.CollectorService`) and remote sampling
+    /// (`jaeger.api_v2.SamplingManager`).
     pub jaeger_grpc: Option<SocketAddr>,
     /// Jaeger remote sampling, HTTP (`GET /sampling?service=`).
     pub sampling: Option<SocketAddr>,

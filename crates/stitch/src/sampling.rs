@@ -11,7 +11,11 @@
 //! * `GET /api/v1/sampling` (query port): the configuration in force, the tail sampler's
 //!   counters, the adaptive state per service and recent adaptive changes.
 //! * `GET /sampling?service=NAME` (sampling port, 5778 by default; also `GET /?service=`):
-//!   Jaeger's remote-sampling strategy for a service, with per-operation probabilities.
+//!   Jaeger's remote-sampling strategy for a service, with per-operation probabilities. The
+//!   same strategy is served over gRPC on the Jaeger gRPC port (14250 by default) as
+//!   `jaeger.api_v2.SamplingManager/GetSamplingStrategy`: both go through
+//!   [`Sampling`]'s [`SamplingStrategies`] implementation, and the gRPC service in
+//!   `stitch_ingest::jaeger` only maps the answer to protobuf.
 //!
 //! Without a `sampling` section nothing here touches the hot path: no filter is installed.
 
@@ -27,9 +31,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use parking_lot::Mutex;
 use serde::Serialize;
+use stitch_ingest::jaeger::{SamplingStrategies, StrategyError};
 use stitch_ingest::{BatchFilter, Ingest};
 use stitch_model::{AnyValue, Batch, KeyValue, Span};
-use stitch_pipeline::adaptive::jaeger::RemoteSampler;
+use stitch_pipeline::adaptive::jaeger::{RemoteSampler, SamplingStrategyResponse};
 use stitch_pipeline::{HeadSampler, Level, SamplingConfig};
 use stitch_store::Store;
 
@@ -86,6 +91,18 @@ impl Sampling {
             .route("/sampling", get(strategy))
             .route("/", get(strategy))
             .with_state(self.clone())
+    }
+}
+
+impl SamplingStrategies for Sampling {
+    /// The one place a Jaeger remote-sampling strategy is computed, for HTTP and gRPC alike.
+    /// Surrounding whitespace is not part of the name.
+    fn strategy(&self, service: &str) -> Result<SamplingStrategyResponse, StrategyError> {
+        let service = service.trim();
+        if service.is_empty() {
+            return Err(StrategyError::NoService);
+        }
+        Ok(self.remote.lock().strategy(service, unix_nanos()))
     }
 }
 
@@ -269,9 +286,10 @@ async fn strategy(
     State(s): State<Arc<Sampling>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    match q.get("service").map(|v| v.trim()).filter(|v| !v.is_empty()) {
-        Some(service) => Json(s.remote.lock().strategy(service, unix_nanos())).into_response(),
-        None => (
+    let service = q.get("service").map(String::as_str).unwrap_or("");
+    match s.strategy(service) {
+        Ok(strategy) => Json(strategy).into_response(),
+        Err(StrategyError::NoService) => (
             StatusCode::BAD_REQUEST,
             "'service' parameter must be provided\n",
         )

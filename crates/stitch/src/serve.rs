@@ -47,7 +47,8 @@ pub struct ServeArgs {
     /// Jaeger collector HTTP address (`POST /api/traces`) [default: 127.0.0.1:14268].
     #[arg(long)]
     jaeger_http_addr: Option<SocketAddr>,
-    /// Jaeger collector gRPC address [default: 127.0.0.1:14250].
+    /// Jaeger gRPC address: the collector (`PostSpans`) and remote sampling
+    /// (`SamplingManager/GetSamplingStrategy`) [default: 127.0.0.1:14250].
     #[arg(long)]
     jaeger_grpc_addr: Option<SocketAddr>,
     /// Jaeger remote sampling HTTP address (`GET /sampling?service=`) [default: 127.0.0.1:5778].
@@ -172,7 +173,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let jaeger_compact_socket = bind_udp(jaeger_compact_addr, "the Jaeger agent (compact)").await?;
     let jaeger_binary_socket = bind_udp(jaeger_binary_addr, "the Jaeger agent (binary)").await?;
     let jaeger_http_listener = bind(jaeger_http_addr, "the Jaeger collector (HTTP)").await?;
-    let jaeger_grpc_listener = bind(jaeger_grpc_addr, "the Jaeger collector (gRPC)").await?;
+    let jaeger_grpc_listener = bind(jaeger_grpc_addr, "Jaeger gRPC").await?;
     let sampling_addr = args
         .sampling_addr
         .or(file.listen.sampling)
@@ -284,13 +285,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let http = axum::serve(jaeger_http_listener, jaeger::http_router(ingest.clone()))
             .with_graceful_shutdown(stopped())
             .into_future();
-        let grpc = jaeger::serve_grpc(jaeger_grpc_listener, ingest.clone(), stopped());
+        // The collector and remote sampling share the gRPC port, as in Jaeger's collector.
+        let grpc = jaeger::serve_grpc(
+            jaeger_grpc_listener,
+            ingest.clone(),
+            sampling.clone(),
+            stopped(),
+        );
         tokio::spawn(async move {
             let (c, b, h, g) = tokio::join!(compact, binary, http, grpc);
             c.context("Jaeger agent (compact)")?;
             b.context("Jaeger agent (binary)")?;
             h.context("Jaeger collector (HTTP)")?;
-            g.context("Jaeger collector (gRPC)")?;
+            g.context("Jaeger gRPC (collector and remote sampling)")?;
             anyhow::Ok(())
         })
     };

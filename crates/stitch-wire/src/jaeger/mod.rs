@@ -9,6 +9,9 @@
 //! | collector HTTP body (port 14268, `POST /api/traces`): a binary-protocol `Batch` | [`decode_collector_thrift`] |
 //! | collector gRPC message (port 14250, `jaeger.api_v2.CollectorService/PostSpans`) | [`decode_post_spans`] |
 //!
+//! The same port serves remote sampling, `jaeger.api_v2.SamplingManager/GetSamplingStrategy`;
+//! its messages (no spans in them) are in [`proto`] too.
+//!
 //! Like every codec in this crate they do no I/O and never panic: lengths and counts are
 //! checked against the bytes left before anything is allocated, nesting is limited, bytes after
 //! the message are ignored (as Jaeger's agent does), and a span that is invalid is left out and
