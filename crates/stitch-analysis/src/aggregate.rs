@@ -137,6 +137,25 @@ impl<B: Default> TimeBuckets<B> {
         Some(TimeWindow::new(first, last.saturating_add(self.resolution)))
     }
 
+    /// A copy holding the buckets that overlap `window`, with no limit on the buckets it may
+    /// add (a short-lived view: see [`RedAggregator::window_copy`]).
+    pub(crate) fn window_copy(&self, window: TimeWindow) -> Self
+    where
+        B: Clone,
+    {
+        let w = self.aligned(window);
+        TimeBuckets {
+            resolution: self.resolution,
+            max_buckets: usize::MAX,
+            buckets: self
+                .buckets
+                .range(w.start_unix_nano..w.end_unix_nano)
+                .map(|(&t, b)| (t, b.clone()))
+                .collect(),
+            dropped: self.dropped,
+        }
+    }
+
     pub(crate) fn prune_before(&mut self, t: u64) {
         let r = self.resolution;
         self.buckets.retain(|&start, _| start.saturating_add(r) > t);
@@ -451,6 +470,16 @@ impl RedAggregator {
             }
         }
         true
+    }
+
+    /// A copy of the buckets that overlap `window`: it answers [`RedAggregator::snapshot`]
+    /// for `window` as `self` does, and spans added to it (say, of traces still arriving)
+    /// change the copy only. Its buckets are not bounded.
+    pub fn window_copy(&self, window: TimeWindow) -> RedAggregator {
+        RedAggregator {
+            opts: self.opts.clone(),
+            buckets: self.buckets.window_copy(window),
+        }
     }
 
     /// Drops every bucket that ends at or before `t` (Unix nanoseconds).

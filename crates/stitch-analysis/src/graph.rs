@@ -452,6 +452,17 @@ impl DependencyGraph {
         true
     }
 
+    /// A copy of the buckets that overlap `window` (and of the services seen): it answers
+    /// [`DependencyGraph::snapshot`] for `window` as `self` does, and calls added to it change
+    /// the copy only. Its buckets are not bounded.
+    pub fn window_copy(&self, window: TimeWindow) -> DependencyGraph {
+        DependencyGraph {
+            opts: self.opts.clone(),
+            buckets: self.buckets.window_copy(window),
+            services: self.services.clone(),
+        }
+    }
+
     /// Drops every bucket that ends at or before `t`.
     pub fn prune_before(&mut self, t: u64) {
         self.buckets.prune_before(t);

@@ -24,7 +24,10 @@
 //! When the store keeps live aggregates ([`TraceReader::live`]: RED and the dependency graph
 //! maintained as spans arrive, see `stitch_store::live`) and they cover the window (and, for
 //! RED, the step is a multiple of their 10 s resolution), the answer comes from them
-//! (`"source": "live"`, `tracesScanned` 0): no trace is read. Otherwise (a window older than the
+//! (`"source": "live"`, `tracesScanned` 0). The aggregates hold traces once they have been quiet
+//! for a few seconds; the traces still arriving are read from the store and added to a copy of
+//! the window's buckets for the answer (at most [`MAX_PENDING_TRACES`]; more are reported in
+//! `pendingTracesLeftOut`), so a trace shows up as soon as it is acknowledged. Otherwise (a window older than the
 //! live buckets or than the store's start, another reader) it is computed from the stored traces
 //! (`"source": "scan"`), as follows.
 //!
@@ -58,13 +61,16 @@ use stitch_analysis::{
     DependencyEdge, GraphSnapshot, RedAggregator, RedOptions, RedRow, ServiceNode, TimeWindow,
 };
 use stitch_model::Trace;
-use stitch_store::{LiveAggregates, SearchQuery, TraceReader};
+use stitch_store::{LiveAggregates, Pending, SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
 use crate::params::Params;
 
 type Reader = Arc<dyn TraceReader>;
 
+/// The most traces still arriving (not yet in the live aggregates) an answer from them reads
+/// and adds.
+pub const MAX_PENDING_TRACES: usize = 5_000;
 /// Traces scanned when `limit` is absent.
 pub const DEFAULT_SCAN_LIMIT: usize = 10_000;
 /// The largest `limit` accepted.
@@ -353,6 +359,9 @@ struct RedJson {
     source: &'static str,
     traces_scanned: usize,
     truncated: bool,
+    /// With `live`: traces still arriving that the answer leaves out (it adds at most
+    /// [`MAX_PENDING_TRACES`] of them).
+    pending_traces_left_out: usize,
     /// The service's own row; `None` when it served no request in the window.
     overall: Option<RedSeriesJson>,
     /// One entry per operation (span name and kind), most requests first.
@@ -381,23 +390,46 @@ fn red_json(service: &str, traces: &[Trace], view: &ViewParams, truncated: bool)
     body
 }
 
-/// The window widened to whole steps.
+/// The window widened to whole steps (one at least).
 fn step_window(view: &ViewParams) -> TimeWindow {
-    let start = view.start - view.start % view.step;
-    let end = view.end.div_ceil(view.step).saturating_mul(view.step);
-    TimeWindow::new(start, end.max(start + view.step))
+    let w = aligned(view.start, view.end, view.step);
+    TimeWindow::new(
+        w.start_unix_nano,
+        w.end_unix_nano.max(w.start_unix_nano + view.step),
+    )
 }
 
-/// RED from the live aggregates, when they cover the window at a resolution the step is a
-/// multiple of.
-fn live_red_json(live: &LiveAggregates, service: &str, view: &ViewParams) -> Option<RedJson> {
-    let window = step_window(view);
-    if !view.step.is_multiple_of(live.resolution_nanos()) || !live.covers(window) {
-        return None;
+/// `[start, end]` widened to whole multiples of `step`.
+fn aligned(start: u64, end: u64, step: u64) -> TimeWindow {
+    TimeWindow::new(
+        start - start % step,
+        end.div_ceil(step).saturating_mul(step),
+    )
+}
+
+/// The live aggregates over `window` with the traces still arriving added ([`Live::view`]),
+/// when the store keeps them and they cover `window` at a resolution `step` is a multiple of.
+async fn live_view(
+    reader: &Reader,
+    window: TimeWindow,
+    step: u64,
+) -> Result<Option<(LiveAggregates, Pending)>, Failure> {
+    let Some(live) = reader.live() else {
+        return Ok(None);
+    };
+    let usable = live.with(|l| step.is_multiple_of(l.resolution_nanos()) && l.covers(window));
+    if !usable {
+        return Ok(None);
     }
-    let mut body = red_json_from(&live.red, window, service, view);
-    body.source = "live";
-    Some(body)
+    let pending = live.pending(MAX_PENDING_TRACES);
+    let mut traces = Vec::with_capacity(pending.traces.len());
+    for id in &pending.traces {
+        if let Some(t) = reader.trace(*id).await? {
+            traces.push(t);
+        }
+    }
+    let view = blocking(move || live.view(window, &traces)).await?;
+    Ok(Some((view, pending)))
 }
 
 /// RED of `service` over `window` (aligned to `view.step`) from `agg`.
@@ -462,6 +494,7 @@ fn red_json_from(
         source: "scan",
         traces_scanned: 0,
         truncated: false,
+        pending_traces_left_out: 0,
         overall,
         operations,
     }
@@ -474,11 +507,12 @@ async fn red(
 ) -> Result<axum::Json<RedJson>, Failure> {
     let Path(service) = path.map_err(|e| Failure::bad(format!("malformed path: {e}")))?;
     let view = parse_view(&query_params(query)?, now_unix_nanos())?;
-    if let Some(live) = reader.live() {
-        let (svc, v) = (service.clone(), view);
-        if let Some(body) = blocking(move || live.with(|l| live_red_json(l, &svc, &v))).await? {
-            return Ok(axum::Json(body));
-        }
+    let window = step_window(&view);
+    if let Some((live, pending)) = live_view(&reader, window, view.step).await? {
+        let mut body = blocking(move || red_json_from(&live.red, window, &service, &view)).await?;
+        body.source = "live";
+        body.pending_traces_left_out = pending.left_out;
+        return Ok(axum::Json(body));
     }
     let (traces, truncated) = scan(&reader, Some(&service), &view).await?;
     let body = blocking(move || red_json(&service, &traces, &view, truncated)).await?;
@@ -502,6 +536,8 @@ struct DependenciesJson {
     source: &'static str,
     traces_scanned: usize,
     truncated: bool,
+    /// As for RED.
+    pending_traces_left_out: usize,
 }
 
 fn dependencies_json(traces: &[Trace], view: &ViewParams, truncated: bool) -> DependenciesJson {
@@ -523,19 +559,6 @@ fn dependencies_json(traces: &[Trace], view: &ViewParams, truncated: bool) -> De
     body.traces_scanned = traces.len();
     body.truncated = truncated;
     body
-}
-
-/// The dependency graph from the live aggregates, when they cover the window.
-fn live_dependencies_json(live: &LiveAggregates, view: &ViewParams) -> Option<DependenciesJson> {
-    let window = live
-        .red
-        .aligned_window(TimeWindow::new(view.start, view.end));
-    if !live.covers(window) {
-        return None;
-    }
-    let mut body = dependencies_json_from(live.graph.snapshot(window), &live.red, window);
-    body.source = "live";
-    Some(body)
 }
 
 fn dependencies_json_from(
@@ -566,6 +589,7 @@ fn dependencies_json_from(
         source: "scan",
         traces_scanned: 0,
         truncated: false,
+        pending_traces_left_out: 0,
     }
 }
 
@@ -574,9 +598,15 @@ async fn dependencies(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<axum::Json<DependenciesJson>, Failure> {
     let view = parse_view(&query_params(query)?, now_unix_nanos())?;
-    if let Some(live) = reader.live() {
-        let v = view;
-        if let Some(body) = blocking(move || live.with(|l| live_dependencies_json(l, &v))).await? {
+    if let Some(resolution) = reader.live().map(|l| l.with(|l| l.resolution_nanos())) {
+        let window = aligned(view.start, view.end, resolution);
+        if let Some((live, pending)) = live_view(&reader, window, resolution).await? {
+            let mut body = blocking(move || {
+                dependencies_json_from(live.graph.snapshot(window), &live.red, window)
+            })
+            .await?;
+            body.source = "live";
+            body.pending_traces_left_out = pending.left_out;
             return Ok(axum::Json(body));
         }
     }

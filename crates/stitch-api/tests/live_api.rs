@@ -174,14 +174,32 @@ async fn red_and_dependencies_come_from_live_aggregates_with_the_numbers_of_a_sc
             late.push(orders);
         }
     }
+    let live_router = stitch_api::router(Arc::new(store.clone()));
+    let scan_router = stitch_api::router(Arc::new(ScanOnly(store.clone())));
+    let calls = |v: &Value| {
+        v["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["parent"] == "frontend" && e["child"] == "orders")
+            .map(|e| e["callCount"].as_f64().unwrap())
+    };
     settled(&store, 10, 0).await;
     for b in &late {
         append(&store, b).await;
     }
+    // Before the late spans settle, they are read as pending and the spans already counted are
+    // not added again: every request and call once, whatever the feeder has done meanwhile.
+    let deps = get(&live_router, "/api/v1/dependencies?lookback=10m").await;
+    assert_eq!(deps["source"], "live");
+    assert_eq!(calls(&deps), Some(10.0), "{deps}");
+    let red = get(
+        &live_router,
+        "/api/v1/services/orders/red?lookback=10m&step=60s",
+    )
+    .await;
+    assert_eq!(red["overall"]["summary"]["requests"], 10.0, "{red}");
     settled(&store, 10, 4).await;
-
-    let live_router = stitch_api::router(Arc::new(store.clone()));
-    let scan_router = stitch_api::router(Arc::new(ScanOnly(store.clone())));
     let red_uri = "/api/v1/services/orders/red?lookback=10m&step=60s";
     let (live, scan) = (
         get(&live_router, red_uri).await,
@@ -231,4 +249,79 @@ async fn red_and_dependencies_come_from_live_aggregates_with_the_numbers_of_a_sc
     )
     .await;
     assert_eq!(before["source"], "scan");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_still_arriving_are_in_live_answers_before_they_settle() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = StoreConfig::new(dir.path());
+    config.fsync = false;
+    // Nothing settles during the test: every answer needs the pending traces.
+    config.live = Some(LiveOptions {
+        settle: Duration::from_secs(3_600),
+        ..LiveOptions::default()
+    });
+    let store = Store::open(config).await.unwrap();
+    let t0 = now();
+    for t in 0..5u64 {
+        let start = t0 + t * 1_000_000;
+        append(
+            &store,
+            &batch(
+                "frontend",
+                vec![
+                    span(t, 1, None, SpanKind::Server, "GET /cart", start, 50),
+                    span(
+                        t,
+                        2,
+                        Some(1),
+                        SpanKind::Client,
+                        "GET /stock",
+                        start + 1_000_000,
+                        40,
+                    ),
+                ],
+            ),
+        )
+        .await;
+        append(
+            &store,
+            &batch(
+                "stock",
+                vec![span(
+                    t,
+                    3,
+                    Some(2),
+                    SpanKind::Server,
+                    "GET /stock",
+                    start + 2_000_000,
+                    30,
+                )],
+            ),
+        )
+        .await;
+    }
+    let live = store.live().unwrap();
+    assert_eq!(live.with(|l| l.traces_added), 0, "nothing settled yet");
+    assert_eq!(live.pending(100).traces.len(), 5);
+
+    let router = stitch_api::router(Arc::new(store.clone()));
+    let deps = get(&router, "/api/v1/dependencies?lookback=10m").await;
+    assert_eq!(deps["source"], "live");
+    assert_eq!(deps["pendingTracesLeftOut"], 0);
+    let edge = deps["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["parent"] == "frontend" && e["child"] == "stock")
+        .unwrap_or_else(|| panic!("no frontend → stock edge: {deps}"));
+    assert_eq!(edge["callCount"], 5.0);
+    let red = get(&router, "/api/v1/services/stock/red?lookback=10m&step=10s").await;
+    assert_eq!(red["source"], "live");
+    assert_eq!(red["overall"]["summary"]["requests"], 5.0, "{red}");
+    // The answer is a view: the aggregates themselves still wait for the traces to settle.
+    assert_eq!(live.with(|l| l.traces_added), 0);
+    // At most so many pending traces are read; the rest are reported as left out.
+    let p = live.pending(2);
+    assert_eq!((p.traces.len(), p.left_out), (2, 3));
 }

@@ -37,7 +37,7 @@ mod store;
 pub mod wal;
 
 pub use error::StoreError;
-pub use live::{Live, LiveAggregates, LiveOptions};
+pub use live::{Live, LiveAggregates, LiveOptions, Pending};
 pub use query::{Operation, SearchQuery, TraceReader};
 pub use sampling::SamplingStatus;
 pub use store::{Store, StoreConfig, StoreStats};

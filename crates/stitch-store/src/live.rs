@@ -21,7 +21,7 @@
 //! default). The query API answers from them when they cover the window asked for and scans
 //! stored traces otherwise.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -120,13 +120,31 @@ impl LiveAggregates {
         }
     }
 
-    /// Adds the spans of `trace` not in `counted` (sorted); returns the span ids now counted.
-    fn add(&mut self, trace: &Trace, counted: Option<&[SpanId]>) -> Vec<SpanId> {
+    /// A copy holding only the buckets that overlap `window` (see [`Live::view`]).
+    fn window_copy(&self, window: TimeWindow) -> LiveAggregates {
+        LiveAggregates {
+            red: self.red.window_copy(window),
+            graph: self.graph.window_copy(window),
+            since_unix_nanos: self.since_unix_nanos,
+            pruned_before_unix_nanos: self.pruned_before_unix_nanos,
+            traces_added: self.traces_added,
+            late_updates: self.late_updates,
+            resolution_nanos: self.resolution_nanos,
+        }
+    }
+
+    /// Adds the spans of `trace` not in `counted` (sorted).
+    fn add_uncounted(&mut self, trace: &Trace, counted: Option<&[SpanId]>) {
         let is_new = |id: &SpanId| counted.is_none_or(|c| c.binary_search(id).is_err());
         self.red
             .add_trace_where(trace, 1.0, |s| is_new(&s.span.span_id));
         self.graph
             .add_trace_where(trace, 1.0, |s| is_new(&s.span_id));
+    }
+
+    /// Adds the spans of `trace` not in `counted` (sorted); returns the span ids now counted.
+    fn add(&mut self, trace: &Trace, counted: Option<&[SpanId]>) -> Vec<SpanId> {
+        self.add_uncounted(trace, counted);
         if counted.is_some() {
             self.late_updates += 1;
         } else {
@@ -146,21 +164,36 @@ const SLACK_BUCKETS: usize = 64;
 #[derive(Debug)]
 pub struct Live {
     aggregates: Mutex<LiveAggregates>,
-    /// Traces put into the head since the task last looked.
+    /// Which traces wait to settle and which spans of each added trace are counted. Lock
+    /// order: `feeder`, then `touched`, then `aggregates`.
+    feeder: Mutex<Feeder>,
+    /// Traces put into the head since the task last looked (its own lock, held briefly: the
+    /// WAL writer never waits for the feeder or a reader).
     touched: Mutex<Vec<TraceId>>,
     opts: LiveOptions,
+}
+
+/// Traces whose spans are not all in the aggregates yet, as [`Live::pending`] lists them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pending {
+    /// Trace ids, at most the number asked for, the most recently touched first.
+    pub traces: Vec<TraceId>,
+    /// Pending traces beyond those listed.
+    pub left_out: usize,
 }
 
 impl Live {
     pub(crate) fn new(opts: LiveOptions, since_unix_nanos: u64) -> Live {
         Live {
             aggregates: Mutex::new(LiveAggregates::new(&opts, since_unix_nanos)),
+            feeder: Mutex::new(Feeder::default()),
             touched: Mutex::new(Vec::new()),
             opts,
         }
     }
 
-    /// Runs `f` on the aggregates (under a lock: keep it short).
+    /// Runs `f` on the aggregates (under a lock: keep it short). They hold the settled traces;
+    /// [`Live::view`] adds the rest.
     pub fn with<R>(&self, f: impl FnOnce(&LiveAggregates) -> R) -> R {
         f(&self.aggregates.lock())
     }
@@ -174,12 +207,56 @@ impl Live {
             }
         }
     }
+
+    /// Traces that received spans the aggregates do not count yet (they wait to settle), at
+    /// most `max` of them.
+    pub fn pending(&self, max: usize) -> Pending {
+        let feeder = self.feeder.lock();
+        let touched = self.touched.lock();
+        // Queue entries of traces touched again later are stale.
+        let waiting = feeder
+            .queue
+            .iter()
+            .rev()
+            .filter(|(t, id)| feeder.last_touch.get(id) == Some(t))
+            .map(|&(_, id)| id);
+        let mut seen = HashSet::new();
+        let mut traces = Vec::new();
+        for id in touched.iter().rev().copied().chain(waiting) {
+            if seen.insert(id) && traces.len() < max {
+                traces.push(id);
+            }
+        }
+        Pending {
+            left_out: seen.len() - traces.len(),
+            traces,
+        }
+    }
+
+    /// What readers answer from: a copy of the aggregates' buckets that overlap `window`, with
+    /// the spans of `traces` (read after [`Live::pending`] listed them) that the aggregates do
+    /// not count yet. A trace the feeder added in the meantime is taken from the aggregates
+    /// alone, so no span counts twice.
+    pub fn view(&self, window: TimeWindow, traces: &[Trace]) -> LiveAggregates {
+        let feeder = self.feeder.lock();
+        let touched = self.touched.lock();
+        let mut view = self.aggregates.lock().window_copy(window);
+        let touched: HashSet<TraceId> = touched.iter().copied().collect();
+        for trace in traces {
+            let id = trace.trace_id;
+            if feeder.last_touch.contains_key(&id) || touched.contains(&id) {
+                let counted = feeder.counted.get(&id).map(|(_, ids)| ids.as_slice());
+                view.add_uncounted(trace, counted);
+            }
+        }
+        view
+    }
 }
 
-/// What the feeding task keeps between rounds.
-#[derive(Default)]
+/// What the feeding task keeps between rounds, shared with readers through [`Live::feeder`].
+#[derive(Debug, Default)]
 struct Feeder {
-    /// When each unsettled trace last received spans.
+    /// When each trace not yet (wholly) in the aggregates last received spans.
     last_touch: HashMap<TraceId, u64>,
     /// (touch time, trace), oldest first; stale entries are skipped.
     queue: VecDeque<(u64, TraceId)>,
@@ -208,48 +285,58 @@ impl Feeder {
 }
 
 /// The task that feeds `live`, reading settled traces with `read`, until `live` is dropped.
+///
+/// A settled trace leaves `last_touch` only once it is in the aggregates, so a reader finds
+/// each acknowledged span in one of the two ([`Live::view`]).
 pub(crate) async fn feed<F, Fut>(live: Weak<Live>, mut read: F)
 where
     F: FnMut(TraceId) -> Fut,
     Fut: std::future::Future<Output = Option<Trace>>,
 {
-    let mut feeder = Feeder::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let Some(live) = live.upgrade() else { return };
         let now = crate::sampling::unix_nanos();
-        let touched = std::mem::take(&mut *live.touched.lock());
-        for id in touched {
-            feeder.last_touch.insert(id, now);
-            feeder.queue.push_back((now, id));
-        }
         let settle = live.opts.settle.as_nanos() as u64;
-        let mut due = Vec::new();
-        while let Some(&(t, id)) = feeder.queue.front() {
-            if t.saturating_add(settle) > now {
-                break;
+        let due = {
+            let mut feeder = live.feeder.lock();
+            let touched = std::mem::take(&mut *live.touched.lock());
+            for id in touched {
+                feeder.last_touch.insert(id, now);
+                feeder.queue.push_back((now, id));
             }
-            feeder.queue.pop_front();
+            let mut due = Vec::new();
+            while let Some(&(t, id)) = feeder.queue.front() {
+                if t.saturating_add(settle) > now {
+                    break;
+                }
+                feeder.queue.pop_front();
+                if feeder.last_touch.get(&id) == Some(&t) {
+                    due.push((t, id));
+                }
+            }
+            due
+        };
+        for (t, id) in due {
+            let trace = read(id).await;
+            let mut feeder = live.feeder.lock();
+            if let Some(trace) = trace {
+                let counted = feeder.counted.remove(&id).map(|(_, ids)| ids);
+                if let Some(c) = &counted {
+                    feeder.remembered_spans -= c.len();
+                }
+                let ids = live.aggregates.lock().add(&trace, counted.as_deref());
+                feeder.remembered_spans += ids.len();
+                feeder.counted.insert(id, (now, ids));
+                feeder.counted_order.push_back((now, id));
+            }
             if feeder.last_touch.get(&id) == Some(&t) {
                 feeder.last_touch.remove(&id);
-                due.push(id);
             }
         }
-        for id in due {
-            let Some(trace) = read(id).await else {
-                continue;
-            };
-            let counted = feeder.counted.remove(&id).map(|(_, ids)| ids);
-            if let Some(c) = &counted {
-                feeder.remembered_spans -= c.len();
-            }
-            let ids = live.aggregates.lock().add(&trace, counted.as_deref());
-            feeder.remembered_spans += ids.len();
-            feeder.counted.insert(id, (now, ids));
-            feeder.counted_order.push_back((now, id));
-        }
+        let mut feeder = live.feeder.lock();
         feeder.forget(now, &live.opts);
         let horizon =
             (live.opts.resolution.as_nanos() as u64).saturating_mul(live.opts.buckets as u64);
