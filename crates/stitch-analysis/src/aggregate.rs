@@ -35,7 +35,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 
 use serde::Serialize;
-use stitch_model::{SpanKind, SpanRef, Trace};
+use stitch_model::{Span, SpanKind, SpanRef, Trace};
 
 use crate::sketch::{DEFAULT_RELATIVE_ACCURACY, QuantileSketch};
 use crate::tree::SpanTree;
@@ -322,17 +322,18 @@ impl RedAggregator {
     /// Adds every span of `trace`, each standing for `weight` spans (`1 / sampling
     /// probability`). Entry spans (see the module docs) also count for their service.
     pub fn add_trace_weighted(&mut self, trace: &Trace, weight: f64) {
-        self.add_trace_where(trace, weight, |_| true);
+        self.add_trace_where(trace, |_| weight, |_| true);
     }
 
-    /// Adds the spans of `trace` for which `include` holds, each standing for `weight` spans.
+    /// Adds the spans of `trace` for which `include` holds, each standing for `weight(span)`
+    /// spans (its adjusted count: spans sampled at different probabilities weigh differently).
     /// Whether a span is an entry span is decided from the whole trace, so adding a trace's
     /// spans in parts (say, late spans once more of the trace has arrived) counts each span as
     /// it would be counted with the trace whole.
     pub fn add_trace_where(
         &mut self,
         trace: &Trace,
-        weight: f64,
+        weight: impl Fn(&Span) -> f64,
         include: impl Fn(&SpanRef<'_>) -> bool,
     ) {
         let tree = SpanTree::build(trace);
@@ -345,7 +346,7 @@ impl RedAggregator {
                 || tree
                     .parent(id)
                     .is_none_or(|p| tree.node(p).service_name() != service);
-            self.add_span(node.span_ref(), entry, weight);
+            self.add_span(node.span_ref(), entry, weight(node.span()));
         }
     }
 

@@ -244,19 +244,23 @@ impl DependencyGraph {
 
     /// Adds the calls of `trace`, each standing for `weight` calls.
     pub fn add_trace_weighted(&mut self, trace: &Trace, weight: f64) {
-        self.add_trace_where(trace, weight, |_| true);
+        self.add_trace_where(trace, |_| weight, |_| true);
     }
 
     /// Adds the calls of `trace` that involve a span for which `is_new` holds: a linked call
     /// when its callee span is new, a call to something uninstrumented when its client span is.
+    /// A call stands for `weight(span)` calls, `span` being the callee span of a linked call
+    /// and the client span of a call to something uninstrumented.
     /// The edges are found on the whole trace, so a trace added again with `is_new` true only
     /// for spans that arrived since adds each call once. (A client span counted as a call to
     /// an uninstrumented peer whose server span arrives later is counted a second time, as the
     /// linked call.)
-    pub fn add_trace_where(&mut self, trace: &Trace, weight: f64, is_new: impl Fn(&Span) -> bool) {
-        if !(weight.is_finite() && weight > 0.0) {
-            return;
-        }
+    pub fn add_trace_where(
+        &mut self,
+        trace: &Trace,
+        weight: impl Fn(&Span) -> f64,
+        is_new: impl Fn(&Span) -> bool,
+    ) {
         let tree = SpanTree::build(trace);
         // A client span with a server-like child: that child is the call. Other spans of the
         // callee parented to the client span (Zipkin's shared-span children, which name the
@@ -293,7 +297,14 @@ impl DependencyGraph {
                         span.duration_nanos()
                     };
                     let error = span.is_error() || (caller_is_client && parent_span.is_error());
-                    self.add_call(parent_service, service, parent_span, latency, error, weight);
+                    self.add_call(
+                        parent_service,
+                        service,
+                        parent_span,
+                        latency,
+                        error,
+                        weight(span),
+                    );
                 }
             }
             if matches!(span.kind, SpanKind::Client | SpanKind::Producer) && is_new(span) {
@@ -308,7 +319,7 @@ impl DependencyGraph {
                         span,
                         span.duration_nanos(),
                         span.is_error(),
-                        weight,
+                        weight(span),
                     );
                 }
             }
@@ -324,6 +335,9 @@ impl DependencyGraph {
         error: bool,
         weight: f64,
     ) {
+        if !(weight.is_finite() && weight > 0.0) {
+            return;
+        }
         let alpha = self.opts.relative_accuracy;
         let Some(bucket) = self.buckets.slot(caller.start_time_unix_nano) else {
             return;

@@ -27,6 +27,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use stitch_analysis::{DependencyGraph, GraphOptions, GraphSnapshot, JaegerDependency, TimeWindow};
 use stitch_model::Trace;
+use stitch_pipeline::SpanWeights;
 use stitch_store::{SearchQuery, StoreError, TraceReader};
 
 use crate::duration::parse_duration_nanos;
@@ -70,7 +71,8 @@ pub fn graph(traces: &[Trace], start: u64, end: u64) -> GraphSnapshot {
         ..GraphOptions::default()
     });
     for trace in traces {
-        g.add_trace(trace);
+        let weights = SpanWeights::of(trace);
+        g.add_trace_where(trace, |s| weights.weight(s), |_| true);
     }
     g.snapshot(TimeWindow::new(start, end))
 }

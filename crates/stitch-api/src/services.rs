@@ -61,6 +61,7 @@ use stitch_analysis::{
     DependencyEdge, GraphSnapshot, RedAggregator, RedOptions, RedRow, ServiceNode, TimeWindow,
 };
 use stitch_model::Trace;
+use stitch_pipeline::SpanWeights;
 use stitch_store::{LiveAggregates, Pending, SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
@@ -287,10 +288,15 @@ impl From<TimeWindow> for WindowJson {
 /// A span counts for its service when it is an entry span: a SERVER or CONSUMER span, or one
 /// whose parent is absent or belongs to another service (as `RedAggregator::add_trace` does).
 fn add_spans(agg: &mut RedAggregator, trace: &Trace, window: TimeWindow, service: Option<&str>) {
-    agg.add_trace_where(trace, 1.0, |s| {
-        service.is_none_or(|name| name == s.service_name())
-            && window.contains(s.span.start_time_unix_nano)
-    });
+    let weights = SpanWeights::of(trace);
+    agg.add_trace_where(
+        trace,
+        |s| weights.weight(s),
+        |s| {
+            service.is_none_or(|name| name == s.service_name())
+                && window.contains(s.span.start_time_unix_nano)
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -25,6 +25,8 @@
 //!   ([`adaptive::jaeger::RemoteSampler`]).
 //! * [`span`]: what policies see of a span ([`SpanView`]), the buffered record
 //!   ([`ModelSpan`]), splitting batches by trace and regrouping kept spans.
+//! * [`weight`]: how many spans a stored span stands for ([`SpanWeights`]), from the head and
+//!   tail probabilities recorded on it, to scale RED and call counts.
 
 pub mod adaptive;
 pub mod bucket;
@@ -36,6 +38,7 @@ pub mod policy;
 pub mod span;
 pub mod tail;
 pub mod units;
+pub mod weight;
 
 pub use adaptive::{AdaptiveEvent, ErrorRateController, Level, ServiceState};
 pub use config::{ConfigError, FieldError, Preset, SamplingConfig};
@@ -45,3 +48,4 @@ pub use span::{
     group_spans, split_batch,
 };
 pub use tail::{Decision, DecisionReason, TailMetrics, TailSampler, Verdict};
+pub use weight::SpanWeights;

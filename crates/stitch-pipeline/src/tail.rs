@@ -688,16 +688,28 @@ impl<S: SpanRecord> TailSampler<S> {
                 .reduce(f64::max);
         }
         let mut outcome = self.policies.decide(&data, now);
-        if outcome == Outcome::NotSampled
-            && let Some(b) = boost
-            && hash_trace_id(DEFAULT_HASH_SALT.as_bytes(), &trace_id) <= hash_threshold(b / 100.0)
-        {
-            self.m.adaptive_sampled_traces += 1;
-            outcome = Outcome::Sampled {
-                policy: usize::MAX,
-                name: self.names[1].clone(),
-                probability: Some(b / 100.0),
-            };
+        if let Some(b) = boost {
+            match &mut outcome {
+                Outcome::NotSampled
+                    if hash_trace_id(DEFAULT_HASH_SALT.as_bytes(), &trace_id)
+                        <= hash_threshold(b / 100.0) =>
+                {
+                    self.m.adaptive_sampled_traces += 1;
+                    outcome = Outcome::Sampled {
+                        policy: usize::MAX,
+                        name: self.names[1].clone(),
+                        probability: Some(b / 100.0),
+                    };
+                }
+                // While boosted, a trace like this one is kept when a probabilistic policy or
+                // the boost keeps it: with the same hash (the default salt), the larger of the
+                // two percentages.
+                Outcome::Sampled {
+                    probability: Some(p),
+                    ..
+                } if *p < 1.0 => *p = p.max(b / 100.0),
+                _ => {}
+            }
         }
         match reason {
             DecisionReason::DecisionWait => self.m.decided_after_wait += 1,

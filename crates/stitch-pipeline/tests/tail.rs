@@ -682,6 +682,8 @@ fn an_error_spike_raises_a_services_share_of_kept_traffic_and_calm_lowers_it() {
     let mut rng = Rng(5);
     // Per minute: normal (OK) traces decided, and how many of them were kept.
     let mut kept_ok_by_minute: Vec<(u64, u64)> = vec![(0, 0); 50];
+    // Per minute: the kept normal traces' adjusted counts (1 / recorded probability) summed.
+    let mut estimated_ok_by_minute: Vec<f64> = vec![0.0; 50];
     let mut ok_traces: HashMap<TraceId, usize> = HashMap::new();
     // 20 traces/s for 50 minutes; from minute 35 to 38 a third of "pay"'s traces fail.
     for minute in 0..50u64 {
@@ -716,6 +718,10 @@ fn an_error_spike_raises_a_services_share_of_kept_traffic_and_calm_lowers_it() {
                 if let Some(m) = ok_traces.remove(&d.trace_id) {
                     kept_ok_by_minute[m].0 += 1;
                     kept_ok_by_minute[m].1 += d.verdict.is_sampled() as u64;
+                    if let Verdict::Sampled { probability, .. } = &d.verdict {
+                        let p = probability.expect("probabilistic and adaptive keeps are known");
+                        estimated_ok_by_minute[m] += 1.0 / p;
+                    }
                 }
             }
         }
@@ -738,6 +744,18 @@ fn an_error_spike_raises_a_services_share_of_kept_traffic_and_calm_lowers_it() {
     assert!(share(49) < 0.1, "after: {}", share(49));
     assert!(tail.metrics().adaptive_sampled_traces > 0);
     assert!(tail.metrics().sampled_by_policy.contains_key("adaptive"));
+    // The recorded probabilities scale the kept traces back to the traffic, before, during and
+    // after the boost (a trace the base policy keeps while boosted is kept with the boost's
+    // probability, not the base one's).
+    for (minutes, tolerance) in [(0..35, 0.1), (35..38, 0.1), (38..50, 0.1), (0..50, 0.05)] {
+        let sent: u64 = kept_ok_by_minute[minutes.clone()].iter().map(|k| k.0).sum();
+        let estimated: f64 = estimated_ok_by_minute[minutes.clone()].iter().sum();
+        let error = (estimated - sent as f64).abs() / sent as f64;
+        assert!(
+            error < tolerance,
+            "minutes {minutes:?}: {sent} normal traces, estimated {estimated:.0}"
+        );
+    }
 }
 
 #[test]

@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use stitch_analysis::{DependencyGraph, GraphOptions, RedAggregator, RedOptions, TimeWindow};
-use stitch_model::{SpanId, Trace, TraceId};
+use stitch_model::{Span, SpanId, Trace, TraceId};
+use stitch_pipeline::SpanWeights;
 
 /// How the live aggregates are kept.
 #[derive(Clone, Debug, PartialEq)]
@@ -136,10 +137,12 @@ impl LiveAggregates {
     /// Adds the spans of `trace` not in `counted` (sorted).
     fn add_uncounted(&mut self, trace: &Trace, counted: Option<&[SpanId]>) {
         let is_new = |id: &SpanId| counted.is_none_or(|c| c.binary_search(id).is_err());
+        let weights = SpanWeights::of(trace);
+        let weight = |s: &Span| weights.weight(s);
         self.red
-            .add_trace_where(trace, 1.0, |s| is_new(&s.span.span_id));
+            .add_trace_where(trace, weight, |s| is_new(&s.span.span_id));
         self.graph
-            .add_trace_where(trace, 1.0, |s| is_new(&s.span_id));
+            .add_trace_where(trace, weight, |s| is_new(&s.span_id));
     }
 
     /// Adds the spans of `trace` not in `counted` (sorted); returns the span ids now counted.

@@ -35,7 +35,7 @@ use crate::wal::{self, SegmentEnd};
 /// Attribute on kept spans: the policy that kept the trace.
 pub const POLICY_ATTRIBUTE: &str = "stitch.sampling.policy";
 /// Attribute on kept spans: the tail sampler's probability of keeping such a trace.
-pub const PROBABILITY_ATTRIBUTE: &str = "stitch.sampling.probability";
+pub const PROBABILITY_ATTRIBUTE: &str = stitch_pipeline::weight::TAIL_PROBABILITY_ATTRIBUTE;
 /// Adaptive events kept for the API.
 const RECENT_EVENTS: usize = 100;
 /// How often the writer publishes the sampler's metrics for `/metrics` and the API.

@@ -39,7 +39,7 @@ use stitch_pipeline::{HeadSampler, Level, SamplingConfig};
 use stitch_store::Store;
 
 /// Attribute on spans kept by a rate-limited head sampler: the estimated probability.
-pub const HEAD_PROBABILITY_ATTRIBUTE: &str = "stitch.sampling.head_probability";
+pub const HEAD_PROBABILITY_ATTRIBUTE: &str = stitch_pipeline::weight::HEAD_PROBABILITY_ATTRIBUTE;
 
 fn unix_nanos() -> u64 {
     std::time::SystemTime::now()

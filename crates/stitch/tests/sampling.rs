@@ -292,6 +292,39 @@ async fn the_seed_preset_keeps_errors_slow_traces_and_five_percent_whole() {
         }
     }
 
+    // RED scales each kept trace by its recorded probability: the service's requests estimate
+    // the traffic sent (2,100 requests), not the 5% of normal ones that were kept, and the
+    // duration quantiles are those of the traffic, where 1.5 s requests are 40 in 2,100.
+    let kept_split_by_rest = split[10..]
+        .iter()
+        .filter(|id| probabilistic_keeps(id, 5.0))
+        .count();
+    let expected = 20.0 * (kept.len() + kept_split_by_rest) as f64 + 40.0 + 40.0 + 10.0;
+    let (status, red) = get_json(&format!(
+        "{api}/api/v1/services/shop/red?lookback=10m&step=60s"
+    ))
+    .await;
+    assert_eq!(status, 200, "{red}");
+    let summary = &red["overall"]["summary"];
+    let requests = summary["requests"].as_f64().unwrap();
+    assert!(
+        (requests - expected).abs() < 1e-6,
+        "{requests} estimated requests, expected {expected}: {red}"
+    );
+    assert!(
+        (requests - total as f64).abs() / (total as f64) < 0.2,
+        "{requests} estimated for {total} sent"
+    );
+    assert_eq!(
+        summary["sampledSpans"],
+        (kept.len() + 80 + 10 + kept_split_by_rest) as u64
+    );
+    let p95_ms = summary["p95Nanos"].as_u64().unwrap() / MS;
+    assert!(
+        p95_ms < 100,
+        "p95 {p95_ms} ms: the 40 slow traces weigh 1 each"
+    );
+
     // The Jaeger API shows the policy as a tag.
     let (status, body) = get_json(&format!("{api}/api/traces/{}", hex_of(&errors[0]))).await;
     assert_eq!(status, 200);
