@@ -231,6 +231,7 @@ pub(crate) fn find(ctx: &Ctx<'_, '_, '_>) -> Vec<Finding> {
         calls: &calls,
         failed: &failed,
         retried: vec![false; tl.len()],
+        retry_finding: vec![None; tl.len()],
         out: Vec::new(),
         origin_of_error: Vec::new(),
     };
@@ -278,6 +279,8 @@ struct Detector<'c, 'x, 't, 'a> {
     /// Error status per node.
     failed: &'c [bool],
     retried: Vec<bool>,
+    /// The reported retries finding (index into `out`) that claimed each attempt.
+    retry_finding: Vec<Option<usize>>,
     /// Findings with the time they start at (for ranking ties).
     out: Vec<(Finding, u64)>,
     /// Error-origin spans, to keep the dominant leaf from repeating one.
@@ -753,6 +756,9 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
         f.cost_nanos = cost;
         f.target = self.call(run[0]).map(|c| c.target.to_string());
         f.count = Some(run.len() as u32);
+        for &c in run {
+            self.retry_finding[c] = Some(self.out.len());
+        }
         self.push(run[0], f);
         run.to_vec()
     }
@@ -827,6 +833,7 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
         type Key<'k> = (Option<usize>, &'k str, &'k str);
         let mut groups: Vec<(Key<'_>, Vec<usize>)> = Vec::new();
         let mut index: HashMap<Key<'_>, usize> = HashMap::new();
+        let mut folded: Vec<(usize, Vec<usize>)> = Vec::new();
         for &i in &tl.order {
             if !self.failed[i] || tl.kids(i).iter().any(|&k| self.failed[k]) {
                 continue;
@@ -834,6 +841,15 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
             let parent = tl.parent(i);
             let parent_failed = parent.is_some_and(|p| self.failed[p]);
             if self.retried[i] && !parent_failed {
+                continue;
+            }
+            // Failed attempts a retries finding reports already: that finding says where the
+            // error went instead of a second finding costing the same time again.
+            if let Some(f) = self.retry_finding[i] {
+                match folded.iter_mut().find(|(g, _)| *g == f) {
+                    Some((_, members)) => members.push(i),
+                    None => folded.push((f, vec![i])),
+                }
                 continue;
             }
             let key = match self.call(i) {
@@ -862,16 +878,7 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
             let span = tl.span(origin);
             let service = tl.service(origin);
             let cost = cost_of(&members);
-            // Ancestors with error status that carried it, nearest first.
-            let mut carriers = Vec::new();
-            let mut up = parent;
-            while let Some(a) = up {
-                if !self.failed[a] {
-                    break;
-                }
-                carriers.push(a);
-                up = tl.parent(a);
-            }
+            let (carriers, carried) = self.carriers(parent, service);
             let reason = failure_reason(span);
             let what = if members.len() > 1 {
                 format!(
@@ -883,44 +890,18 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
             } else {
                 format!("{service} {:?}", span.name)
             };
-            let title = if carriers.is_empty() {
-                match parent {
-                    Some(p) => format!(
-                        "{what} failed ({reason}); its caller {} {:?} carried on without an error",
-                        tl.service(p),
-                        tl.span(p).name
-                    ),
-                    None => format!(
-                        "{what} failed ({reason}) with no failing child: the error started in its own code"
-                    ),
+            let title = match (carried, parent) {
+                (Some(carried), _) => {
+                    format!("{what} failed ({reason}): the error started here{carried}")
                 }
-            } else {
-                let mut services: Vec<&str> = Vec::new();
-                for &c in &carriers {
-                    let s = tl.service(c);
-                    if s != service && !services.contains(&s) {
-                        services.push(s);
-                    }
-                }
-                let top = *carriers.last().expect("non-empty");
-                if services.is_empty() {
-                    format!(
-                        "{what} failed ({reason}): the error started here; {} {:?} only passed it on",
-                        tl.service(top),
-                        tl.span(top).name
-                    )
-                } else {
-                    format!(
-                        "{what} failed ({reason}): the error started here and surfaced {} up, in {} {:?}; {} only passed it on",
-                        plural(services.len(), "service", "services"),
-                        tl.service(top),
-                        tl.span(top).name,
-                        join_words(
-                            &services.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                            "and"
-                        ),
-                    )
-                }
+                (None, Some(p)) => format!(
+                    "{what} failed ({reason}); its caller {} {:?} carried on without an error",
+                    tl.service(p),
+                    tl.span(p).name
+                ),
+                (None, None) => format!(
+                    "{what} failed ({reason}) with no failing child: the error started in its own code"
+                ),
             };
             let mut spans = members.clone();
             spans.extend(&carriers);
@@ -933,6 +914,66 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
             self.origin_of_error.extend(&members);
             self.push(origin, f);
         }
+        for (f, members) in folded {
+            let first = members[0];
+            let (carriers, carried) = self.carriers(tl.parent(first), tl.service(first));
+            let finding = &mut self.out[f].0;
+            if let Some(carried) = carried {
+                finding.title = format!(
+                    "{}; the error started in these attempts{carried}",
+                    finding.title
+                );
+            }
+            finding
+                .spans
+                .extend(carriers.iter().map(|&c| tl.span(c).span_id));
+            self.origin_of_error.extend(&members);
+        }
+    }
+
+    /// The failed ancestors above `parent` (itself included) that only carried an error
+    /// started below them, nearest first, and a clause saying where it surfaced (`None` when
+    /// `parent` did not fail). `service` is the origin's.
+    fn carriers(&self, parent: Option<usize>, service: &str) -> (Vec<usize>, Option<String>) {
+        let tl = self.tl();
+        let mut carriers = Vec::new();
+        let mut up = parent;
+        while let Some(a) = up {
+            if !self.failed[a] {
+                break;
+            }
+            carriers.push(a);
+            up = tl.parent(a);
+        }
+        let Some(&top) = carriers.last() else {
+            return (carriers, None);
+        };
+        let mut services: Vec<&str> = Vec::new();
+        for &c in &carriers {
+            let s = tl.service(c);
+            if s != service && !services.contains(&s) {
+                services.push(s);
+            }
+        }
+        let clause = if services.is_empty() {
+            format!(
+                "; {} {:?} only passed it on",
+                tl.service(top),
+                tl.span(top).name
+            )
+        } else {
+            format!(
+                " and surfaced {} up, in {} {:?}; {} only passed it on",
+                plural(services.len(), "service", "services"),
+                tl.service(top),
+                tl.span(top).name,
+                join_words(
+                    &services.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                    "and"
+                ),
+            )
+        };
+        (carriers, Some(clause))
     }
 
     // ----- 8. synchronous tail work -----------------------------------------------------
