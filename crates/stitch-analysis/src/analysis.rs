@@ -13,16 +13,13 @@
 //! # Cost
 //!
 //! No step compares spans all against all: siblings are grouped per parent (sorting and
-//! hashing), the critical-path walk visits each span once, and calls are classified only
-//! where a detector looks (spans on the critical path, their children, failed spans).
-//! Measured without criterion (release build, CPU time from `perf stat`, on the shared 2-core
-//! development machine under load, so treat as upper bounds): a 10k-span trace with nested
-//! times, 20 services and 10 attributes per span takes about 6 ms, of which building the
-//! [`SpanTree`] is 1.5 ms; the same shape with 100k spans takes about 105 ms, of which the tree
-//! is 25–35 ms. The growth beyond 10× is memory, not algorithm: such a trace is about 100 MB of
-//! scattered allocations, and every pass that reads span fields (names for the statistics,
-//! times, kinds) misses the cache. The largest single cost after the tree is grouping the
-//! statistics by (service, operation), which must read every span's name.
+//! hashing), the critical-path walk visits each span once, and a call is classified only when
+//! a detector asks (detectors about groups of sibling calls skip parents whose children cannot
+//! cost enough to be reported). A large trace is mostly memory traffic: its spans, names and
+//! attributes are scattered allocations, so each pass that reads them costs a cache miss per
+//! span; the timeline reads what the later steps need (times, kinds, a number per operation)
+//! in one pass into arrays. `bench/analysis.sh`: 2.2 ms for 10,000 spans, 45 ms for 100,000
+//! (BENCHMARKS.md).
 //!
 //! The JSON form (served as `GET /api/v1/traces/{id}/analysis`) uses camelCase field names,
 //! lower-case hex ids, decimal-string Unix-nanosecond timestamps and number nanosecond

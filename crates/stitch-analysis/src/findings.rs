@@ -61,12 +61,13 @@
 //! O(n log n) overall.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::cell::OnceCell;
 
 use serde::Serialize;
 use stitch_model::{AnyValue, Span, SpanId, SpanKind, StatusCode, find_attribute};
 
 use crate::critical_path::{PathIndex, intersect};
+use crate::fast_hash::{FastMap, FastSet};
 use crate::json;
 use crate::render::format_duration;
 use crate::timeline::{Timeline, shift_time};
@@ -211,20 +212,10 @@ pub(crate) fn find(ctx: &Ctx<'_, '_, '_>) -> Vec<Finding> {
     };
     let duration = tl.width(root);
     let failed: Vec<bool> = (0..tl.len()).map(|i| has_error(tl.span(i))).collect();
-    // Calls are classified only where a detector looks: spans on the critical path, children
-    // of spans on it or of failed spans, and failed spans. In a trace with much concurrency
-    // that is a small part of it, and classification reads every attribute of a span.
-    let path = ctx.path;
-    let calls: Vec<Option<Call<'_>>> = (0..tl.len())
-        .map(|i| {
-            let parent_matters = tl
-                .parent(i)
-                .is_some_and(|p| path.subtree[p] > 0 || failed[p]);
-            (parent_matters || path.subtree[i] > 0 || failed[i])
-                .then(|| call_info(tl, i))
-                .flatten()
-        })
-        .collect();
+    // Calls are classified when a detector first looks at them: classification reads a span's
+    // attributes, and in a large trace the detectors look at few of its spans.
+    let calls: Vec<OnceCell<Option<Box<Call<'_>>>>> =
+        (0..tl.len()).map(|_| OnceCell::new()).collect();
     let mut d = Detector {
         ctx,
         duration,
@@ -275,7 +266,8 @@ pub(crate) fn find(ctx: &Ctx<'_, '_, '_>) -> Vec<Finding> {
 struct Detector<'c, 'x, 't, 'a> {
     ctx: &'c Ctx<'x, 't, 'a>,
     duration: u64,
-    calls: &'c [Option<Call<'a>>],
+    /// Each span's classification, made on first use ([`Detector::call`]).
+    calls: &'c [OnceCell<Option<Box<Call<'a>>>>],
     /// Error status per node.
     failed: &'c [bool],
     retried: Vec<bool>,
@@ -287,17 +279,24 @@ struct Detector<'c, 'x, 't, 'a> {
     origin_of_error: Vec<usize>,
 }
 
-/// What a remote call goes to.
+/// What a remote call goes to. Classifying every call of a large trace is a large part of
+/// its analysis, so what only some detectors need (a statement's shape, whether the call
+/// writes or gates) is worked out when first asked for.
 #[derive(Clone, Debug)]
 struct Call<'a> {
     /// The called service, host or database, for display and grouping.
     target: Cow<'a, str>,
-    /// Database calls: `(system/namespace display, normalised statement or name)`.
-    db: Option<(Cow<'a, str>, String)>,
+    /// Database calls: the system (and namespace) for display.
+    db: Option<Cow<'a, str>>,
+    /// Database calls: the statement (or `None`: the name stands for it).
+    statement: Option<&'a str>,
+    /// The normalised statement of a database call, once asked for.
+    shape: OnceCell<String>,
     /// The span name.
     name: &'a str,
-    write: bool,
-    gate: bool,
+    /// The request method (HTTP) or, without one, the first word of the name.
+    method: Option<&'a str>,
+    kind: SpanKind,
     /// Messaging destination, for tail-work names.
     destination: Option<&'a str>,
     /// Child spans of another service under this call (SERVER side), in `lo` order.
@@ -308,13 +307,41 @@ impl<'a> Call<'a> {
     /// The operation called: the normalised statement for database calls, else the name.
     fn op(&self) -> &str {
         match &self.db {
-            Some((_, shape)) => shape,
+            Some(_) => self.shape(),
             None => self.name,
         }
     }
 
     fn endpoint(&self) -> (&str, &str) {
         (&self.target, self.op())
+    }
+
+    /// The shape of a database call's statement (its name when it has none).
+    fn shape(&self) -> &str {
+        self.shape.get_or_init(|| {
+            self.statement
+                .map_or_else(|| self.name.to_owned(), normalize_statement)
+        })
+    }
+
+    /// Whether the call changes state (so a later call may depend on it).
+    fn writes(&self) -> bool {
+        let is = |list: &[&str]| {
+            self.method
+                .is_some_and(|m| list.iter().any(|x| x.eq_ignore_ascii_case(m)))
+        };
+        if is(&WRITE_METHODS) {
+            true
+        } else if is(&READ_METHODS) {
+            false
+        } else {
+            self.kind == SpanKind::Producer || has_word(self.name, &WRITE_VERBS)
+        }
+    }
+
+    /// Whether the call decides whether the request goes on (auth, validation, locks).
+    fn gates(&self) -> bool {
+        has_word(self.name, &GATE_VERBS) || has_word(&self.target, &GATE_VERBS)
     }
 }
 
@@ -328,7 +355,19 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
     }
 
     fn call(&self, i: usize) -> Option<&'c Call<'a>> {
-        self.calls[i].as_ref()
+        let tl = self.ctx.tl;
+        self.calls[i]
+            .get_or_init(|| call_info(tl, i).map(Box::new))
+            .as_deref()
+    }
+
+    /// Critical-path time under the synchronous children of `p`: no finding about a group of
+    /// them (sequential, repeated, trailing calls) can cost more.
+    fn kids_path_time(&self, p: usize) -> u64 {
+        self.tl()
+            .sync_kids(p)
+            .map(|c| self.ctx.path.subtree[c])
+            .sum()
     }
 
     fn on_path(&self, i: usize) -> bool {
@@ -409,9 +448,7 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
         let span = tl.span(leaf);
         let service = tl.service(leaf);
         let what = match self.call(leaf) {
-            Some(Call {
-                db: Some((db, _)), ..
-            }) => {
+            Some(Call { db: Some(db), .. }) => {
                 format!(
                     "{service} spent {} on the database query {:?} ({db})",
                     format_duration(cost),
@@ -544,9 +581,12 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
     // ----- 4. sequential calls -----------------------------------------------------------
 
     fn sequential(&mut self, p: usize) {
+        if self.kids_path_time(p) < self.share_threshold() {
+            return;
+        }
         let tl = self.tl();
         let mut run: Vec<usize> = Vec::new();
-        let mut endpoints: std::collections::HashSet<(&str, &str)> = Default::default();
+        let mut endpoints: FastSet<(&str, &str)> = FastSet::default();
         let kids: Vec<usize> = tl.sync_kids(p).collect();
         for c in kids {
             if !self.parallel_candidate(c) {
@@ -584,10 +624,10 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
             return false;
         };
         call.db.is_none()
-            && !call.write
-            && !call.gate
             && !self.failed[c]
             && tl.width(c) >= self.opts().sequential_min_call_nanos
+            && !call.writes()
+            && !call.gates()
             && !self.is_tail_work(c)
     }
 
@@ -631,8 +671,12 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
 
     fn retries_and_repeats(&mut self, p: usize) {
         let tl = self.tl();
-        // Retries need a failed call, repeated calls several calls.
-        let calls = tl.sync_kids(p).filter(|&c| self.calls[c].is_some());
+        // Retries need a failed call, repeated calls several calls costing enough.
+        let repeats_possible = self.on_path(p) && self.kids_path_time(p) >= self.share_threshold();
+        if !repeats_possible && !tl.sync_kids(p).any(|c| self.failed[c]) {
+            return;
+        }
+        let calls = tl.sync_kids(p).filter(|&c| self.call(c).is_some());
         let (mut count, mut any_failed) = (0, false);
         for c in calls {
             count += 1;
@@ -642,7 +686,7 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
             return;
         }
         // Endpoint groups for retries, in lo order.
-        let mut by_endpoint: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+        let mut by_endpoint: FastMap<(&str, &str), Vec<usize>> = FastMap::default();
         let mut order: Vec<(&str, &str)> = Vec::new();
         for c in tl.sync_kids(p).filter(|_| any_failed) {
             if let Some(call) = self.call(c) {
@@ -673,12 +717,12 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
         for &c in &claimed {
             self.retried[c] = true;
         }
-        if !self.on_path(p) {
+        if !repeats_possible {
             return;
         }
 
         // Repeated calls: database queries grouped by database, other calls by endpoint.
-        let mut by_target: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+        let mut by_target: FastMap<(&str, &str), Vec<usize>> = FastMap::default();
         let mut order: Vec<(&str, &str)> = Vec::new();
         for c in tl.sync_kids(p) {
             if self.retried[c] {
@@ -777,11 +821,11 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
         let first = self.call(group[0]).expect("calls only");
         let service = tl.service(p);
         let title = match &first.db {
-            Some((db, shape)) => {
+            Some(db) => {
+                let shape = first.shape();
                 let same = group.iter().all(|&c| {
                     self.call(c)
-                        .and_then(|k| k.db.as_ref())
-                        .is_some_and(|(_, s)| s == shape)
+                        .is_some_and(|k| k.db.is_some() && k.shape() == shape)
                 });
                 if same {
                     format!(
@@ -832,7 +876,7 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
         // Origins grouped by (parent, endpoint), in pre-order.
         type Key<'k> = (Option<usize>, &'k str, &'k str);
         let mut groups: Vec<(Key<'_>, Vec<usize>)> = Vec::new();
-        let mut index: HashMap<Key<'_>, usize> = HashMap::new();
+        let mut index: FastMap<Key<'_>, usize> = FastMap::default();
         let mut folded: Vec<(usize, Vec<usize>)> = Vec::new();
         for &i in &tl.order {
             if !self.failed[i] || tl.kids(i).iter().any(|&k| self.failed[k]) {
@@ -999,6 +1043,9 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
     }
 
     fn tail(&mut self, p: usize) {
+        if self.kids_path_time(p) < self.share_threshold() {
+            return;
+        }
         let tl = self.tl();
         let keywords = &self.opts().tail_keywords;
         // A notification service sending mail is doing its job, not tail work.
@@ -1162,7 +1209,6 @@ const GATE_VERBS: [&str; 10] = [
 /// The attributes a call is classified by, read in one pass over the span's attributes. Each
 /// field keeps the value of the most preferred key present (current semantic-convention names
 /// before older ones; the first of duplicate keys).
-#[derive(Default)]
 struct CallAttrs<'a> {
     db_system: Option<(u8, &'a str)>,
     db_namespace: Option<(u8, &'a str)>,
@@ -1175,48 +1221,61 @@ struct CallAttrs<'a> {
 
 impl<'a> CallAttrs<'a> {
     fn read(span: &'a Span) -> CallAttrs<'a> {
-        fn set<'a>(slot: &mut Option<(u8, &'a str)>, rank: u8, value: &'a str) {
-            if slot.is_none_or(|(r, _)| rank < r) {
-                *slot = Some((rank, value));
-            }
-        }
-        let mut a = CallAttrs::default();
+        // Slots of `CallAttrs`, in field order.
+        const DB_SYSTEM: usize = 0;
+        const DB_NAMESPACE: usize = 1;
+        const STATEMENT: usize = 2;
+        const METHOD: usize = 3;
+        const PEER: usize = 4;
+        const URL: usize = 5;
+        const DESTINATION: usize = 6;
+        let mut slots: [Option<(u8, &'a str)>; 7] = [None; 7];
         for kv in &span.attributes {
             let AnyValue::String(v) = &kv.value else {
                 continue;
+            };
+            // (slot, rank): a lower rank wins (the current semantic convention over the old).
+            let places: &[(usize, u8)] = match kv.key.as_str() {
+                "db.system.name" => &[(DB_SYSTEM, 0)],
+                "db.system" => &[(DB_SYSTEM, 1)],
+                "db.namespace" => &[(DB_NAMESPACE, 0)],
+                "db.name" => &[(DB_NAMESPACE, 1)],
+                "db.query.text" => &[(STATEMENT, 0)],
+                "db.statement" => &[(STATEMENT, 1)],
+                "http.request.method" => &[(METHOD, 0)],
+                "http.method" => &[(METHOD, 1)],
+                "peer.service" => &[(PEER, 0)],
+                "server.address" => &[(PEER, 1)],
+                "net.peer.name" => &[(PEER, 2)],
+                "http.host" => &[(PEER, 3)],
+                "messaging.destination.name" => &[(PEER, 4), (DESTINATION, 0)],
+                "messaging.destination" => &[(PEER, 5), (DESTINATION, 1)],
+                "rpc.service" => &[(PEER, 6)],
+                "url.full" => &[(URL, 0)],
+                "http.url" => &[(URL, 1)],
+                // Other values are not even trimmed: a span may carry large ones (stack
+                // traces, payloads).
+                _ => continue,
             };
             let v = v.trim();
             if v.is_empty() {
                 continue;
             }
-            match kv.key.as_str() {
-                "db.system.name" => set(&mut a.db_system, 0, v),
-                "db.system" => set(&mut a.db_system, 1, v),
-                "db.namespace" => set(&mut a.db_namespace, 0, v),
-                "db.name" => set(&mut a.db_namespace, 1, v),
-                "db.query.text" => set(&mut a.statement, 0, v),
-                "db.statement" => set(&mut a.statement, 1, v),
-                "http.request.method" => set(&mut a.method, 0, v),
-                "http.method" => set(&mut a.method, 1, v),
-                "peer.service" => set(&mut a.peer, 0, v),
-                "server.address" => set(&mut a.peer, 1, v),
-                "net.peer.name" => set(&mut a.peer, 2, v),
-                "http.host" => set(&mut a.peer, 3, v),
-                "messaging.destination.name" => {
-                    set(&mut a.peer, 4, v);
-                    set(&mut a.destination, 0, v);
+            for &(slot, rank) in places {
+                if slots[slot].is_none_or(|(r, _)| rank < r) {
+                    slots[slot] = Some((rank, v));
                 }
-                "messaging.destination" => {
-                    set(&mut a.peer, 5, v);
-                    set(&mut a.destination, 1, v);
-                }
-                "rpc.service" => set(&mut a.peer, 6, v),
-                "url.full" => set(&mut a.url, 0, v),
-                "http.url" => set(&mut a.url, 1, v),
-                _ => {}
             }
         }
-        a
+        CallAttrs {
+            db_system: slots[DB_SYSTEM],
+            db_namespace: slots[DB_NAMESPACE],
+            statement: slots[STATEMENT],
+            method: slots[METHOD],
+            peer: slots[PEER],
+            url: slots[URL],
+            destination: slots[DESTINATION],
+        }
     }
 }
 
@@ -1253,19 +1312,17 @@ fn call_info<'a>(tl: &Timeline<'_, 'a>, i: usize) -> Option<Call<'a>> {
     } else {
         Vec::new()
     };
-    let db = value(attrs.db_system).map(|system| {
-        let display: Cow<'a, str> = match value(attrs.db_namespace) {
+    let db = value(attrs.db_system).map(|system| -> Cow<'a, str> {
+        match value(attrs.db_namespace) {
             Some(ns) => Cow::Owned(format!("{system} {ns}")),
             None => Cow::Borrowed(system),
-        };
-        let shape = value(attrs.statement).map_or_else(|| span.name.clone(), normalize_statement);
-        (display, shape)
+        }
     });
     let target: Cow<'a, str> = if direct {
         Cow::Borrowed(service)
     } else if let Some(&k) = remote_kids.first() {
         Cow::Borrowed(tl.service(k))
-    } else if let Some((display, _)) = &db {
+    } else if let Some(display) = &db {
         display.clone()
     } else if let Some(peer) = value(attrs.peer) {
         Cow::Borrowed(peer)
@@ -1274,22 +1331,14 @@ fn call_info<'a>(tl: &Timeline<'_, 'a>, i: usize) -> Option<Call<'a>> {
     } else {
         Cow::Borrowed(span.name.as_str())
     };
-    let method = value(attrs.method).or_else(|| span.name.split_whitespace().next());
-    let is = |list: &[&str]| method.is_some_and(|m| list.iter().any(|x| x.eq_ignore_ascii_case(m)));
-    let write = if is(&WRITE_METHODS) {
-        true
-    } else if is(&READ_METHODS) {
-        false
-    } else {
-        span.kind == SpanKind::Producer || has_word(&span.name, &WRITE_VERBS)
-    };
-    let gate = has_word(&span.name, &GATE_VERBS) || has_word(&target, &GATE_VERBS);
     Some(Call {
         target,
         db,
-        write,
-        gate,
+        statement: value(attrs.statement),
+        shape: OnceCell::new(),
         name: span.name.as_str(),
+        method: value(attrs.method).or_else(|| span.name.split_whitespace().next()),
+        kind: span.kind,
         destination: value(attrs.destination),
         remote_kids,
     })

@@ -28,6 +28,7 @@ mod analysis;
 pub mod breakdown;
 pub mod cohort;
 pub mod critical_path;
+mod fast_hash;
 pub mod findings;
 pub mod graph;
 mod json;

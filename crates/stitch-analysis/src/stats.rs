@@ -20,7 +20,7 @@
 //!
 //! Cost: O(n) after the timeline is built, plus sorting the groups.
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 
 use serde::Serialize;
 
@@ -93,20 +93,26 @@ pub(crate) fn compute(tl: &Timeline<'_, '_>, index: &PathIndex) -> TraceStats {
         own: u64,
         cp: u64,
     }
-    let mut operations: HashMap<(&str, &str), Acc> = HashMap::new();
+    let mut by_op: Vec<Acc> = (0..tl.ops.len()).map(|_| Acc::default()).collect();
     let mut busy = 0u64;
     for i in 0..tl.len() {
         let own = tl.self_time(i);
         busy += own;
-        let acc = operations
-            .entry((tl.service(i), tl.span(i).name.as_str()))
-            .or_default();
+        let acc = &mut by_op[tl.op[i] as usize];
         acc.count += 1;
         acc.total += tl.duration(i);
         acc.own += own;
         acc.cp += index.own[i];
     }
-    let mut services: HashMap<&str, Acc> = HashMap::new();
+    let mut operations: FastMap<(&str, &str), Acc> = FastMap::default();
+    for (&(service, name), a) in tl.ops.iter().zip(&by_op) {
+        let acc = operations.entry((service, name)).or_default();
+        acc.count += a.count;
+        acc.total += a.total;
+        acc.own += a.own;
+        acc.cp += a.cp;
+    }
+    let mut services: FastMap<&str, Acc> = FastMap::default();
     for (&(service, _), a) in &operations {
         let acc = services.entry(service).or_default();
         acc.count += a.count;

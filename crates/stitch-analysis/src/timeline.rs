@@ -5,6 +5,7 @@
 
 use stitch_model::{AnyValue, Span, SpanKind, find_attribute};
 
+use crate::fast_hash::FastMap;
 use crate::tree::{NodeId, SpanTree};
 
 /// The link attribute that states how a span relates to the span it links (OpenTracing's
@@ -36,6 +37,10 @@ pub(crate) struct Timeline<'t, 'a> {
     /// `hi`, then index.
     kid_off: Vec<usize>,
     kids: Vec<usize>,
+    /// `ops[op[i]]` is the (service, span name) of node `i`. The same pair may appear more
+    /// than once in `ops` (one entry per resource that reports it); group by the strings.
+    pub op: Vec<u32>,
+    pub ops: Vec<(&'a str, &'a str)>,
 }
 
 impl<'t, 'a> Timeline<'t, 'a> {
@@ -48,6 +53,12 @@ impl<'t, 'a> Timeline<'t, 'a> {
         let mut ids = Vec::with_capacity(n);
         let mut services = Vec::with_capacity(n);
         let mut last: Option<(*const stitch_model::Resource, &'a str)> = None;
+        // Operations are numbered here, while each span is at hand, so that passes grouping by
+        // operation need not read span names again. Keyed by where the service name lives:
+        // only the span name is hashed.
+        let mut op = Vec::with_capacity(n);
+        let mut ops: Vec<(&'a str, &'a str)> = Vec::new();
+        let mut op_ids: FastMap<(usize, &'a str), u32> = FastMap::default();
         for (id, node) in tree.nodes() {
             ids.push(id);
             // Spans of one resource are usually adjacent: look the name up once per run.
@@ -58,6 +69,15 @@ impl<'t, 'a> Timeline<'t, 'a> {
             };
             last = Some((resource, service));
             services.push(service);
+            let name = node.span().name.as_str();
+            let next = ops.len() as u32;
+            let o = *op_ids
+                .entry((service.as_ptr() as usize, name))
+                .or_insert_with(|| {
+                    ops.push((service, name));
+                    next
+                });
+            op.push(o);
             let d = shift.get(id.index()).copied().unwrap_or(0);
             start.push(shift_time(node.start(), d));
             end.push(shift_time(node.end(), d));
@@ -111,6 +131,8 @@ impl<'t, 'a> Timeline<'t, 'a> {
             order,
             kid_off,
             kids,
+            op,
+            ops,
         }
     }
 

@@ -19,7 +19,7 @@
 //! in the trace, so the tree is the same for the same input whatever order the spans came in
 //! (duplicates aside).
 
-use std::collections::HashMap;
+use crate::fast_hash::FastMap;
 
 use stitch_model::{Resource, Scope, Span, SpanId, SpanRef, Trace};
 
@@ -143,7 +143,7 @@ pub struct SpanTree<'a> {
     trace: &'a Trace,
     nodes: Vec<Node<'a>>,
     roots: Vec<NodeId>,
-    by_id: HashMap<SpanId, NodeId>,
+    by_id: FastMap<SpanId, NodeId>,
     duplicates: Vec<SpanRef<'a>>,
     range: Option<(u64, u64)>,
 }
@@ -157,8 +157,10 @@ impl<'a> SpanTree<'a> {
     /// Arranges the spans of `trace` into a forest. Never fails; see the module docs for how
     /// imperfect traces are handled.
     pub fn build(trace: &'a Trace) -> SpanTree<'a> {
-        let mut refs: Vec<SpanRef<'a>> = Vec::new();
-        let mut by_id: HashMap<SpanId, NodeId> = HashMap::new();
+        let n = trace.span_count();
+        let mut refs: Vec<SpanRef<'a>> = Vec::with_capacity(n);
+        let mut by_id: FastMap<SpanId, NodeId> =
+            FastMap::with_capacity_and_hasher(n, Default::default());
         let mut duplicates = Vec::new();
         for span in trace.spans() {
             let next = NodeId(refs.len());
@@ -204,7 +206,12 @@ impl<'a> SpanTree<'a> {
                 _ => roots.push(NodeId(i)),
             }
         }
-        let key = |id: &NodeId| order_key(refs[id.0].span, id.0);
+        // The sort keys side by side: sorting reads them many times, the spans are scattered.
+        let keys: Vec<(u64, SpanId)> = refs
+            .iter()
+            .map(|r| (r.span.start_time_unix_nano, r.span.span_id))
+            .collect();
+        let key = |id: &NodeId| (keys[id.0].0, keys[id.0].1, id.0);
         roots.sort_by_key(key);
         for node in &mut nodes {
             node.children.sort_by_key(key);
