@@ -26,11 +26,13 @@
 //! durations.
 
 use serde::Serialize;
-use stitch_model::{Trace, TraceId};
+use stitch_model::{SpanId, Trace, TraceId};
 
-use crate::critical_path::{self, CriticalPath, PathIndex};
-use crate::findings::{self, AnalysisOptions, Ctx, Finding};
+use crate::critical_path::{self, CriticalPath, CriticalPathSection, PathIndex};
+use crate::findings::{self, AnalysisOptions, Ctx, Finding, FindingKind};
 use crate::json;
+use crate::propagation::BrokenHop;
+use crate::render::format_duration;
 use crate::skew::{self, SkewAdjustment};
 use crate::stats::{self, TraceStats};
 use crate::timeline::Timeline;
@@ -56,6 +58,105 @@ pub struct TraceAnalysis {
     pub stats: TraceStats,
     /// Ranked by cost, most expensive first.
     pub findings: Vec<Finding>,
+}
+
+impl TraceAnalysis {
+    /// Adds what `hops` say about this trace to its findings. `hops` come from
+    /// [`crate::find_broken_propagation`] run with [`crate::PropagationOptions::focus_trace`]
+    /// set to this trace over it and its neighbours in time: for each hop, its first example
+    /// is this trace's occurrence.
+    ///
+    /// When this trace holds the caller, the finding is on the caller's span and costs its
+    /// critical-path time (a dominant-leaf finding on the same span is replaced: it described
+    /// the same wait as "a call that leaves the trace"). When it holds the callee, the finding
+    /// is on the callee's root and costs nothing here (the missing time is the caller's); it
+    /// names the caller's trace.
+    pub fn add_broken_propagation(&mut self, hops: &[BrokenHop]) {
+        let me = self.trace_id.to_hex();
+        for hop in hops {
+            let Some(ex) = hop.examples.first() else {
+                continue;
+            };
+            let cause = hop.cause.describe();
+            let times = if hop.occurrences > 1 {
+                format!("; the hop broke {} times in the window", hop.occurrences)
+            } else {
+                String::new()
+            };
+            let mut f = if ex.caller_trace_id == me {
+                let Ok(span) = SpanId::from_hex(&ex.caller_span_id) else {
+                    continue;
+                };
+                let cost: u64 = self
+                    .critical_path
+                    .sections
+                    .iter()
+                    .filter(|s| s.span_id == span)
+                    .map(CriticalPathSection::duration_nanos)
+                    .sum();
+                self.findings.retain(|f| {
+                    !(f.kind == FindingKind::DominantLeaf && f.spans.first() == Some(&span))
+                });
+                Finding {
+                    title: format!(
+                        "{} {:?} called {} {:?}, which did not receive the trace context \
+                         ({cause}{times}): the rest of this request is trace {}; here the call \
+                         is {} of waiting with nothing under it",
+                        hop.caller_service,
+                        hop.caller_operation,
+                        hop.callee_service,
+                        hop.callee_operation,
+                        ex.callee_trace_id,
+                        format_duration(cost),
+                    ),
+                    spans: vec![span],
+                    cost_nanos: cost,
+                    ..finding_base(hop)
+                }
+            } else if ex.callee_trace_id == me {
+                let Ok(span) = SpanId::from_hex(&ex.callee_span_id) else {
+                    continue;
+                };
+                Finding {
+                    title: format!(
+                        "This trace is the {} {:?} part of a request from {} {:?} (trace {}): \
+                         the trace context was lost on the way ({cause}{times})",
+                        hop.callee_service,
+                        hop.callee_operation,
+                        hop.caller_service,
+                        hop.caller_operation,
+                        ex.caller_trace_id,
+                    ),
+                    spans: vec![span],
+                    ..finding_base(hop)
+                }
+            } else {
+                continue;
+            };
+            f.count = Some(hop.occurrences as u32);
+            let at = self
+                .findings
+                .iter()
+                .position(|g| g.cost_nanos < f.cost_nanos)
+                .unwrap_or(self.findings.len());
+            self.findings.insert(at, f);
+        }
+    }
+}
+
+/// The fields of a broken-propagation finding that do not depend on the side.
+fn finding_base(hop: &BrokenHop) -> Finding {
+    Finding {
+        kind: FindingKind::BrokenPropagation,
+        title: String::new(),
+        spans: Vec::new(),
+        cost_nanos: 0,
+        saving_nanos: None,
+        service: hop.caller_service.clone(),
+        operation: hop.caller_operation.clone(),
+        target: Some(hop.callee_service.clone()),
+        count: None,
+    }
 }
 
 /// Analyses `trace`: clock-skew adjustment, critical path, statistics and ranked findings.

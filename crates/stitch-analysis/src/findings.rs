@@ -43,13 +43,22 @@
 //! 7. [`FindingKind::ErrorOrigin`] — a span with error status none of whose children failed:
 //!    the error started there. The ancestors with error status above it only carried it; the
 //!    title names them. Origins with the same parent and endpoint are one finding; failed
-//!    attempts that a later retry recovered are left to the retries finding.
+//!    attempts that a later retry recovered are left to the retries finding, and failed
+//!    attempts a reported retries finding covers are described there (where the error
+//!    surfaced) rather than charged a second time.
 //! 8. [`FindingKind::SynchronousTail`] — calls at the very end of a span (nothing but them after
 //!    its last other child, and the span ends within `tail_max_trailing_share` of its duration
 //!    after them) to targets whose names mark fire-and-forget work
 //!    ([`AnalysisOptions::tail_keywords`]: notification, email, analytics, audit, ...). The
 //!    caller's response does not seem to need them; sending them asynchronously saves their
 //!    critical-path time.
+//! 9. [`FindingKind::BrokenPropagation`] — a call whose trace context was lost. It needs the
+//!    traces around this one, so [`crate::analyze`] does not produce it:
+//!    [`crate::TraceAnalysis::add_broken_propagation`] adds it from the hops
+//!    [`crate::find_broken_propagation`] finds (the query API and `stitch trace` do both).
+//!    On the caller's side it costs the call's critical-path time and replaces a dominant-leaf
+//!    finding on the same span; on the callee's side it costs nothing and names the caller's
+//!    trace.
 //!
 //! Thresholds: every finding but error origins and retry storms must cost at least
 //! `min_cost_nanos`; restructuring findings (4, 5, 6, 8) at least `min_share` of the trace;
@@ -58,7 +67,9 @@
 //!
 //! Cost: every detector looks at each span and its children a constant number of times;
 //! siblings are grouped per parent with sorting and hashing, never compared all against all.
-//! O(n log n) overall.
+//! O(n log n) overall. Calls are classified (attributes read) only when a detector asks, and
+//! the detectors about groups of sibling calls skip a parent whose children's critical-path
+//! time is below the reporting threshold.
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -169,6 +180,10 @@ pub enum FindingKind {
     Retries,
     ErrorOrigin,
     SynchronousTail,
+    /// A call whose trace context was lost: the request continues in another trace. Found
+    /// across traces ([`crate::find_broken_propagation`]) and added to a trace's analysis by
+    /// [`crate::TraceAnalysis::add_broken_propagation`].
+    BrokenPropagation,
 }
 
 /// One thing worth fixing or knowing in a trace.

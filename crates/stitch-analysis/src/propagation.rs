@@ -71,7 +71,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use stitch_model::{Span, SpanId, SpanRef, Trace, TraceId, find_attribute};
 
 use crate::render::format_duration;
@@ -95,6 +95,10 @@ pub struct PropagationOptions {
     pub as_of_unix_nano: Option<u64>,
     /// How long after a span ends its parent may still arrive (default 30 s).
     pub late_export_grace_nanos: u64,
+    /// Only the hops with an occurrence in this trace, its occurrences first among the
+    /// examples (the rest of the input is the neighbourhood that completes the pairs and the
+    /// evidence). `None`: every hop.
+    pub focus_trace: Option<TraceId>,
 }
 
 impl Default for PropagationOptions {
@@ -105,12 +109,13 @@ impl Default for PropagationOptions {
             max_examples: 5,
             as_of_unix_nano: None,
             late_export_grace_nanos: 30_000_000_000,
+            focus_trace: None,
         }
     }
 }
 
 /// Why a hop lost its trace context, as far as the evidence goes. See the module docs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum LikelyCause {
     /// The callee got no context: stripped by a client or proxy, or never injected.
@@ -148,7 +153,7 @@ impl LikelyCause {
 }
 
 /// One occurrence of a broken hop: the two fragments that belong together.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HopExample {
     pub caller_trace_id: String,
@@ -161,7 +166,7 @@ pub struct HopExample {
 
 /// A hop (caller service and operation → callee service and operation) that lost trace
 /// context, with a likely cause.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BrokenHop {
     pub caller_service: String,
@@ -947,13 +952,20 @@ fn group(
             ((caller.clone(), callee.clone()), (out, inn))
         })
         .collect();
+    // With a focus trace: only its hops, its own occurrences first.
+    let in_focus = |o: &Occurrence| {
+        opts.focus_trace.is_none_or(|t| {
+            index.node(o.caller).span.trace_id == t || index.node(o.callee).span.trace_id == t
+        })
+    };
     let mut hops: Vec<BrokenHop> = groups
         .into_iter()
+        .filter(|(_, occs)| occs.iter().any(in_focus))
         .map(
             |((caller, caller_op, callee, callee_op, cause, enclosing), mut occs)| {
                 occs.sort_by_key(|o| {
                     let s = index.node(o.callee).span;
-                    (s.start_time_unix_nano, s.trace_id, s.span_id)
+                    (!in_focus(o), s.start_time_unix_nano, s.trace_id, s.span_id)
                 });
                 let examples = occs
                     .iter()

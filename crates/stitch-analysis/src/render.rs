@@ -750,6 +750,7 @@ pub fn finding_kind_label(kind: FindingKind) -> &'static str {
         FindingKind::Retries => "retries",
         FindingKind::ErrorOrigin => "error origin",
         FindingKind::SynchronousTail => "could be async",
+        FindingKind::BrokenPropagation => "broken context",
     }
 }
 

@@ -668,3 +668,88 @@ fn broken_hops_serialise_with_camel_case_names() {
     assert_eq!(json["occurrences"], 2);
     assert!(json["examples"][0]["calleeTraceId"].is_string());
 }
+
+#[test]
+fn one_trace_analysis_names_its_broken_hop_on_both_sides() {
+    let (traces, split) = Fleet::traffic(11, 50, Fault::ClientOf7Strips);
+    let (caller_id, callee_id) = split[20];
+    let caller = traces.iter().find(|t| t.trace_id == caller_id).unwrap();
+    let callee = traces.iter().find(|t| t.trace_id == callee_id).unwrap();
+
+    // Focused on the caller: only its hops, its own occurrence first, and the evidence of the
+    // whole window (every checkout broke on both hops).
+    let focus = |id: TraceId| PropagationOptions {
+        focus_trace: Some(id),
+        ..PropagationOptions::default()
+    };
+    let hops = find_broken_propagation(&traces, &focus(caller_id));
+    assert_eq!(hops.len(), 2, "{hops:#?}");
+    for hop in &hops {
+        assert_eq!(hop.occurrences, 50);
+        assert_eq!(hop.examples[0].caller_trace_id, caller_id.to_hex());
+    }
+    let mut analysis = stitch_analysis::analyze(caller, &Default::default());
+    let before: u64 = analysis.findings.iter().map(|f| f.cost_nanos).sum();
+    analysis.add_broken_propagation(&hops);
+    let broken: Vec<_> = analysis
+        .findings
+        .iter()
+        .filter(|f| f.kind == stitch_analysis::FindingKind::BrokenPropagation)
+        .collect();
+    assert_eq!(broken.len(), 2, "{:#?}", analysis.findings);
+    let to_callee = hops
+        .iter()
+        .find(|h| h.examples[0].callee_trace_id == callee_id.to_hex())
+        .expect("the hop to the chosen callee fragment");
+    let f = broken
+        .iter()
+        .find(|f| f.target.as_deref() == Some(to_callee.callee_service.as_str()))
+        .unwrap();
+    assert_eq!(f.service, "legacy-billing");
+    assert_eq!(f.spans[0].to_hex(), to_callee.examples[0].caller_span_id);
+    assert!(f.title.contains(&callee_id.to_hex()), "{}", f.title);
+    assert!(
+        f.title.contains("did not receive the trace context"),
+        "{}",
+        f.title
+    );
+    assert!(f.cost_nanos > 0, "the caller waited on the call: {f:?}");
+    // No other finding is about the same span, and ranking still holds.
+    let main = f.spans[0];
+    assert_eq!(
+        analysis
+            .findings
+            .iter()
+            .filter(|g| g.spans.first() == Some(&main))
+            .count(),
+        1
+    );
+    assert!(
+        analysis
+            .findings
+            .windows(2)
+            .all(|w| w[0].cost_nanos >= w[1].cost_nanos)
+    );
+    let after: u64 = analysis.findings.iter().map(|f| f.cost_nanos).sum();
+    assert!(after >= before);
+
+    // Focused on the callee fragment: one hop, and the finding names the caller's trace.
+    let hops = find_broken_propagation(&traces, &focus(callee_id));
+    assert_eq!(hops.len(), 1, "{hops:#?}");
+    assert_eq!(hops[0].examples[0].callee_trace_id, callee_id.to_hex());
+    let mut analysis = stitch_analysis::analyze(callee, &Default::default());
+    analysis.add_broken_propagation(&hops);
+    let f = analysis
+        .findings
+        .iter()
+        .find(|f| f.kind == stitch_analysis::FindingKind::BrokenPropagation)
+        .expect("a broken-propagation finding on the callee side");
+    assert!(f.title.contains(&caller_id.to_hex()), "{}", f.title);
+    assert!(f.title.starts_with("This trace is the "), "{}", f.title);
+    assert_eq!(f.cost_nanos, 0);
+
+    // In traffic where nothing breaks, a trace gets no hop and no finding of the kind.
+    let (clean, _) = Fleet::traffic(11, 20, Fault::None);
+    let hops = find_broken_propagation(&clean, &focus(clean[3].trace_id));
+    assert!(hops.is_empty(), "{hops:#?}");
+}

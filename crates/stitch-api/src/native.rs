@@ -24,6 +24,10 @@ pub fn router(reader: Reader) -> Router {
         .route("/api/v1/traces/{traceID}", get(get_trace))
         .route("/api/v1/traces/{traceID}/analysis", get(get_analysis))
         .route(
+            "/api/v1/traces/{traceID}/broken-propagation",
+            get(get_trace_broken_propagation),
+        )
+        .route(
             "/api/v1/analysis/broken-propagation",
             get(broken_propagation),
         )
@@ -71,14 +75,95 @@ async fn get_analysis(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    match load_trace(&reader, path).await {
-        Ok(trace) => {
-            let analysis =
-                stitch_analysis::analyze(&trace, &stitch_analysis::AnalysisOptions::default());
-            axum::Json(analysis).into_response()
-        }
-        Err(resp) => resp,
+    let trace = match load_trace(&reader, path).await {
+        Ok(trace) => trace,
+        Err(resp) => return resp,
+    };
+    let hops = match broken_hops_of(&reader, &trace).await {
+        Ok(hops) => hops,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let mut analysis =
+        stitch_analysis::analyze(&trace, &stitch_analysis::AnalysisOptions::default());
+    analysis.add_broken_propagation(&hops);
+    axum::Json(analysis).into_response()
+}
+
+/// `GET /api/v1/traces/{id}/broken-propagation`: the broken hops this trace takes part in
+/// (`stitch_analysis::BrokenHop` JSON, the trace's own occurrence first among each hop's
+/// examples), found among the traces stored around it. `stitch trace` adds them to the
+/// analysis it computes.
+async fn get_trace_broken_propagation(
+    State(reader): State<Reader>,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    let trace = match load_trace(&reader, path).await {
+        Ok(trace) => trace,
+        Err(resp) => return resp,
+    };
+    match broken_hops_of(&reader, &trace).await {
+        Ok(hops) => axum::Json(json!({ "hops": hops })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+/// Neighbours read to complete one trace's broken hops, per side.
+const NEIGHBOURS_PER_SIDE: usize = 1_000;
+/// How long before a callee fragment its caller's client span may have started (queueing,
+/// connection set-up, retries of the request).
+const CALLER_LOOKBACK_NANOS: u64 = 60_000_000_000;
+
+/// The broken hops `trace` takes part in: as the caller (its dangling client spans, whose
+/// callee roots start inside the trace's time range) and as the callee (its root, whose caller's
+/// client span started shortly before it; the newest such traces are read first).
+async fn broken_hops_of(
+    reader: &Reader,
+    trace: &stitch_model::Trace,
+) -> Result<Vec<stitch_analysis::BrokenHop>, stitch_store::StoreError> {
+    let opts = stitch_analysis::PropagationOptions {
+        as_of_unix_nano: Some(now_unix_nanos()),
+        focus_trace: Some(trace.trace_id),
+        ..Default::default()
+    };
+    let Some((start, end)) = trace.time_range() else {
+        return Ok(Vec::new());
+    };
+    let skew = opts.max_clock_skew_nanos;
+    let callees = stitch_store::SearchQuery {
+        span_kind: Some(stitch_model::SpanKind::Server),
+        start_unix_nanos: Some(start.saturating_sub(skew)),
+        end_unix_nanos: Some(end.saturating_add(skew)),
+        limit: NEIGHBOURS_PER_SIDE,
+        ..Default::default()
+    };
+    let callers = stitch_store::SearchQuery {
+        span_kind: Some(stitch_model::SpanKind::Client),
+        start_unix_nanos: Some(start.saturating_sub(CALLER_LOOKBACK_NANOS)),
+        end_unix_nanos: Some(start.saturating_add(skew)),
+        limit: NEIGHBOURS_PER_SIDE,
+        ..Default::default()
+    };
+    let mut traces = vec![trace.clone()];
+    let mut seen = std::collections::HashSet::from([trace.trace_id]);
+    for query in [callees, callers] {
+        for t in reader.search(&query).await? {
+            if seen.insert(t.trace_id) {
+                traces.push(t);
+            }
+        }
+    }
+    Ok(tokio::task::spawn_blocking(move || {
+        stitch_analysis::find_broken_propagation(&traces, &opts)
+    })
+    .await
+    .unwrap_or_default())
+}
+
+fn now_unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 /// Traces scanned by one broken-propagation analysis.
@@ -97,10 +182,7 @@ async fn broken_propagation(
             format!("invalid since {since:?}: expected a duration such as 30m, 1h or 2d"),
         );
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let now = now_unix_nanos();
     let query = stitch_store::SearchQuery {
         start_unix_nanos: Some(now.saturating_sub(window_nanos)),
         limit: BROKEN_PROPAGATION_MAX_TRACES,

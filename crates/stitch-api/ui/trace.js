@@ -23,6 +23,7 @@ const FINDING_KINDS = {
   retries: 'Retries',
   errorOrigin: 'Error origin',
   synchronousTail: 'Synchronous tail',
+  brokenPropagation: 'Broken propagation',
 };
 
 export function traceTitle(model) {

@@ -330,6 +330,29 @@ async fn analyse_scenario(
             sampling::scenario_sampling(&traces, scenario, sent, failed, &targets.ui_base_url)
         }),
     };
+    // Broken propagation needs the traces around the one analysed: the hops across the
+    // window, and the picked trace's own (as `GET /api/v1/traces/{id}/analysis` adds them).
+    let all = if scenario == Scenario::BrokenPropagation {
+        targets
+            .reader
+            .search(&SearchQuery {
+                start_unix_nanos: Some(window.0),
+                end_unix_nanos: Some(window.1),
+                limit: 1_000_000,
+                ..Default::default()
+            })
+            .await
+            .context("searching every trace of the demo's window")?
+    } else {
+        Vec::new()
+    };
+    if !all.is_empty() {
+        let hops = find_broken_propagation(&all, &PropagationOptions::default());
+        report.broken_hops = hops
+            .iter()
+            .map(|h| reported_hop(h, &targets.ui_base_url))
+            .collect();
+    }
     match pick(&traces, scenario) {
         None => {
             report.note = Some(format!(
@@ -339,7 +362,14 @@ async fn analyse_scenario(
             ));
         }
         Some(trace) => {
-            let analysis = analyze(trace, &AnalysisOptions::default());
+            let mut analysis = analyze(trace, &AnalysisOptions::default());
+            if !all.is_empty() {
+                let focus = PropagationOptions {
+                    focus_trace: Some(trace.trace_id),
+                    ..PropagationOptions::default()
+                };
+                analysis.add_broken_propagation(&find_broken_propagation(&all, &focus));
+            }
             let start = analysis.start_unix_nano;
             let spans: HashMap<stitch_model::SpanId, stitch_model::SpanRef<'_>> =
                 trace.spans().map(|s| (s.span.span_id, s)).collect();
@@ -358,23 +388,6 @@ async fn analyse_scenario(
                 root_failed: entry_span(trace, scenario).is_some_and(|s| s.span.is_error()),
             });
         }
-    }
-    if scenario == Scenario::BrokenPropagation {
-        let all = targets
-            .reader
-            .search(&SearchQuery {
-                start_unix_nanos: Some(window.0),
-                end_unix_nanos: Some(window.1),
-                limit: 1_000_000,
-                ..Default::default()
-            })
-            .await
-            .context("searching every trace of the demo's window")?;
-        let hops = find_broken_propagation(&all, &PropagationOptions::default());
-        report.broken_hops = hops
-            .iter()
-            .map(|h| reported_hop(h, &targets.ui_base_url))
-            .collect();
     }
     report.found_planted = match scenario.planted_top() {
         Planted::Span { service, span } => report

@@ -596,6 +596,7 @@ pub fn kind_name(kind: FindingKind) -> &'static str {
         FindingKind::Retries => "retries",
         FindingKind::ErrorOrigin => "error origin",
         FindingKind::SynchronousTail => "synchronous tail",
+        FindingKind::BrokenPropagation => "broken propagation",
     }
 }
 

@@ -74,6 +74,28 @@ pub async fn fetch_trace(server: &str, id: TraceId) -> anyhow::Result<Option<Tra
     Ok(Some(trace))
 }
 
+/// The broken hops the server finds for trace `id` among the traces around it.
+async fn fetch_broken_hops(
+    server: &str,
+    id: TraceId,
+) -> anyhow::Result<Vec<stitch_analysis::BrokenHop>> {
+    #[derive(serde::Deserialize)]
+    struct Hops {
+        hops: Vec<stitch_analysis::BrokenHop>,
+    }
+    let url = format!("{server}/api/v1/traces/{id}/broken-propagation");
+    let (status, body) = get(&url).await?;
+    if !status.is_success() {
+        bail!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    let hops: Hops = serde_json::from_slice(&body)
+        .with_context(|| format!("{url} did not return broken hops"))?;
+    Ok(hops.hops)
+}
+
 pub async fn trace(
     server: &str,
     id: &str,
@@ -94,9 +116,12 @@ pub async fn trace(
         critical_path: true,
         ..WaterfallOptions::default()
     };
-    // The analysis is pure and cheap, so it runs here on the fetched trace; the server offers
-    // the same result at /api/v1/traces/{id}/analysis.
-    let analysis = stitch_analysis::analyze(&trace, &stitch_analysis::AnalysisOptions::default());
+    // The analysis is pure and cheap, so it runs here on the fetched trace. Broken hops need
+    // the traces around it, which the server reads; with both, this is what the server offers
+    // at /api/v1/traces/{id}/analysis.
+    let mut analysis =
+        stitch_analysis::analyze(&trace, &stitch_analysis::AnalysisOptions::default());
+    analysis.add_broken_propagation(&fetch_broken_hops(server, id).await?);
     print!("{}", waterfall(&trace, &opts));
     println!();
     print!("{}", findings_text(&analysis, &trace, width));

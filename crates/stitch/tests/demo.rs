@@ -116,6 +116,74 @@ async fn demo_finds_every_planted_problem_and_keeps_the_rare_timeout() {
     let found = found["data"].as_array().unwrap().len() as u64;
     assert_eq!(found, kept, "the API returns the traces the report counted");
     assert!(found < requests / 10, "{found} of {requests} traces kept");
+
+    // Every scenario's analysed trace, through the query API: the planted problem is the top
+    // finding there too (the same span and kind the report names).
+    for s in scenarios {
+        let name = s["scenario"].as_str().unwrap();
+        let id = s["trace"]["traceId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no trace analysed: {s}"));
+        let (status, analysis) = get_json(&format!("{api}/api/v1/traces/{id}/analysis")).await;
+        assert_eq!(status, 200, "{name}: {analysis}");
+        let (top, reported) = (&analysis["findings"][0], &s["findings"][0]);
+        assert_eq!(top["kind"], reported["kind"], "{name}: {analysis}");
+        assert_eq!(
+            top["spans"][0], reported["spanIds"][0],
+            "{name}: {analysis}"
+        );
+        if name != "broken-propagation" {
+            assert_eq!(
+                reported["mainSpan"]["service"].as_str(),
+                s["expected"].as_str().unwrap().split(' ').next(),
+                "{name}"
+            );
+        }
+    }
+
+    // Broken propagation: the hop across the window, the finding on the analysed trace, and
+    // the same from the command line.
+    let (status, body) = get_json(&format!(
+        "{api}/api/v1/analysis/broken-propagation?since=1h"
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let hop = &body["hops"][0];
+    assert_eq!(hop["callerService"], "legacy-billing", "{body}");
+    assert_eq!(hop["calleeService"], "tax-service", "{body}");
+    assert_eq!(hop["cause"], "headerStripped", "{body}");
+    let broken_id = broken["trace"]["traceId"].as_str().unwrap();
+    let (_, analysis) = get_json(&format!("{api}/api/v1/traces/{broken_id}/analysis")).await;
+    let finding = analysis["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "brokenPropagation")
+        .unwrap_or_else(|| panic!("no broken-propagation finding: {analysis}"));
+    assert_eq!(finding["service"], "legacy-billing", "{finding}");
+    assert_eq!(finding["target"], "tax-service", "{finding}");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_stitch"))
+            .args(args)
+            .args(["--server", &api])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "stitch {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let text = run(&["analyze", "--broken-propagation", "--since", "1h"]);
+    assert!(
+        text.contains("legacy-billing") && text.contains("tax-service"),
+        "{text}"
+    );
+    let text = run(&["trace", broken_id, "--width", "160"]);
+    assert!(text.contains("did not receive the trace context"), "{text}");
+    assert!(text.contains("tax-service"), "{text}");
     drop(server);
 
     assert!(
