@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | `GET /api/v1/services/{service}/red?start=&end=&lookback=&step=&limit=` | RED of the service and of each of its operations: a summary over the window and one point per step. |
 //! | `GET /api/v1/dependencies?start=&end=&lookback=&limit=` | The dependency graph over the window: services, edges with call and error counts and latency quantiles, and per-service RED summaries. |
+//! | `GET /api/v1/services/{service}/dependencies?start=&end=&lookback=&limit=` | The service's deep dependencies over the window: every service it calls directly or through others (`dependsOn`), every service that calls it so (`dependents`: who is affected when it fails), each with its depth and the service before it on a shortest path, and the edges among them. |
 //!
 //! Parameters (an empty value counts as absent):
 //!
@@ -59,6 +60,7 @@ use serde::Serialize;
 use serde_json::json;
 use stitch_analysis::{
     DependencyEdge, GraphSnapshot, RedAggregator, RedOptions, RedRow, ServiceNode, TimeWindow,
+    TransitiveDependency,
 };
 use stitch_model::Trace;
 use stitch_pipeline::SpanWeights;
@@ -93,6 +95,10 @@ pub fn router(reader: Reader) -> Router {
     Router::new()
         .route("/api/v1/services/{service}/red", get(red))
         .route("/api/v1/dependencies", get(dependencies))
+        .route(
+            "/api/v1/services/{service}/dependencies",
+            get(service_dependencies),
+        )
         .with_state(reader)
 }
 
@@ -604,21 +610,81 @@ async fn dependencies(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<axum::Json<DependenciesJson>, Failure> {
     let view = parse_view(&query_params(query)?, now_unix_nanos())?;
+    dependency_graph(&reader, view).await.map(axum::Json)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceDependenciesJson {
+    service: String,
+    window: WindowJson,
+    /// Services `service` calls, directly (depth 1) or through others, nearest first.
+    depends_on: Vec<TransitiveDependency>,
+    /// Services that call `service`, directly or through others, nearest first.
+    dependents: Vec<TransitiveDependency>,
+    /// The edges between `service` and the services above, and among those.
+    edges: Vec<DependencyEdge>,
+    source: &'static str,
+    traces_scanned: usize,
+    truncated: bool,
+}
+
+async fn service_dependencies(
+    State(reader): State<Reader>,
+    path: Result<Path<String>, PathRejection>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<axum::Json<ServiceDependenciesJson>, Failure> {
+    let Path(service) = path.map_err(|e| Failure::bad(format!("malformed path: {e}")))?;
+    let view = parse_view(&query_params(query)?, now_unix_nanos())?;
+    let graph = dependency_graph(&reader, view).await?;
+    let snapshot = GraphSnapshot {
+        window: TimeWindow::new(0, 0),
+        services: graph.services,
+        edges: graph.edges,
+    };
+    let depends_on = snapshot.transitive_dependencies(&service);
+    let dependents = snapshot.transitive_dependents(&service);
+    let involved: std::collections::HashSet<&str> = depends_on
+        .iter()
+        .chain(&dependents)
+        .map(|d| d.service.as_str())
+        .chain([service.as_str()])
+        .collect();
+    let edges = snapshot
+        .edges
+        .iter()
+        .filter(|e| involved.contains(e.parent.as_str()) && involved.contains(e.child.as_str()))
+        .cloned()
+        .collect();
+    Ok(axum::Json(ServiceDependenciesJson {
+        window: graph.window,
+        depends_on,
+        dependents,
+        edges,
+        source: graph.source,
+        traces_scanned: graph.traces_scanned,
+        truncated: graph.truncated,
+        service,
+    }))
+}
+
+/// The dependency graph over `view`: from the live aggregates when they cover it, else from a
+/// scan of the stored traces.
+async fn dependency_graph(reader: &Reader, view: ViewParams) -> Result<DependenciesJson, Failure> {
     if let Some(resolution) = reader.live().map(|l| l.with(|l| l.resolution_nanos())) {
         let window = aligned(view.start, view.end, resolution);
-        if let Some((live, pending)) = live_view(&reader, window, resolution).await? {
+        if let Some((live, pending)) = live_view(reader, window, resolution).await? {
             let mut body = blocking(move || {
                 dependencies_json_from(live.graph.snapshot(window), &live.red, window)
             })
             .await?;
             body.source = "live";
             body.pending_traces_left_out = pending.left_out;
-            return Ok(axum::Json(body));
+            return Ok(body);
         }
     }
-    let (traces, truncated) = scan(&reader, None, &view).await?;
-    let body = blocking(move || dependencies_json(&traces, &view, truncated)).await?;
-    Ok(axum::Json(body))
+    let (traces, truncated) = scan(reader, None, &view).await?;
+    blocking(move || dependencies_json(&traces, &view, truncated)).await
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ pub async fn trace(
 #[command(group(
     clap::ArgGroup::new("analysis")
         .required(true)
-        .args(["broken_propagation", "breakdown", "cohort"])
+        .args(["broken_propagation", "breakdown", "cohort", "dependencies"])
 ))]
 pub struct AnalyzeArgs {
     /// Find hops where trace context was lost, splitting traces in two.
@@ -146,6 +146,10 @@ pub struct AnalyzeArgs {
     /// ones (p40–p60), by service, operation and finding kind (with --service and --operation).
     #[arg(long, requires_all = ["service", "operation"])]
     cohort: bool,
+    /// Every service SERVICE depends on, directly or through others, and every service that
+    /// depends on it (who is affected when it fails), from the calls of the window.
+    #[arg(long, value_name = "SERVICE")]
+    dependencies: Option<String>,
     /// The endpoint's service: the service of the traces' root span.
     #[arg(long)]
     service: Option<String>,
@@ -194,6 +198,9 @@ pub async fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     if args.breakdown || args.cohort {
         return analyze_endpoint(&args, since).await;
     }
+    if let Some(service) = &args.dependencies {
+        return analyze_dependencies(&args, service).await;
+    }
     let server = args.server.server.trim_end_matches('/');
     let url = format!(
         "{server}/api/v1/analysis/broken-propagation?since={}",
@@ -241,6 +248,84 @@ pub async fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `stitch analyze --dependencies SERVICE`: the service's deep dependencies and dependents.
+async fn analyze_dependencies(args: &AnalyzeArgs, service: &str) -> anyhow::Result<()> {
+    let server = args.server.server.trim_end_matches('/');
+    let mut url = format!(
+        "{server}/api/v1/services/{}/dependencies?lookback={}",
+        encode_query_value(service),
+        encode_query_value(&args.since)
+    );
+    if let Some(limit) = args.limit {
+        url.push_str(&format!("&limit={limit}"));
+    }
+    let json = get_json(&url).await?;
+    if args.json {
+        return print_json(&json);
+    }
+    print!("{}", dependencies_text(&json, service, &args.since));
+    Ok(())
+}
+
+/// The two lists of `stitch analyze --dependencies`, with the calls of each direct edge.
+fn dependencies_text(json: &Value, service: &str, since: &str) -> String {
+    let edges = json["edges"].as_array().cloned().unwrap_or_default();
+    let calls = |parent: &str, child: &str| {
+        edges
+            .iter()
+            .find(|e| e["parent"] == parent && e["child"] == child)
+            .map(|e| format!("{:.0}", e["callCount"].as_f64().unwrap_or(0.0)))
+            .unwrap_or_default()
+    };
+    let mut out = format!("{service}, calls of the last {since}:\n");
+    for (key, heading, outward) in [
+        ("dependsOn", "depends on", true),
+        ("dependents", "is depended on by", false),
+    ] {
+        let list = json[key].as_array().cloned().unwrap_or_default();
+        out.push('\n');
+        if list.is_empty() {
+            out.push_str(&format!("{service} {heading} no service\n"));
+            continue;
+        }
+        out.push_str(&format!("{service} {heading} {} service(s):\n", list.len()));
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|d| {
+                let name = d["service"].as_str().unwrap_or("?");
+                let via = d["via"].as_str().unwrap_or("?");
+                let (parent, child) = if outward { (via, name) } else { (name, via) };
+                vec![
+                    d["depth"].to_string(),
+                    name.to_owned(),
+                    if via == service {
+                        String::new()
+                    } else {
+                        via.to_owned()
+                    },
+                    calls(parent, child),
+                ]
+            })
+            .collect();
+        let via_header = if outward { "via" } else { "through" };
+        let t = table(
+            &[
+                ("depth", Align::Right),
+                ("service", Align::Left),
+                (via_header, Align::Left),
+                ("calls", Align::Right),
+            ],
+            &rows,
+        );
+        for line in t.lines() {
+            out.push_str("  ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// `stitch analyze --breakdown` and `--cohort`: one endpoint across the traces of a window.
@@ -572,6 +657,8 @@ pub struct SearchArgs {
     server: ServerArg,
 }
 
+/// Percent-encodes everything but unreserved characters (fit for a query value or a path
+/// segment).
 fn encode_query_value(v: &str) -> String {
     let mut out = String::new();
     for b in v.bytes() {

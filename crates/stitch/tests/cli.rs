@@ -418,3 +418,146 @@ async fn analyze_cohort_and_breakdown_name_where_the_time_of_an_endpoint_goes() 
     assert!(!ok);
     assert!(err.contains("--since"), "{err}");
 }
+
+/// `count` requests down a chain: web → orders → payment → an uninstrumented bank (a CLIENT
+/// span naming `peer.service`), each service's spans in its own resource.
+fn chain(count: u8) -> ExportTraceServiceRequest {
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 60_000_000_000;
+    let ms = 1_000_000u64;
+    let mut by_service: Vec<(&str, Vec<Span>)> = ["web", "orders", "payment"]
+        .into_iter()
+        .map(|s| (s, Vec::new()))
+        .collect();
+    for n in 1..=count {
+        let start = t0 + u64::from(n) * 50 * ms;
+        let span = |id: u8, parent: Option<u8>, name: &str, kind: i32, from: u64, to: u64| Span {
+            trace_id: vec![0xde, 0xe9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n],
+            span_id: vec![0, 0, 0, 0, 0, 0, n, id],
+            parent_span_id: parent
+                .map(|p| vec![0, 0, 0, 0, 0, 0, n, p])
+                .unwrap_or_default(),
+            name: name.into(),
+            kind,
+            start_time_unix_nano: start + from * ms,
+            end_time_unix_nano: start + to * ms,
+            ..Default::default()
+        };
+        // Kinds: 2 SERVER, 3 CLIENT.
+        by_service[0].1.push(span(1, None, "GET /order", 2, 0, 40));
+        by_service[1]
+            .1
+            .push(span(2, Some(1), "GET /order", 2, 2, 38));
+        by_service[2]
+            .1
+            .push(span(3, Some(2), "POST /charge", 2, 5, 35));
+        let mut bank = span(4, Some(3), "POST /v1/charges", 3, 8, 30);
+        bank.attributes.push(KeyValue {
+            key: "peer.service".into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue("bank".into())),
+            }),
+            ..Default::default()
+        });
+        by_service[2].1.push(bank);
+    }
+    ExportTraceServiceRequest {
+        resource_spans: by_service
+            .into_iter()
+            .map(|(name, spans)| service(name, spans))
+            .collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analyze_dependencies_walks_a_services_deep_dependencies_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &[]);
+    let resp = post(
+        &server.otlp_http(),
+        "application/x-protobuf",
+        None,
+        chain(20).encode_to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let api = server.api();
+
+    let (status, json) = get_json(&format!(
+        "{api}/api/v1/services/orders/dependencies?lookback=1h"
+    ))
+    .await;
+    assert_eq!(status, 200, "{json}");
+    let walk = |key: &str| -> Vec<(String, u64, String)> {
+        json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["service"].as_str().unwrap().to_owned(),
+                    d["depth"].as_u64().unwrap(),
+                    d["via"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let own = |s: &str, d: u64, v: &str| (s.to_owned(), d, v.to_owned());
+    assert_eq!(
+        walk("dependsOn"),
+        [own("payment", 1, "orders"), own("bank", 2, "payment")]
+    );
+    assert_eq!(walk("dependents"), [own("web", 1, "orders")]);
+    let edge = |p: &str, c: &str| {
+        json["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["parent"] == p && e["child"] == c)
+            .map(|e| e["callCount"].as_f64().unwrap())
+    };
+    assert_eq!(edge("orders", "payment"), Some(20.0), "{json}");
+    assert_eq!(edge("payment", "bank"), Some(20.0), "{json}");
+    assert_eq!(edge("web", "orders"), Some(20.0), "{json}");
+
+    // The last service of the chain has no dependencies; everything upstream depends on it.
+    let (_, json) = get_json(&format!("{api}/api/v1/services/bank/dependencies")).await;
+    assert_eq!(json["dependsOn"], serde_json::json!([]));
+    let names: Vec<&str> = json["dependents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["payment", "orders", "web"]);
+
+    let server_arg = api.clone();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        stitch(&[
+            "analyze",
+            "--dependencies",
+            "orders",
+            "--since",
+            "1h",
+            "--server",
+            &server_arg,
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "stitch analyze --dependencies failed: {err}");
+    assert!(out.contains("orders depends on 2 service(s)"), "{out}");
+    assert!(
+        out.contains("orders is depended on by 1 service(s)"),
+        "{out}"
+    );
+    let bank = out
+        .lines()
+        .find(|l| l.contains(" bank "))
+        .unwrap_or_else(|| panic!("{out}"));
+    let cells: Vec<&str> = bank.split_whitespace().collect();
+    assert_eq!(cells, ["2", "bank", "payment", "20"], "{out}");
+}
