@@ -400,6 +400,66 @@ async fn every_planted_problem_is_stitchs_top_finding() {
         );
     }
 
+    // The checkout's hops carry context in W3C, B3 (single and multi) and Jaeger headers, and
+    // each arrives: the servers that read them are in the caller's trace, their spans saying
+    // which format they read. Simulated databases and third parties are client spans with
+    // semantic-convention attributes.
+    let checkouts = reader
+        .search(&SearchQuery {
+            service: Some("api-gateway".into()),
+            operation: Some("POST /api/checkout".into()),
+            span_kind: Some(SpanKind::Server),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let checkout = checkouts.first().expect("a checkout trace");
+    let attr = |s: &stitch_model::SpanRef<'_>, key: &str| {
+        s.span
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .map(|kv| kv.value.to_text())
+    };
+    let read_formats: std::collections::BTreeMap<String, String> = checkout
+        .spans()
+        .filter(|s| s.span.kind == SpanKind::Server && s.span.parent_span_id.is_some())
+        .filter_map(|s| {
+            attr(&s, "stitch.demo.propagation").map(|f| (s.service_name().to_owned(), f))
+        })
+        .collect();
+    for (service, format) in [
+        ("inventory-service", "b3"),
+        ("pricing-service", "b3multi"),
+        ("notification-service", "jaeger"),
+        ("order-service", "tracecontext"),
+    ] {
+        assert_eq!(
+            read_formats.get(service).map(String::as_str),
+            Some(format),
+            "{read_formats:?}"
+        );
+    }
+    let db = checkout
+        .spans()
+        .find(|s| attr(s, "db.system").is_some() || attr(s, "db.system.name").is_some())
+        .expect("a database client span");
+    assert_eq!(db.span.kind, SpanKind::Client);
+    assert!(
+        attr(&db, "db.query.text").is_some() || attr(&db, "db.statement").is_some(),
+        "{:?}",
+        db.span.attributes
+    );
+    assert!(attr(&db, "server.address").is_some());
+    let provider = checkout
+        .spans()
+        .find(|s| attr(s, "url.full").is_some_and(|u| u.starts_with("https://")))
+        .expect("a third-party call");
+    assert_eq!(provider.span.kind, SpanKind::Client);
+    assert!(attr(&provider, "http.request.method").is_some());
+    assert!(attr(&provider, "server.address").is_some());
+
     // The report serialises for machines.
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["scenarios"][0]["scenario"], "checkout");

@@ -90,15 +90,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("stitch: query listening on {}", &ui["http://".len()..]);
     eprintln!("stitch demo: Stitch is up (UI and API at {ui}); starting the fleet");
 
-    // First Ctrl-C: stop the traffic and report. Second: quit.
+    // First Ctrl-C: stop the traffic and report. Second: quit (removing a temporary store).
     let (traffic_tx, traffic_rx) = tokio::sync::watch::channel(false);
-    let interrupt = tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        let _ = traffic_tx.send(true);
-        eprintln!("\nstitch demo: stopping the traffic (Ctrl-C again to quit)");
-        let _ = tokio::signal::ctrl_c().await;
-        std::process::exit(130);
-    });
+    let interrupt = {
+        let data_dir = data_dir.clone();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = traffic_tx.send(true);
+            eprintln!(
+                "\nstitch demo: stopping the traffic; the report follows once the requests in \
+                 flight have answered (a rare-timeout request takes 30 s) and Stitch has decided \
+                 their traces (Ctrl-C again to quit without it)"
+            );
+            let _ = tokio::signal::ctrl_c().await;
+            if temporary {
+                let _ = std::fs::remove_dir_all(&data_dir);
+            }
+            std::process::exit(130);
+        })
+    };
     let scenarios = if args.scenarios.is_empty() {
         Scenario::ALL.to_vec()
     } else {
