@@ -17,7 +17,8 @@
 //!   [`Sampling`]'s [`SamplingStrategies`] implementation, and the gRPC service in
 //!   `stitch_ingest::jaeger` only maps the answer to protobuf.
 //!
-//! Without a `sampling` section nothing here touches the hot path: no filter is installed.
+//! Without a `sampling` section the head stage only counts root spans (for the remote
+//! strategies above); nothing is dropped or rewritten.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -67,11 +68,11 @@ impl Sampling {
         })
     }
 
-    /// The filter for the receivers: none without a `sampling` section.
-    pub fn filter(self: &Arc<Self>) -> Option<Arc<dyn BatchFilter>> {
-        self.config
-            .is_some()
-            .then(|| Arc::new(HeadStage(self.clone())) as Arc<dyn BatchFilter>)
+    /// The filter for the receivers. It always counts root spans, so that Jaeger remote
+    /// sampling serves per-operation probabilities from the traffic also without a `sampling`
+    /// section; it drops spans only when `sampling.head` keeps less than everything.
+    pub fn filter(self: &Arc<Self>) -> Arc<dyn BatchFilter> {
+        Arc::new(HeadStage(self.clone()))
     }
 
     /// `GET /api/v1/sampling`, for the query port.
@@ -503,7 +504,7 @@ mod tests {
         let sampling = Sampling::new(Some(
             SamplingConfig::from_yaml("head: {percentage: 25}").unwrap(),
         ));
-        let filter = sampling.filter().unwrap();
+        let filter = sampling.filter();
         // Keep when the low 56 bits are >= 0xc0000000000000 (25%).
         let keep = TraceId::from_halves(1, 0xd0_0000_0000_0000);
         let drop = TraceId::from_halves(2, 0x10_0000_0000_0000);

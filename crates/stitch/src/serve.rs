@@ -154,7 +154,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
     let sampling = crate::sampling::Sampling::new(file.sampling.clone());
-    let ingest = Ingest::with_filter(store.clone(), ingest_config, sampling.filter());
+    let ingest = Ingest::with_filter(store.clone(), ingest_config, Some(sampling.filter()));
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)

@@ -13,6 +13,10 @@
 //! No package on PyPI or npm ships generated stubs of the sampling service, and the stock
 //! clients that speak it (Java's remote sampler) come from Maven; hence the stubs generated
 //! from the IDL's messages.
+//!
+//! The HTTP form is also polled by a stock client: jaeger-client's `RemoteSampler` (npm,
+//! `tests/clients/jaeger/remote_sampler.js`), which must build per-operation samplers from
+//! Stitch's answer, also on a server with no `sampling` section at all.
 
 mod common;
 
@@ -266,4 +270,70 @@ async fn grpc_sampling_manager_serves_what_http_serves() {
         grpc_strategy(&server, "never-seen"),
         http_strategy(&server, "never-seen").await
     );
+}
+
+/// jaeger-client's `RemoteSampler` (`tests/clients/jaeger/remote_sampler.js`) against the
+/// sampling port: what the stock client builds from Stitch's answer.
+fn jaeger_client_sampler(server: &Stitch, service: &str) -> Value {
+    let dir = clients();
+    let out = Command::new("node")
+        .arg("remote_sampler.js")
+        .arg(server.sampling.to_string())
+        .arg(service)
+        .current_dir(&dir)
+        .output()
+        .expect("run node remote_sampler.js");
+    assert!(
+        out.status.success(),
+        "remote_sampler.js failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_jaeger_client_gets_per_operation_strategies_without_any_sampling_config() {
+    // No config file at all: Stitch keeps every trace, and still learns the operations it
+    // serves strategies for from the root spans it receives.
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &[]);
+    send_roots(&server, "shop", "GET /checkout", 20, 1).await;
+    send_roots(&server, "shop", "GET /cart", 2, 2).await;
+
+    let sampler = jaeger_client_sampler(&server, "shop");
+    assert_eq!(sampler["ok"], true, "{sampler}");
+    assert_eq!(sampler["sampler"], "PerOperationSampler", "{sampler}");
+    let http = http_strategy(&server, "shop").await;
+    let ops = &http["operationSampling"];
+    assert_eq!(
+        sampler["defaultProbability"], ops["defaultSamplingProbability"],
+        "{sampler} vs {http}"
+    );
+    assert_eq!(
+        sampler["defaultLowerBound"], ops["defaultLowerBoundTracesPerSecond"],
+        "{sampler} vs {http}"
+    );
+    for op in ["GET /checkout", "GET /cart"] {
+        let served = ops["perOperationStrategies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["operation"] == op)
+            .unwrap_or_else(|| panic!("{op} is not served: {http}"));
+        assert_eq!(
+            sampler["operations"][op]["probability"],
+            served["probabilisticSampling"]["samplingRate"],
+            "{op}: {sampler}"
+        );
+        assert_eq!(
+            sampler["operations"][op]["lowerBound"], ops["defaultLowerBoundTracesPerSecond"],
+            "{op}: {sampler}"
+        );
+    }
+
+    // A service Stitch has not seen gets the default strategy and no operations.
+    let unknown = jaeger_client_sampler(&server, "never-seen");
+    assert_eq!(unknown["sampler"], "PerOperationSampler", "{unknown}");
+    assert_eq!(unknown["operations"], serde_json::json!({}), "{unknown}");
 }
