@@ -87,6 +87,15 @@ fn the_seed_preset_keeps_every_slow_request_of_a_million_and_five_percent_of_the
     // other half finish slowly without an error status.
     let is_slow = |i: u64| i % 10_000 == 1_234;
     let mut tail: TailSampler<Tiny> = TailSampler::new(&SamplingConfig::seed_preset()).unwrap();
+    // What the incident's team switched to: every error and slow request, 1% of the rest.
+    let mut incident: TailSampler<Tiny> = TailSampler::new(&config(
+        "policies:
+  - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
+  - {name: slow, type: latency, latency: {threshold_ms: 1000}}
+  - {name: rest, type: probabilistic, probabilistic: {sampling_percentage: 1}}",
+    ))
+    .unwrap();
+    let (mut incident_slow, mut incident_normal) = (0u64, 0u64);
     let mut head = HeadSampler::new(&config("head: {percentage: 1}").head);
     let mut rng = Rng(2024);
 
@@ -134,17 +143,29 @@ fn the_seed_preset_keeps_every_slow_request_of_a_million_and_five_percent_of_the
         head_all += h.sampled as u64;
         head_slow += (h.sampled && slow) as u64;
         count(
+            incident.add(id, vec![span.clone()], i / 1000, now),
+            &mut incident_slow,
+            &mut incident_normal,
+        );
+        count(
             tail.add(id, vec![span], i / 1000, now),
             &mut kept_slow,
             &mut kept_normal,
         );
         if i % 100 == 0 {
             count(tail.tick(now), &mut kept_slow, &mut kept_normal);
+            count(incident.tick(now), &mut incident_slow, &mut incident_normal);
         }
     }
     let end = 1_700_000_000 * SEC + REQUESTS * 100_000;
     count(tail.tick(end + 60 * SEC), &mut kept_slow, &mut kept_normal);
+    count(
+        incident.tick(end + 60 * SEC),
+        &mut incident_slow,
+        &mut incident_normal,
+    );
     assert_eq!(tail.buffered_traces(), 0);
+    assert_eq!(incident.buffered_traces(), 0);
 
     let slow_total = REQUESTS / 10_000;
     assert_eq!(slow_total, 100);
@@ -165,6 +186,13 @@ fn the_seed_preset_keeps_every_slow_request_of_a_million_and_five_percent_of_the
     // Root spans arrived with the requests, so decisions came decision_wait_after_root later.
     assert_eq!(m.decided_after_root, REQUESTS);
     assert_eq!(m.early_decisions_byte_budget, 0);
+    // The incident team's policies: every slow request too, and about 1% of the rest.
+    assert_eq!(incident_slow, slow_total);
+    let share = incident_normal as f64 / normal_total as f64;
+    assert!(
+        (0.009..0.011).contains(&share),
+        "incident policies kept {share:.4} of normal traces"
+    );
 
     // Head sampling at 1%: about 1% of everything, and so about 1% of the slow requests:
     // the expected catch is one of the hundred, i.e. one slow trace per million requests,

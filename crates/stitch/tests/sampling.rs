@@ -2,7 +2,9 @@
 //! every slow trace and about 5% of the rest, whole; late spans follow the decision; the
 //! policy that kept a trace shows in the APIs; `kill -9` while traces wait for their decision
 //! loses no acknowledged span of a kept trace; a bad `sampling` section stops the server with
-//! the path of the field.
+//! the path of the field. Head sampling keeps whole traces by their random bits, honours a
+//! stricter upstream `th`, and records the threshold; RED scales kept traces by what they
+//! stand for under both.
 
 mod common;
 
@@ -625,5 +627,92 @@ async fn kill_9_during_sustained_ingest_with_tail_sampling_loses_nothing() {
         acked.len(),
         &missing[..missing.len().min(5)],
         server.log()
+    );
+}
+
+/// The 56 random bits OpenTelemetry's consistent sampling reads from a trace id (its last 7
+/// bytes).
+fn randomness(id: &[u8; 16]) -> u64 {
+    u64::from_be_bytes(id[8..].try_into().unwrap()) & ((1 << 56) - 1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn head_sampling_keeps_whole_traces_by_their_random_bits_and_red_counts_what_they_stand_for()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "sampling:\n  head: {percentage: 25}\n");
+    let server = Stitch::start(&dir.path().join("data"), &["--config", &config]);
+    let api = server.api();
+    let t0 = now_nanos() - 60_000 * MS;
+
+    // 400 traces sampled nowhere before, then 100 that an SDK sampling at 12.5% (`ot=th:e`)
+    // exported — it exports only traces whose random bits reach its threshold — and that
+    // stand for 800 requests.
+    let plain: Vec<[u8; 16]> = (0..400).map(|n| trace_id(7, n)).collect();
+    let upstream: Vec<[u8; 16]> = (0..)
+        .map(|n| trace_id(8, n))
+        .filter(|id| randomness(id) >= 0xe0_0000_0000_0000)
+        .take(100)
+        .collect();
+    let with_state = |ids: &[[u8; 16]], state: &str| -> Vec<Span> {
+        ids.iter()
+            .flat_map(|id| two_spans(*id, t0, 10 * MS, false))
+            .map(|mut s| {
+                s.trace_state = state.into();
+                s
+            })
+            .collect()
+    };
+    send(&server, "shop", with_state(&plain, "")).await;
+    send(&server, "shop", with_state(&upstream, "ot=th:e")).await;
+
+    let mut kept = 0u64;
+    for (ids, threshold, th) in [
+        (&plain, 0xc0_0000_0000_0000u64, "ot=th:c"),
+        (&upstream, 0xe0_0000_0000_0000, "ot=th:e"),
+    ] {
+        for id in ids {
+            let stored = fetch_trace(&api, &hex_of(id)).await;
+            let keep = randomness(id) >= threshold;
+            assert_eq!(stored.is_some(), keep, "{}", hex_of(id));
+            if let Some(t) = stored {
+                kept += 1;
+                assert_eq!(t.span_count(), 2, "kept whole");
+                for s in t.spans() {
+                    assert_eq!(
+                        s.span.trace_state, th,
+                        "the effective threshold is recorded"
+                    );
+                }
+            }
+        }
+    }
+    let plain_kept = plain
+        .iter()
+        .filter(|id| randomness(id) >= 0xc0_0000_0000_0000)
+        .count() as f64;
+    let upstream_kept = upstream.len() as f64;
+    assert!(
+        (0.18..0.32).contains(&(plain_kept / 400.0)),
+        "{plain_kept} of 400"
+    );
+
+    // RED counts each kept request as 1 / probability requests: 4 at 25%, 8 at 12.5%.
+    let (status, red) = get_json(&format!(
+        "{api}/api/v1/services/shop/red?lookback=10m&step=60s"
+    ))
+    .await;
+    assert_eq!(status, 200, "{red}");
+    let summary = &red["overall"]["summary"];
+    assert_eq!(summary["sampledSpans"], kept, "{red}");
+    let requests = summary["requests"].as_f64().unwrap();
+    let expected = 4.0 * plain_kept + 8.0 * upstream_kept;
+    assert!(
+        (requests - expected).abs() < 1e-6,
+        "{requests} vs {expected}"
+    );
+    assert!(
+        (requests - 800.0 - 400.0).abs() < 100.0,
+        "{requests} estimated for 400 requests plus the 800 the SDK's 100 stand for"
     );
 }
