@@ -122,9 +122,18 @@ pub async fn trace(
     let mut analysis =
         stitch_analysis::analyze(&trace, &stitch_analysis::AnalysisOptions::default());
     analysis.add_broken_propagation(&fetch_broken_hops(server, id).await?);
-    print!("{}", waterfall(&trace, &opts));
+    // Drawn on the times the analysis uses: a server span whose host clock runs behind its
+    // caller's is shifted into its client span, so bars, critical path and findings agree.
+    let adjusted = stitch_analysis::adjust_clock_skew(&trace);
+    print!("{}", waterfall(&adjusted.trace, &opts));
+    if !adjusted.adjustments.is_empty() {
+        println!(
+            "{} span(s) shifted for clock skew between hosts",
+            adjusted.adjustments.len()
+        );
+    }
     println!();
-    print!("{}", findings_text(&analysis, &trace, width));
+    print!("{}", findings_text(&analysis, &adjusted.trace, width));
     Ok(())
 }
 

@@ -156,6 +156,13 @@ async fn trace_and_search_commands_show_the_stored_trace() {
         "no colour escapes with --color never"
     );
 
+    // The critical path is highlighted: the fraud check lies on it whole and is drawn solid;
+    // the root's own time on it is a few milliseconds between children, too little for a
+    // cell, so its bar is light: the children carry the path.
+    assert!(fraud.contains('█') && !fraud.contains('░'), "{fraud}");
+    let root = out.lines().find(|l| l.contains("POST /checkout")).unwrap();
+    assert!(root.contains('░') && !root.contains('█'), "{root}");
+
     // Under the waterfall: the analysis, with the failing fraud check as the error's origin.
     assert!(out.contains("← the error started here"), "{out}");
     assert!(out.contains("Findings") || out.contains("finding"), "{out}");
@@ -261,6 +268,73 @@ async fn trace_and_search_commands_show_the_stored_trace() {
     .unwrap();
     assert!(!ok);
     assert!(err.contains("not found"), "{err}");
+
+    // A server whose host clock runs 3 s behind its caller's: the waterfall draws it inside
+    // its client span, as the analysis sees it, and says so.
+    let skewed = [0x5c; 16];
+    let t0 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - 30_000_000_000;
+    let ms = 1_000_000u64;
+    let span = |id: u8, parent: Option<u8>, name: &str, kind: i32, start: u64, end: u64| Span {
+        trace_id: skewed.to_vec(),
+        span_id: vec![0, 0, 0, 0, 0, 0, 0, id],
+        parent_span_id: parent
+            .map(|p| vec![0, 0, 0, 0, 0, 0, 0, p])
+            .unwrap_or_default(),
+        name: name.into(),
+        kind,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        ..Default::default()
+    };
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![
+            service(
+                "web",
+                vec![
+                    span(1, None, "GET /home", 2, t0, t0 + 100 * ms),
+                    span(2, Some(1), "GET /profile", 3, t0 + 10 * ms, t0 + 90 * ms),
+                ],
+            ),
+            service(
+                "profile",
+                vec![span(
+                    3,
+                    Some(2),
+                    "GET /profile",
+                    2,
+                    t0 - 2_980 * ms,
+                    t0 - 2_910 * ms,
+                )],
+            ),
+        ],
+    };
+    let resp = post(
+        &server.otlp_http(),
+        "application/x-protobuf",
+        None,
+        request.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let (ok, out, err) = tokio::task::spawn_blocking({
+        let (api, id) = (api.clone(), hex_of(&skewed));
+        move || stitch(&["trace", &id, "--server", &api, "--width", "80"])
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("1 span(s) shifted for clock skew between hosts"),
+        "{out}"
+    );
+    // The whole trace is the 100 ms of its root, not 3 s.
+    let root = out.lines().find(|l| l.contains("GET /home")).unwrap();
+    assert!(root.trim_end().ends_with("100ms"), "{out}");
+    assert!(!out.contains("3.0"), "no 3-second span of time: {out}");
 
     let (ok, _, err) =
         tokio::task::spawn_blocking(move || stitch(&["trace", "xyz", "--server", &api]))
