@@ -1217,3 +1217,84 @@ fn the_waterfall_can_highlight_the_critical_path() {
     assert!(!plain.contains('░'));
     assert_eq!(ms(1), MS);
 }
+
+// ----- N+1 patterns -------------------------------------------------------------------------
+
+#[test]
+fn the_same_query_run_once_per_item_is_an_n_plus_1_with_its_saving() {
+    // An order page loads 8 line items one query each (12 ms apiece), the ids differing only.
+    let mut b = Builder::new();
+    let root = b.span("orders", None, Server, "GET /orders/9", 0, 120);
+    for k in 0..8u64 {
+        let start = 10 + k * 13;
+        let q = b.span(
+            "orders",
+            Some(root),
+            Client,
+            "SELECT items",
+            start,
+            start + 12,
+        );
+        b.db(
+            q,
+            "postgresql",
+            "shop",
+            &format!("SELECT * FROM items WHERE id = {}", 100 + k),
+        );
+    }
+    let a = run(&b.build());
+    let repeated = of_kind(&a, RepeatedCalls);
+    assert_eq!(repeated.len(), 1, "{}", titles(&a));
+    let f = repeated[0];
+    assert_eq!(f.count, Some(8));
+    assert_eq!(
+        f.cost_nanos,
+        96 * MS,
+        "eight 12 ms queries on the critical path"
+    );
+    assert_eq!(f.saving_nanos, Some(84 * MS), "one query instead of eight");
+    assert!(
+        f.title
+            .contains("ran the same query 8 times on postgresql shop")
+            && f.title.contains("an N+1 pattern"),
+        "{}",
+        f.title
+    );
+    assert!(
+        f.title.contains("SELECT * FROM items WHERE id = ?"),
+        "{}",
+        f.title
+    );
+}
+
+#[test]
+fn the_same_http_call_made_per_item_is_an_n_plus_1_too() {
+    // A cart asks the pricing service for each of its 5 items in turn (20 ms each).
+    let mut b = Builder::new();
+    let root = b.span("cart", None, Server, "GET /cart", 0, 115);
+    for k in 0..5u64 {
+        let start = 5 + k * 21;
+        let c = b.span("cart", Some(root), Client, "GET /price", start, start + 20);
+        b.attr(c, "http.request.method", "GET");
+        b.attr(c, "server.address", "pricing");
+        b.span(
+            "pricing",
+            Some(c),
+            Server,
+            "GET /price",
+            start + 1,
+            start + 19,
+        );
+    }
+    let a = run(&b.build());
+    let repeated = of_kind(&a, RepeatedCalls);
+    assert_eq!(repeated.len(), 1, "{}", titles(&a));
+    let f = repeated[0];
+    assert_eq!(f.count, Some(5));
+    assert_eq!(f.target.as_deref(), Some("pricing"));
+    assert_eq!(f.saving_nanos, Some(80 * MS), "one call instead of five");
+    assert!(f.title.contains("called pricing"), "{}", f.title);
+    assert!(f.title.contains("5 times"), "{}", f.title);
+    // Repeated calls to one endpoint are not also sequential calls to different services.
+    assert!(of_kind(&a, SequentialCalls).is_empty(), "{}", titles(&a));
+}
