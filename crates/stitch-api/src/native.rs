@@ -75,13 +75,9 @@ async fn get_analysis(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let trace = match load_trace(&reader, path).await {
-        Ok(trace) => trace,
+    let (trace, hops) = match trace_with_hops(&reader, path).await {
+        Ok(found) => found,
         Err(resp) => return resp,
-    };
-    let hops = match broken_hops_of(&reader, &trace).await {
-        Ok(hops) => hops,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let mut analysis =
         stitch_analysis::analyze(&trace, &stitch_analysis::AnalysisOptions::default());
@@ -97,13 +93,21 @@ async fn get_trace_broken_propagation(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let trace = match load_trace(&reader, path).await {
-        Ok(trace) => trace,
-        Err(resp) => return resp,
-    };
-    match broken_hops_of(&reader, &trace).await {
-        Ok(hops) => axum::Json(json!({ "hops": hops })).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    match trace_with_hops(&reader, path).await {
+        Ok((_, hops)) => axum::Json(json!({ "hops": hops })).into_response(),
+        Err(resp) => resp,
+    }
+}
+
+/// The trace named in the path and the broken hops it takes part in, or the error response.
+async fn trace_with_hops(
+    reader: &Reader,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<(stitch_model::Trace, Vec<stitch_analysis::BrokenHop>), Response> {
+    let trace = load_trace(reader, path).await?;
+    match broken_hops_of(reader, &trace).await {
+        Ok(hops) => Ok((trace, hops)),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
     }
 }
 

@@ -344,15 +344,75 @@ async fn trace_and_search_commands_show_the_stored_trace() {
     assert!(err.contains("is not a trace id"), "{err}");
 }
 
+/// Unix nanoseconds `seconds` ago.
+fn ago(seconds: u64) -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        - seconds * 1_000_000_000
+}
+
+/// Span `id` of request `n` in a numbered family of traces (`family` tells families apart):
+/// the trace id ends in `n`, span ids in `(n, id)`. Kinds: 1 INTERNAL, 2 SERVER, 3 CLIENT.
+#[allow(clippy::too_many_arguments)]
+fn numbered_span(
+    family: [u8; 2],
+    n: u8,
+    id: u8,
+    parent: Option<u8>,
+    name: &str,
+    kind: i32,
+    start: u64,
+    end: u64,
+) -> Span {
+    let mut trace_id = vec![0u8; 16];
+    trace_id[..2].copy_from_slice(&family);
+    trace_id[15] = n;
+    Span {
+        trace_id,
+        span_id: vec![0, 0, 0, 0, 0, 0, n, id],
+        parent_span_id: parent
+            .map(|p| vec![0, 0, 0, 0, 0, 0, n, p])
+            .unwrap_or_default(),
+        name: name.into(),
+        kind,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        ..Default::default()
+    }
+}
+
+/// One resource per service, in the order given.
+fn per_service(by_service: Vec<(&str, Vec<Span>)>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: by_service
+            .into_iter()
+            .map(|(name, spans)| service(name, spans))
+            .collect(),
+    }
+}
+
+/// A server with `request` stored (sent over OTLP/HTTP protobuf), and its API address.
+async fn serving(dir: &std::path::Path, request: ExportTraceServiceRequest) -> (Stitch, String) {
+    let server = Stitch::start(&dir.join("data"), &[]);
+    let resp = post(
+        &server.otlp_http(),
+        "application/x-protobuf",
+        None,
+        request.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let api = server.api();
+    (server, api)
+}
+
 /// `count` checkouts of gateway `POST /checkout`, starting two minutes ago, one every 100 ms:
 /// auth 15 ms, then payment and inventory in turn, 5 ms of the gateway's own at each end.
 /// The checkouts numbered in `slow` spend 1,200 ms more in payment.
 fn checkouts(count: u8, slow: &[u8]) -> ExportTraceServiceRequest {
-    let t0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        - 120_000_000_000;
+    let t0 = ago(120);
     let ms = 1_000_000u64;
     let mut by_service: Vec<(&str, Vec<Span>)> = ["gateway", "auth", "payment", "inventory"]
         .into_iter()
@@ -361,17 +421,10 @@ fn checkouts(count: u8, slow: &[u8]) -> ExportTraceServiceRequest {
     for n in 1..=count {
         let start = t0 + u64::from(n) * 100 * ms;
         let payment = if slow.contains(&n) { 1_300 } else { 100 };
-        let span = |id: u8, parent: Option<u8>, name: &str, from: u64, to: u64| Span {
-            trace_id: vec![0xca, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n],
-            span_id: vec![0, 0, 0, 0, 0, 0, n, id],
-            parent_span_id: parent
-                .map(|p| vec![0, 0, 0, 0, 0, 0, n, p])
-                .unwrap_or_default(),
-            name: name.into(),
-            kind: if parent.is_none() { 2 } else { 1 },
-            start_time_unix_nano: start + from * ms,
-            end_time_unix_nano: start + to * ms,
-            ..Default::default()
+        let span = |id: u8, parent: Option<u8>, name: &str, from: u64, to: u64| {
+            let kind = if parent.is_none() { 2 } else { 1 };
+            let (from, to) = (start + from * ms, start + to * ms);
+            numbered_span([0xca, 0xfe], n, id, parent, name, kind, from, to)
         };
         let pay_end = 20 + payment;
         let inv_end = pay_end + 30;
@@ -388,27 +441,13 @@ fn checkouts(count: u8, slow: &[u8]) -> ExportTraceServiceRequest {
             .1
             .push(span(4, Some(1), "reserve items", pay_end, inv_end));
     }
-    ExportTraceServiceRequest {
-        resource_spans: by_service
-            .into_iter()
-            .map(|(name, spans)| service(name, spans))
-            .collect(),
-    }
+    per_service(by_service)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analyze_cohort_and_breakdown_name_where_the_time_of_an_endpoint_goes() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Stitch::start(&dir.path().join("data"), &[]);
-    let resp = post(
-        &server.otlp_http(),
-        "application/x-protobuf",
-        None,
-        checkouts(100, &[37, 81]).encode_to_vec(),
-    )
-    .await;
-    assert_eq!(resp.status().as_u16(), 200);
-    let api = server.api();
+    let (_server, api) = serving(dir.path(), checkouts(100, &[37, 81])).await;
     let run = |args: Vec<String>| {
         tokio::task::spawn_blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -496,11 +535,7 @@ async fn analyze_cohort_and_breakdown_name_where_the_time_of_an_endpoint_goes() 
 /// `count` requests down a chain: web → orders → payment → an uninstrumented bank (a CLIENT
 /// span naming `peer.service`), each service's spans in its own resource.
 fn chain(count: u8) -> ExportTraceServiceRequest {
-    let t0 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-        - 60_000_000_000;
+    let t0 = ago(60);
     let ms = 1_000_000u64;
     let mut by_service: Vec<(&str, Vec<Span>)> = ["web", "orders", "payment"]
         .into_iter()
@@ -508,19 +543,10 @@ fn chain(count: u8) -> ExportTraceServiceRequest {
         .collect();
     for n in 1..=count {
         let start = t0 + u64::from(n) * 50 * ms;
-        let span = |id: u8, parent: Option<u8>, name: &str, kind: i32, from: u64, to: u64| Span {
-            trace_id: vec![0xde, 0xe9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n],
-            span_id: vec![0, 0, 0, 0, 0, 0, n, id],
-            parent_span_id: parent
-                .map(|p| vec![0, 0, 0, 0, 0, 0, n, p])
-                .unwrap_or_default(),
-            name: name.into(),
-            kind,
-            start_time_unix_nano: start + from * ms,
-            end_time_unix_nano: start + to * ms,
-            ..Default::default()
+        let span = |id: u8, parent: Option<u8>, name: &str, kind: i32, from: u64, to: u64| {
+            let (from, to) = (start + from * ms, start + to * ms);
+            numbered_span([0xde, 0xe9], n, id, parent, name, kind, from, to)
         };
-        // Kinds: 2 SERVER, 3 CLIENT.
         by_service[0].1.push(span(1, None, "GET /order", 2, 0, 40));
         by_service[1]
             .1
@@ -538,27 +564,13 @@ fn chain(count: u8) -> ExportTraceServiceRequest {
         });
         by_service[2].1.push(bank);
     }
-    ExportTraceServiceRequest {
-        resource_spans: by_service
-            .into_iter()
-            .map(|(name, spans)| service(name, spans))
-            .collect(),
-    }
+    per_service(by_service)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analyze_dependencies_walks_a_services_deep_dependencies_both_ways() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Stitch::start(&dir.path().join("data"), &[]);
-    let resp = post(
-        &server.otlp_http(),
-        "application/x-protobuf",
-        None,
-        chain(20).encode_to_vec(),
-    )
-    .await;
-    assert_eq!(resp.status().as_u16(), 200);
-    let api = server.api();
+    let (_server, api) = serving(dir.path(), chain(20)).await;
 
     let (status, json) = get_json(&format!(
         "{api}/api/v1/services/orders/dependencies?lookback=1h"
