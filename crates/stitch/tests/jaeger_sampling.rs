@@ -16,7 +16,10 @@
 //!
 //! The HTTP form is also polled by a stock client: jaeger-client's `RemoteSampler` (npm,
 //! `tests/clients/jaeger/remote_sampler.js`), which must build per-operation samplers from
-//! Stitch's answer, also on a server with no `sampling` section at all.
+//! Stitch's answer, also on a server with no `sampling` section at all. And OpenTelemetry's
+//! Python SDK, sampling with its stock ratio sampler (`tests/clients/jaeger/ratio_sampled.py`),
+//! checks that the probability such an SDK used, which its spans do not state, is estimated
+//! from its trace ids when the strategy is recalculated.
 
 mod common;
 
@@ -336,4 +339,71 @@ async fn a_stock_jaeger_client_gets_per_operation_strategies_without_any_samplin
     let unknown = jaeger_client_sampler(&server, "never-seen");
     assert_eq!(unknown["sampler"], "PerOperationSampler", "{unknown}");
     assert_eq!(unknown["operations"], serde_json::json!({}), "{unknown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_probability_a_stock_otel_sdk_used_is_estimated_from_its_trace_ids() {
+    // The Python SDK's TraceIdRatioBased sampler keeps half of its traces and says so nowhere
+    // on the spans. Stitch must work out that each sampled root stands for two requests before
+    // moving the probability toward the target (1 trace/s): serving p · target / qps with the
+    // probability it would otherwise assume (its own initial 0.001) would be 50 times too low.
+    const INTERVAL_SECS: u64 = 5;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stitch.yaml");
+    std::fs::write(
+        &config,
+        format!("sampling:\n  remote_sampling:\n    calculation_interval: {INTERVAL_SECS}s\n"),
+    )
+    .unwrap();
+    let server = Stitch::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let dir_clients = clients();
+
+    // All sampled roots in one export, early in one interval.
+    let boundary = |margin: Duration| {
+        let interval = Duration::from_secs(INTERVAL_SECS).as_nanos();
+        let left = interval - now().as_nanos() % interval;
+        Duration::from_nanos(left as u64) + margin
+    };
+    tokio::time::sleep(boundary(Duration::from_millis(50))).await;
+    let out = Command::new(dir_clients.join(".venv/bin/python"))
+        .arg("ratio_sampled.py")
+        .arg(server.otlp_http())
+        .args(["ledger", "POST /entries", "0.5", "200"])
+        .current_dir(&dir_clients)
+        .output()
+        .expect("run ratio_sampled.py");
+    assert!(
+        out.status.success(),
+        "ratio_sampled.py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    let sampled = report["sampled"].as_u64().unwrap();
+    assert!((60..=140).contains(&sampled), "{sampled} of 200 sampled");
+
+    // Once that interval has closed (asking earlier would make the service a poller, whose
+    // probability is the one served).
+    tokio::time::sleep(boundary(Duration::from_millis(200))).await;
+    let strategy = http_strategy(&server, "ledger").await;
+    let op = strategy["operationSampling"]["perOperationStrategies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["operation"] == "POST /entries")
+        .unwrap_or_else(|| panic!("{strategy}"));
+    let served = op["probabilisticSampling"]["samplingRate"]
+        .as_f64()
+        .unwrap();
+    // qps = sampled / interval; the SDK used about 0.5, so p' ≈ 0.5 · 1 / qps.
+    let qps = sampled as f64 / INTERVAL_SECS as f64;
+    let expected = 0.5 / qps;
+    assert!(
+        (expected * 0.8..=expected * 1.25).contains(&served),
+        "served {served}, expected about {expected} ({sampled} sampled roots in {INTERVAL_SECS} s)"
+    );
 }
