@@ -31,7 +31,7 @@ use stitch_model::{SpanId, Trace, TraceId};
 use crate::critical_path::{self, CriticalPath, CriticalPathSection, PathIndex};
 use crate::findings::{self, AnalysisOptions, Ctx, Finding, FindingKind};
 use crate::json;
-use crate::propagation::BrokenHop;
+use crate::propagation::{BrokenHop, HopExample};
 use crate::render::format_duration;
 use crate::skew::{self, SkewAdjustment};
 use crate::stats::{self, TraceStats};
@@ -63,84 +63,114 @@ pub struct TraceAnalysis {
 impl TraceAnalysis {
     /// Adds what `hops` say about this trace to its findings. `hops` come from
     /// [`crate::find_broken_propagation`] run with [`crate::PropagationOptions::focus_trace`]
-    /// set to this trace over it and its neighbours in time: for each hop, its first example
-    /// is this trace's occurrence.
+    /// set to this trace over it and its neighbours in time, so that this trace's occurrences
+    /// lead each hop's examples (at most `max_examples` of them are seen here).
     ///
-    /// When this trace holds the caller, the finding is on the caller's span and costs its
-    /// critical-path time (a dominant-leaf finding on the same span is replaced: it described
-    /// the same wait as "a call that leaves the trace"). When it holds the callee, the finding
-    /// is on the callee's root and costs nothing here (the missing time is the caller's); it
-    /// names the caller's trace.
+    /// Per hop, one finding for the calls this trace makes on it: on the caller spans, costing
+    /// their critical-path time (a dominant-leaf finding on one of them is replaced: it
+    /// described the same wait as "a call that leaves the trace"); and one for the calls it
+    /// receives on it: on the callee roots, costing nothing here (the missing time is the
+    /// caller's), naming the caller's trace. `count` is the occurrences in this trace.
     pub fn add_broken_propagation(&mut self, hops: &[BrokenHop]) {
         let me = self.trace_id.to_hex();
         for hop in hops {
-            let Some(ex) = hop.examples.first() else {
-                continue;
-            };
             let cause = hop.cause.describe();
             let times = if hop.occurrences > 1 {
                 format!("; the hop broke {} times in the window", hop.occurrences)
             } else {
                 String::new()
             };
-            let mut f = if ex.caller_trace_id == me {
-                let Ok(span) = SpanId::from_hex(&ex.caller_span_id) else {
-                    continue;
-                };
+            let side = |mine: fn(&HopExample) -> (&str, &str), other: fn(&HopExample) -> &str| {
+                let examples: Vec<&HopExample> =
+                    hop.examples.iter().filter(|e| mine(e).0 == me).collect();
+                let spans: Vec<SpanId> = examples
+                    .iter()
+                    .filter_map(|e| SpanId::from_hex(mine(e).1).ok())
+                    .collect();
+                let others: Vec<&str> = examples.iter().map(|e| other(e)).collect();
+                (spans, others)
+            };
+            let (calls, callee_traces) = side(
+                |e| (&e.caller_trace_id, &e.caller_span_id),
+                |e| &e.callee_trace_id,
+            );
+            if !calls.is_empty() {
                 let cost: u64 = self
                     .critical_path
                     .sections
                     .iter()
-                    .filter(|s| s.span_id == span)
+                    .filter(|s| calls.contains(&s.span_id))
                     .map(CriticalPathSection::duration_nanos)
                     .sum();
                 self.findings.retain(|f| {
-                    !(f.kind == FindingKind::DominantLeaf && f.spans.first() == Some(&span))
+                    !(f.kind == FindingKind::DominantLeaf
+                        && f.spans.first().is_some_and(|s| calls.contains(s)))
                 });
-                Finding {
+                let what = match calls.len() {
+                    1 => "the call".to_owned(),
+                    n => format!("the {n} calls"),
+                };
+                let f = Finding {
                     title: format!(
                         "{} {:?} called {} {:?}, which did not receive the trace context \
-                         ({cause}{times}): the rest of this request is trace {}; here the call \
-                         is {} of waiting with nothing under it",
+                         ({cause}{times}): the rest of this request is in {}; here {what} \
+                         {} {} of waiting with nothing under it",
                         hop.caller_service,
                         hop.caller_operation,
                         hop.callee_service,
                         hop.callee_operation,
-                        ex.callee_trace_id,
+                        trace_list(&callee_traces),
+                        if calls.len() == 1 { "is" } else { "are" },
                         format_duration(cost),
                     ),
-                    spans: vec![span],
+                    count: Some(calls.len() as u32),
                     cost_nanos: cost,
+                    spans: calls,
                     ..finding_base(hop)
-                }
-            } else if ex.callee_trace_id == me {
-                let Ok(span) = SpanId::from_hex(&ex.callee_span_id) else {
-                    continue;
                 };
-                Finding {
+                self.insert_ranked(f);
+            }
+            let (roots, caller_traces) = side(
+                |e| (&e.callee_trace_id, &e.callee_span_id),
+                |e| &e.caller_trace_id,
+            );
+            if !roots.is_empty() {
+                let f = Finding {
                     title: format!(
-                        "This trace is the {} {:?} part of a request from {} {:?} (trace {}): \
-                         the trace context was lost on the way ({cause}{times})",
+                        "This trace is the {} {:?} part of a request from {} {:?} ({}): the \
+                         trace context was lost on the way ({cause}{times})",
                         hop.callee_service,
                         hop.callee_operation,
                         hop.caller_service,
                         hop.caller_operation,
-                        ex.caller_trace_id,
+                        trace_list(&caller_traces),
                     ),
-                    spans: vec![span],
+                    count: Some(roots.len() as u32),
+                    spans: roots,
                     ..finding_base(hop)
-                }
-            } else {
-                continue;
-            };
-            f.count = Some(hop.occurrences as u32);
-            let at = self
-                .findings
-                .iter()
-                .position(|g| g.cost_nanos < f.cost_nanos)
-                .unwrap_or(self.findings.len());
-            self.findings.insert(at, f);
+                };
+                self.insert_ranked(f);
+            }
         }
+    }
+
+    /// Inserts `f` after every finding that costs at least as much.
+    fn insert_ranked(&mut self, f: Finding) {
+        let at = self
+            .findings
+            .iter()
+            .position(|g| g.cost_nanos < f.cost_nanos)
+            .unwrap_or(self.findings.len());
+        self.findings.insert(at, f);
+    }
+}
+
+/// "trace 4bf9…" or "traces 4bf9… and 00f0…".
+fn trace_list(ids: &[&str]) -> String {
+    match ids {
+        [one] => format!("trace {one}"),
+        [init @ .., last] => format!("traces {} and {last}", init.join(", ")),
+        [] => "another trace".to_owned(),
     }
 }
 

@@ -2,25 +2,53 @@
 //! service names as keys, hundreds of thousands of lookups for a large trace).
 //!
 //! The standard library's SipHash resists collision attacks at several times the cost per
-//! byte. Here a sender could at worst slow the analysis of its own traces, which is bounded by
-//! their size, so speed wins. Each 8-byte word is mixed in with a folded 64×64→128-bit
-//! multiply.
+//! byte. Here each 8-byte word is mixed in with a folded 64×64→128-bit multiply, from a state
+//! seeded once per process at random: a sender that chooses its span ids or names cannot aim
+//! them at one bucket without knowing the seed.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
 
 /// A `HashMap` with [`FastHasher`].
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, FastState>;
 
 /// A `HashSet` with [`FastHasher`].
-pub(crate) type FastSet<T> = HashSet<T, BuildHasherDefault<FastHasher>>;
+pub(crate) type FastSet<T> = HashSet<T, FastState>;
 
 /// An odd 64-bit constant with well-spread bits (from the golden ratio).
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 pub(crate) struct FastHasher {
     state: u64,
+}
+
+/// The process's seed: random bits from the standard library's per-process hasher keys.
+fn seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(K))
+}
+
+/// Builds [`FastHasher`]s from the process's seed, read once per map.
+#[derive(Clone, Copy)]
+pub(crate) struct FastState {
+    seed: u64,
+}
+
+impl Default for FastState {
+    fn default() -> Self {
+        FastState { seed: seed() }
+    }
+}
+
+impl BuildHasher for FastState {
+    type Hasher = FastHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher { state: self.seed }
+    }
 }
 
 impl FastHasher {
@@ -74,10 +102,10 @@ impl Hasher for FastHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::hash::{BuildHasher, Hash};
+    use std::hash::Hash;
 
     fn hash(v: impl Hash) -> u64 {
-        BuildHasherDefault::<FastHasher>::default().hash_one(v)
+        FastState::default().hash_one(v)
     }
 
     #[test]
@@ -91,6 +119,17 @@ mod tests {
         }
         assert_ne!(hash("ab"), hash("ab\0"));
         assert_ne!(hash(("a", "bc")), hash(("ab", "c")));
+    }
+
+    #[test]
+    fn the_low_bits_that_pick_a_bucket_spread_for_sequential_ids() {
+        // Span ids that count up (as some SDKs make them) fill 1,024 buckets about evenly.
+        let mut buckets = [0u32; 1024];
+        for i in 0..100_000u64 {
+            buckets[(hash(i.to_be_bytes()) & 1023) as usize] += 1;
+        }
+        let (min, max) = (buckets.iter().min().unwrap(), buckets.iter().max().unwrap());
+        assert!(*min > 50 && *max < 160, "bucket loads from {min} to {max}");
     }
 
     #[test]

@@ -892,7 +892,10 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
         type Key<'k> = (Option<usize>, &'k str, &'k str);
         let mut groups: Vec<(Key<'_>, Vec<usize>)> = Vec::new();
         let mut index: FastMap<Key<'_>, usize> = FastMap::default();
-        let mut folded: Vec<(usize, Vec<usize>)> = Vec::new();
+        // Per reported retries finding: (attempt, origin) of the errors that started in its
+        // attempts, the origin being the attempt itself or a span under it (an instrumented
+        // callee that failed).
+        let mut folded: Vec<(usize, Vec<(usize, usize)>)> = Vec::new();
         for &i in &tl.order {
             if !self.failed[i] || tl.kids(i).iter().any(|&k| self.failed[k]) {
                 continue;
@@ -902,12 +905,16 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
             if self.retried[i] && !parent_failed {
                 continue;
             }
-            // Failed attempts a retries finding reports already: that finding says where the
-            // error went instead of a second finding costing the same time again.
-            if let Some(f) = self.retry_finding[i] {
+            // Errors that started in (or under) attempts a retries finding reports already:
+            // that finding says where the error went instead of a second finding costing the
+            // same time again.
+            let attempt = std::iter::successors(Some(i), |&a| tl.parent(a))
+                .take_while(|&a| self.failed[a])
+                .find_map(|a| self.retry_finding[a].map(|f| (f, a)));
+            if let Some((f, a)) = attempt {
                 match folded.iter_mut().find(|(g, _)| *g == f) {
-                    Some((_, members)) => members.push(i),
-                    None => folded.push((f, vec![i])),
+                    Some((_, members)) => members.push((a, i)),
+                    None => folded.push((f, vec![(a, i)])),
                 }
                 continue;
             }
@@ -974,19 +981,27 @@ impl<'c, 'x, 't, 'a> Detector<'c, 'x, 't, 'a> {
             self.push(origin, f);
         }
         for (f, members) in folded {
-            let first = members[0];
-            let (carriers, carried) = self.carriers(tl.parent(first), tl.service(first));
+            let (attempt, origin) = members[0];
+            let (carriers, carried) = self.carriers(tl.parent(attempt), tl.service(attempt));
+            let started = if origin == attempt {
+                "these attempts".to_owned()
+            } else {
+                format!(
+                    "{} {:?}, under these attempts",
+                    tl.service(origin),
+                    tl.span(origin).name
+                )
+            };
             let finding = &mut self.out[f].0;
             if let Some(carried) = carried {
-                finding.title = format!(
-                    "{}; the error started in these attempts{carried}",
-                    finding.title
-                );
+                finding.title =
+                    format!("{}; the error started in {started}{carried}", finding.title);
             }
             finding
                 .spans
                 .extend(carriers.iter().map(|&c| tl.span(c).span_id));
-            self.origin_of_error.extend(&members);
+            self.origin_of_error
+                .extend(members.iter().map(|&(_, origin)| origin));
         }
     }
 

@@ -1298,3 +1298,59 @@ fn the_same_http_call_made_per_item_is_an_n_plus_1_too() {
     // Repeated calls to one endpoint are not also sequential calls to different services.
     assert!(of_kind(&a, SequentialCalls).is_empty(), "{}", titles(&a));
 }
+
+#[test]
+fn a_retry_storm_against_a_failing_instrumented_service_is_one_finding_that_names_it() {
+    // The same storm, but auth answers each attempt at once with an error (503, overloaded):
+    // the error starts in auth's own span under each attempt. The retries finding says so;
+    // no error-origin finding charges the attempts' time a second time.
+    let mut b = Builder::new();
+    let gw = b.span("api-gateway", None, Server, "GET /profile", 0, 1000);
+    b.error(gw, "502 Bad Gateway");
+    let us = b.span("user-service", Some(gw), Server, "GET /users/me", 5, 995);
+    b.error(us, "auth unavailable");
+    for k in 0..6 {
+        let start = 8 + k * 160;
+        let attempt = b.span(
+            "user-service",
+            Some(us),
+            Client,
+            "GET /auth/verify",
+            start,
+            start + 150,
+        );
+        b.error(attempt, "503 Service Unavailable");
+        let served = b.span(
+            "auth-service",
+            Some(attempt),
+            Server,
+            "GET /auth/verify",
+            start + 2,
+            start + 148,
+        );
+        b.error(served, "overloaded");
+    }
+    let a = run(&b.build());
+    assert!(of_kind(&a, ErrorOrigin).is_empty(), "{}", titles(&a));
+    let storm = of_kind(&a, Retries);
+    assert_eq!(storm.len(), 1, "{}", titles(&a));
+    assert!(
+        storm[0].title.contains(
+            "the error started in auth-service \"GET /auth/verify\", under these attempts"
+        ),
+        "{}",
+        storm[0].title
+    );
+    assert!(
+        storm[0].title.contains("in api-gateway \"GET /profile\""),
+        "{}",
+        storm[0].title
+    );
+    let total: u64 = a.findings.iter().map(|f| f.cost_nanos).sum();
+    assert!(
+        total <= a.critical_path.total_nanos,
+        "findings cost {total} ns on a {} ns critical path: {}",
+        a.critical_path.total_nanos,
+        titles(&a)
+    );
+}

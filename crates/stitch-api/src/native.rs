@@ -75,10 +75,16 @@ async fn get_analysis(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    let (trace, hops) = match trace_with_hops(&reader, path).await {
-        Ok(found) => found,
+    let trace = match load_trace(&reader, path).await {
+        Ok(trace) => trace,
         Err(resp) => return resp,
     };
+    // The trace's own analysis does not depend on its neighbours: without them, it is
+    // answered without broken hops.
+    let hops = broken_hops_of(&reader, &trace).await.unwrap_or_else(|e| {
+        tracing::warn!(trace_id = %trace.trace_id, error = %e, "analysis without broken hops: the traces around it could not be read");
+        Vec::new()
+    });
     let mut analysis =
         stitch_analysis::analyze(&trace, &stitch_analysis::AnalysisOptions::default());
     analysis.add_broken_propagation(&hops);
@@ -93,21 +99,13 @@ async fn get_trace_broken_propagation(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
-    match trace_with_hops(&reader, path).await {
-        Ok((_, hops)) => axum::Json(json!({ "hops": hops })).into_response(),
-        Err(resp) => resp,
-    }
-}
-
-/// The trace named in the path and the broken hops it takes part in, or the error response.
-async fn trace_with_hops(
-    reader: &Reader,
-    path: Result<Path<String>, PathRejection>,
-) -> Result<(stitch_model::Trace, Vec<stitch_analysis::BrokenHop>), Response> {
-    let trace = load_trace(reader, path).await?;
-    match broken_hops_of(reader, &trace).await {
-        Ok(hops) => Ok((trace, hops)),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    let trace = match load_trace(&reader, path).await {
+        Ok(trace) => trace,
+        Err(resp) => return resp,
+    };
+    match broken_hops_of(&reader, &trace).await {
+        Ok(hops) => axum::Json(json!({ "hops": hops })).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -119,7 +117,11 @@ const CALLER_LOOKBACK_NANOS: u64 = 60_000_000_000;
 
 /// The broken hops `trace` takes part in: as the caller (its dangling client spans, whose
 /// callee roots start inside the trace's time range) and as the callee (its root, whose caller's
-/// client span started shortly before it; the newest such traces are read first).
+/// client span started shortly before it). Read: traces with a SERVER span starting in the
+/// trace's range and traces with a CLIENT span starting in the minute before its start, the
+/// newest [`NEIGHBOURS_PER_SIDE`] of each; so a callee root of another kind (CONSUMER), a
+/// caller whose outgoing call is not a CLIENT span, or, in a busy window, an early hop of a long
+/// trace, can be missed here while the window-wide analysis finds it.
 async fn broken_hops_of(
     reader: &Reader,
     trace: &stitch_model::Trace,
@@ -156,11 +158,17 @@ async fn broken_hops_of(
             }
         }
     }
-    Ok(tokio::task::spawn_blocking(move || {
+    match tokio::task::spawn_blocking(move || {
         stitch_analysis::find_broken_propagation(&traces, &opts)
     })
     .await
-    .unwrap_or_default())
+    {
+        Ok(hops) => Ok(hops),
+        Err(e) => {
+            tracing::error!(trace_id = %trace.trace_id, error = %e, "broken-propagation analysis failed");
+            Ok(Vec::new())
+        }
+    }
 }
 
 fn now_unix_nanos() -> u64 {

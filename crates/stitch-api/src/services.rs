@@ -28,8 +28,9 @@
 //! (`"source": "live"`, `tracesScanned` 0). The aggregates hold traces once they have been quiet
 //! for a few seconds; the traces still arriving are read from the store and added to a copy of
 //! the window's buckets for the answer (at most [`MAX_PENDING_TRACES`]; more are reported in
-//! `pendingTracesLeftOut`), so a trace shows up as soon as it is acknowledged. Otherwise (a window older than the
-//! live buckets or than the store's start, another reader) it is computed from the stored traces
+//! `pendingTracesLeftOut`), so a trace counts as soon as it is stored (acknowledged; with tail
+//! sampling, kept). Otherwise (a window older than the live buckets or than the store's start,
+//! another reader) it is computed from the stored traces
 //! (`"source": "scan"`), as follows.
 //!
 //! The traces come from [`TraceReader::search`] (for RED with the service as filter) over the

@@ -703,7 +703,9 @@ impl<S: SpanRecord> TailSampler<S> {
                 }
                 // While boosted, a trace like this one is kept when a probabilistic policy or
                 // the boost keeps it: with the same hash (the default salt), the larger of the
-                // two percentages.
+                // two percentages. (A policy with its own `hash_salt` decides independently of
+                // the boost, and the true probability, 1 - (1 - p)(1 - b), is a little higher
+                // than the one recorded.)
                 Outcome::Sampled {
                     probability: Some(p),
                     ..

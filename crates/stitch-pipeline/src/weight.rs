@@ -13,7 +13,10 @@
 //!   the percentage of a probabilistic one otherwise. A trace decides as a whole, so the value
 //!   of any span of it holds for all (late spans stored after the decision may lack it).
 //!
-//! A span's weight is `1 / (p_head × p_tail)`; an absent or invalid value counts as 1.
+//! A span's weight is `1 / (p_head × p_tail)`; an absent or invalid value counts as 1. The
+//! product is taken as at least [`MIN_PROBABILITY`], so that one span whose sender claims a
+//! vanishing probability (`ot=th:ffffffffffffff` is 2⁻⁵⁶) cannot stand for more than a million
+//! requests.
 
 use stitch_model::{AnyValue, KeyValue, Span, Trace};
 
@@ -24,6 +27,9 @@ use crate::head::{parse_tracestate, probability_for_threshold};
 pub const TAIL_PROBABILITY_ATTRIBUTE: &str = "stitch.sampling.probability";
 /// Attribute on spans kept by a rate-limited head sampler: the estimated probability.
 pub const HEAD_PROBABILITY_ATTRIBUTE: &str = "stitch.sampling.head_probability";
+
+/// The smallest sampling probability a weight is computed from (one in a million).
+pub const MIN_PROBABILITY: f64 = 1e-6;
 
 /// The sampling weights of the spans of one trace.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -48,7 +54,7 @@ impl SpanWeights {
 
     /// How many spans `span` stands for.
     pub fn weight(&self, span: &Span) -> f64 {
-        1.0 / (self.tail_probability * head_probability(span))
+        1.0 / (self.tail_probability * head_probability(span)).max(MIN_PROBABILITY)
     }
 }
 
@@ -140,6 +146,12 @@ mod tests {
         assert_eq!(w.tail_probability(), 0.05);
         assert!((w.weight(&kept) - 40.0).abs() < 1e-9);
         assert!((w.weight(&late) - 40.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_vanishing_claimed_probability_is_bounded() {
+        let s = span(vec![], "ot=th:ffffffffffffff");
+        assert_eq!(SpanWeights::of(&trace(vec![s.clone()])).weight(&s), 1e6);
     }
 
     #[test]

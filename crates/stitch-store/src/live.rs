@@ -134,20 +134,27 @@ impl LiveAggregates {
         }
     }
 
-    /// Adds the spans of `trace` not in `counted` (sorted).
-    fn add_uncounted(&mut self, trace: &Trace, counted: Option<&[SpanId]>) {
-        let is_new = |id: &SpanId| counted.is_none_or(|c| c.binary_search(id).is_err());
+    /// Adds the spans of `trace` not in `counted` (sorted). With `within`, RED takes only the
+    /// spans starting in it (its buckets are by span start, and a view needs none beyond its
+    /// window); calls are bucketed by their caller, and taken all.
+    fn add_uncounted(
+        &mut self,
+        trace: &Trace,
+        counted: Option<&[SpanId]>,
+        within: Option<TimeWindow>,
+    ) {
+        let is_new = |s: &Span| counted.is_none_or(|c| c.binary_search(&s.span_id).is_err());
         let weights = SpanWeights::of(trace);
         let weight = |s: &Span| weights.weight(s);
-        self.red
-            .add_trace_where(trace, weight, |s| is_new(&s.span.span_id));
-        self.graph
-            .add_trace_where(trace, weight, |s| is_new(&s.span_id));
+        self.red.add_trace_where(trace, weight, |s| {
+            is_new(s.span) && within.is_none_or(|w| w.contains(s.span.start_time_unix_nano))
+        });
+        self.graph.add_trace_where(trace, weight, is_new);
     }
 
     /// Adds the spans of `trace` not in `counted` (sorted); returns the span ids now counted.
     fn add(&mut self, trace: &Trace, counted: Option<&[SpanId]>) -> Vec<SpanId> {
-        self.add_uncounted(trace, counted);
+        self.add_uncounted(trace, counted, None);
         if counted.is_some() {
             self.late_updates += 1;
         } else {
@@ -215,14 +222,23 @@ impl Live {
     /// most `max` of them.
     pub fn pending(&self, max: usize) -> Pending {
         let feeder = self.feeder.lock();
-        let touched = self.touched.lock();
-        // Queue entries of traces touched again later are stale.
+        // The WAL writer takes this lock for every group it applies: hold it for a copy only.
+        let touched: Vec<TraceId> = self.touched.lock().clone();
+        // Queue entries of traces touched again later are stale; the traces the feeder is
+        // reading right now have left the queue but not `last_touch`.
         let waiting = feeder
             .queue
             .iter()
             .rev()
             .filter(|(t, id)| feeder.last_touch.get(id) == Some(t))
-            .map(|&(_, id)| id);
+            .map(|&(_, id)| id)
+            .chain(
+                feeder
+                    .in_flight
+                    .iter()
+                    .copied()
+                    .filter(|id| feeder.last_touch.contains_key(id)),
+            );
         let mut seen = HashSet::new();
         let mut traces = Vec::new();
         for id in touched.iter().rev().copied().chain(waiting) {
@@ -241,16 +257,29 @@ impl Live {
     /// not count yet. A trace the feeder added in the meantime is taken from the aggregates
     /// alone, so no span counts twice.
     pub fn view(&self, window: TimeWindow, traces: &[Trace]) -> LiveAggregates {
-        let feeder = self.feeder.lock();
-        let touched = self.touched.lock();
-        let mut view = self.aggregates.lock().window_copy(window);
-        let touched: HashSet<TraceId> = touched.iter().copied().collect();
-        for trace in traces {
-            let id = trace.trace_id;
-            if feeder.last_touch.contains_key(&id) || touched.contains(&id) {
-                let counted = feeder.counted.get(&id).map(|(_, ids)| ids.as_slice());
-                view.add_uncounted(trace, counted);
-            }
+        // Under the feeder's lock (the feeder cannot add anything meanwhile): a copy of the
+        // aggregates, and for each trace whether it is still pending and which of its spans
+        // are counted. The spans are added to the copy after the locks are released.
+        let (mut view, to_add) = {
+            let feeder = self.feeder.lock();
+            let touched: HashSet<TraceId> = self.touched.lock().iter().copied().collect();
+            let view = self.aggregates.lock().window_copy(window);
+            let to_add: Vec<(&Trace, Option<Vec<SpanId>>)> = traces
+                .iter()
+                .filter(|t| {
+                    feeder.last_touch.contains_key(&t.trace_id) || touched.contains(&t.trace_id)
+                })
+                .map(|t| {
+                    (
+                        t,
+                        feeder.counted.get(&t.trace_id).map(|(_, ids)| ids.clone()),
+                    )
+                })
+                .collect();
+            (view, to_add)
+        };
+        for (trace, counted) in to_add {
+            view.add_uncounted(trace, counted.as_deref(), Some(window));
         }
         view
     }
@@ -263,6 +292,8 @@ struct Feeder {
     last_touch: HashMap<TraceId, u64>,
     /// (touch time, trace), oldest first; stale entries are skipped.
     queue: VecDeque<(u64, TraceId)>,
+    /// Settled traces taken off the queue that the feeder is reading and adding.
+    in_flight: Vec<TraceId>,
     /// Span ids counted per added trace, sorted, and when.
     counted: HashMap<TraceId, (u64, Vec<SpanId>)>,
     counted_order: VecDeque<(u64, TraceId)>,
@@ -320,6 +351,7 @@ where
                     due.push((t, id));
                 }
             }
+            feeder.in_flight = due.iter().map(|&(_, id)| id).collect();
             due
         };
         for (t, id) in due {
@@ -340,6 +372,7 @@ where
             }
         }
         let mut feeder = live.feeder.lock();
+        feeder.in_flight.clear();
         feeder.forget(now, &live.opts);
         let horizon =
             (live.opts.resolution.as_nanos() as u64).saturating_mul(live.opts.buckets as u64);
