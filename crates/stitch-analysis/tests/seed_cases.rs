@@ -754,11 +754,11 @@ fn seed_003_the_28s_driver_availability_check_is_the_widest_bar() {
         .starts_with("matching-service spent 28.0s on the database query \"Driver Availability Check\" (postgresql drivers)"));
 }
 
-#[test]
-fn seed_003_injected_auth_latency_causes_a_retry_storm_and_the_error_starts_at_the_timed_out_calls()
-{
-    // "Inject 500ms latency in Auth Service. Traces show cascading timeouts: API Gateway
-    // timeout (1s), User Service retry storm."
+/// Seed 003's chaos case: user-service calls auth six times, 150 ms each with a 10 ms pause,
+/// under a gateway that gives up after 1 s. `auth_fails_fast`: auth answers each attempt at
+/// once with an error (overloaded); otherwise it is 500 ms slow and answers after the caller
+/// gave up (the injected latency).
+fn auth_retry_storm(auth_fails_fast: bool) -> Trace {
     let mut b = Builder::new();
     let gw = b.span("api-gateway", None, Server, "GET /profile", 0, 1000);
     b.error(gw, "504 Gateway Timeout");
@@ -776,18 +776,35 @@ fn seed_003_injected_auth_latency_causes_a_retry_storm_and_the_error_starts_at_t
             start,
             start + 150,
         );
-        b.error(attempt, "deadline exceeded after 150ms");
-        // The auth service is 500 ms slow: it answers long after the caller gave up.
-        b.span(
+        let end = if auth_fails_fast {
+            start + 148
+        } else {
+            start + 522
+        };
+        let served = b.span(
             "auth-service",
             Some(attempt),
             Server,
             "GET /auth/verify",
             start + 2,
-            start + 522,
+            end,
         );
+        if auth_fails_fast {
+            b.error(attempt, "503 Service Unavailable");
+            b.error(served, "overloaded");
+        } else {
+            b.error(attempt, "deadline exceeded after 150ms");
+        }
     }
-    let a = run(&b.build());
+    b.build()
+}
+
+#[test]
+fn seed_003_injected_auth_latency_causes_a_retry_storm_and_the_error_starts_at_the_timed_out_calls()
+{
+    // "Inject 500ms latency in Auth Service. Traces show cascading timeouts: API Gateway
+    // timeout (1s), User Service retry storm."
+    let a = run(&auth_retry_storm(false));
     // The failed attempts are where the error started; the retries finding says so instead
     // of an error-origin finding charging the same 900 ms a second time.
     assert_eq!(summary(&a), vec![(Retries, 950)], "{}", titles(&a));
@@ -1304,33 +1321,7 @@ fn a_retry_storm_against_a_failing_instrumented_service_is_one_finding_that_name
     // The same storm, but auth answers each attempt at once with an error (503, overloaded):
     // the error starts in auth's own span under each attempt. The retries finding says so;
     // no error-origin finding charges the attempts' time a second time.
-    let mut b = Builder::new();
-    let gw = b.span("api-gateway", None, Server, "GET /profile", 0, 1000);
-    b.error(gw, "502 Bad Gateway");
-    let us = b.span("user-service", Some(gw), Server, "GET /users/me", 5, 995);
-    b.error(us, "auth unavailable");
-    for k in 0..6 {
-        let start = 8 + k * 160;
-        let attempt = b.span(
-            "user-service",
-            Some(us),
-            Client,
-            "GET /auth/verify",
-            start,
-            start + 150,
-        );
-        b.error(attempt, "503 Service Unavailable");
-        let served = b.span(
-            "auth-service",
-            Some(attempt),
-            Server,
-            "GET /auth/verify",
-            start + 2,
-            start + 148,
-        );
-        b.error(served, "overloaded");
-    }
-    let a = run(&b.build());
+    let a = run(&auth_retry_storm(true));
     assert!(of_kind(&a, ErrorOrigin).is_empty(), "{}", titles(&a));
     let storm = of_kind(&a, Retries);
     assert_eq!(storm.len(), 1, "{}", titles(&a));

@@ -117,16 +117,21 @@ async fn settled(store: &Store, added: u64, late: u64) {
     );
 }
 
+/// A store (no fsync) whose live aggregates take a trace once it has been quiet for `settle`.
+async fn open_store(dir: &std::path::Path, settle: Duration) -> Store {
+    let mut config = StoreConfig::new(dir);
+    config.fsync = false;
+    config.live = Some(LiveOptions {
+        settle,
+        ..LiveOptions::default()
+    });
+    Store::open(config).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn red_and_dependencies_come_from_live_aggregates_with_the_numbers_of_a_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(dir.path());
-    config.fsync = false;
-    config.live = Some(LiveOptions {
-        settle: Duration::from_millis(300),
-        ..LiveOptions::default()
-    });
-    let store = Store::open(config).await.unwrap();
+    let store = open_store(dir.path(), Duration::from_millis(300)).await;
     let t0 = now() + 1_000_000_000;
     // Ten requests frontend → orders; the third fails in orders. Frontend exports first; the
     // orders spans of the last four arrive after their traces were counted (late).
@@ -254,14 +259,8 @@ async fn red_and_dependencies_come_from_live_aggregates_with_the_numbers_of_a_sc
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_still_arriving_are_in_live_answers_before_they_settle() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = StoreConfig::new(dir.path());
-    config.fsync = false;
     // Nothing settles during the test: every answer needs the pending traces.
-    config.live = Some(LiveOptions {
-        settle: Duration::from_secs(3_600),
-        ..LiveOptions::default()
-    });
-    let store = Store::open(config).await.unwrap();
+    let store = open_store(dir.path(), Duration::from_secs(3_600)).await;
     let t0 = now();
     for t in 0..5u64 {
         let start = t0 + t * 1_000_000;
