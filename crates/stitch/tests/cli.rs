@@ -104,14 +104,7 @@ fn stitch(args: &[&str]) -> (bool, String, String) {
 async fn trace_and_search_commands_show_the_stored_trace() {
     let dir = tempfile::tempdir().unwrap();
     let server = Stitch::start(&dir.path().join("data"), &[]);
-    let resp = post(
-        &server.otlp_http(),
-        "application/x-protobuf",
-        None,
-        checkout_trace().encode_to_vec(),
-    )
-    .await;
-    assert_eq!(resp.status().as_u16(), 200);
+    send(&server, &checkout_trace()).await;
     let api = server.api();
     let id = hex_of(&TRACE_ID);
 
@@ -299,14 +292,7 @@ async fn trace_and_search_commands_show_the_stored_trace() {
         ],
     };
     let skewed = hex_of(&request.resource_spans[0].scope_spans[0].spans[0].trace_id);
-    let resp = post(
-        &server.otlp_http(),
-        "application/x-protobuf",
-        None,
-        request.encode_to_vec(),
-    )
-    .await;
-    assert_eq!(resp.status().as_u16(), 200);
+    send(&server, &request).await;
     let (ok, out, err) = tokio::task::spawn_blocking({
         let (api, id) = (api.clone(), skewed);
         move || stitch(&["trace", &id, "--server", &api, "--width", "80"])
@@ -381,9 +367,8 @@ fn per_service(by_service: Vec<(&str, Vec<Span>)>) -> ExportTraceServiceRequest 
     }
 }
 
-/// A server with `request` stored (sent over OTLP/HTTP protobuf), and its API address.
-async fn serving(dir: &std::path::Path, request: ExportTraceServiceRequest) -> (Stitch, String) {
-    let server = Stitch::start(&dir.join("data"), &[]);
+/// Sends `request` to `server` over OTLP/HTTP protobuf; it must be accepted.
+async fn send(server: &Stitch, request: &ExportTraceServiceRequest) {
     let resp = post(
         &server.otlp_http(),
         "application/x-protobuf",
@@ -392,6 +377,12 @@ async fn serving(dir: &std::path::Path, request: ExportTraceServiceRequest) -> (
     )
     .await;
     assert_eq!(resp.status().as_u16(), 200);
+}
+
+/// A server with `request` stored, and its API address.
+async fn serving(dir: &std::path::Path, request: ExportTraceServiceRequest) -> (Stitch, String) {
+    let server = Stitch::start(&dir.join("data"), &[]);
+    send(&server, &request).await;
     let api = server.api();
     (server, api)
 }
