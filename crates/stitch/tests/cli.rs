@@ -4,36 +4,14 @@ mod common;
 
 use std::process::Command;
 
-use common::{Stitch, get_json, hex_of, post};
+use common::{Stitch, get_json, hex_of, service_spans};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
-use prost::Message;
+use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 
 const TRACE_ID: [u8; 16] = [
     0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36,
 ];
-
-fn service(name: &str, spans: Vec<Span>) -> ResourceSpans {
-    ResourceSpans {
-        resource: Some(Resource {
-            attributes: vec![KeyValue {
-                key: "service.name".into(),
-                value: Some(AnyValue {
-                    value: Some(any_value::Value::StringValue(name.into())),
-                }),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        scope_spans: vec![ScopeSpans {
-            spans,
-            ..Default::default()
-        }],
-        schema_url: String::new(),
-    }
-}
 
 /// The checkout trace from the seed article: 2,400 ms, payment 1,800 ms (fraud check 1,200 ms
 /// failing), starting a minute ago.
@@ -62,16 +40,16 @@ fn checkout_trace() -> ExportTraceServiceRequest {
     };
     ExportTraceServiceRequest {
         resource_spans: vec![
-            service(
+            service_spans(
                 "api-gateway",
                 vec![span(1, None, "POST /checkout", 0, 2400, false)],
             ),
-            service(
+            service_spans(
                 "auth",
                 vec![span(2, Some(1), "validate token", 5, 45, false)],
             ),
-            service("cart", vec![span(3, Some(1), "get cart", 55, 180, false)]),
-            service(
+            service_spans("cart", vec![span(3, Some(1), "get cart", 55, 180, false)]),
+            service_spans(
                 "payment",
                 vec![
                     span(4, Some(1), "charge card", 240, 1800, false),
@@ -79,7 +57,7 @@ fn checkout_trace() -> ExportTraceServiceRequest {
                     span(6, Some(4), "payment gateway API", 1455, 580, false),
                 ],
             ),
-            service(
+            service_spans(
                 "inventory",
                 vec![span(7, Some(1), "reserve items", 2060, 320, false)],
             ),
@@ -104,7 +82,7 @@ fn stitch(args: &[&str]) -> (bool, String, String) {
 async fn trace_and_search_commands_show_the_stored_trace() {
     let dir = tempfile::tempdir().unwrap();
     let server = Stitch::start(&dir.path().join("data"), &[]);
-    send(&server, &checkout_trace()).await;
+    server.export(&checkout_trace()).await;
     let api = server.api();
     let id = hex_of(&TRACE_ID);
 
@@ -271,14 +249,14 @@ async fn trace_and_search_commands_show_the_stored_trace() {
     };
     let request = ExportTraceServiceRequest {
         resource_spans: vec![
-            service(
+            service_spans(
                 "web",
                 vec![
                     span(1, None, "GET /home", 2, t0, t0 + 100 * ms),
                     span(2, Some(1), "GET /profile", 3, t0 + 10 * ms, t0 + 90 * ms),
                 ],
             ),
-            service(
+            service_spans(
                 "profile",
                 vec![span(
                     3,
@@ -292,7 +270,7 @@ async fn trace_and_search_commands_show_the_stored_trace() {
         ],
     };
     let skewed = hex_of(&request.resource_spans[0].scope_spans[0].spans[0].trace_id);
-    send(&server, &request).await;
+    server.export(&request).await;
     let (ok, out, err) = tokio::task::spawn_blocking({
         let (api, id) = (api.clone(), skewed);
         move || stitch(&["trace", &id, "--server", &api, "--width", "80"])
@@ -362,27 +340,15 @@ fn per_service(by_service: Vec<(&str, Vec<Span>)>) -> ExportTraceServiceRequest 
     ExportTraceServiceRequest {
         resource_spans: by_service
             .into_iter()
-            .map(|(name, spans)| service(name, spans))
+            .map(|(name, spans)| service_spans(name, spans))
             .collect(),
     }
-}
-
-/// Sends `request` to `server` over OTLP/HTTP protobuf; it must be accepted.
-async fn send(server: &Stitch, request: &ExportTraceServiceRequest) {
-    let resp = post(
-        &server.otlp_http(),
-        "application/x-protobuf",
-        None,
-        request.encode_to_vec(),
-    )
-    .await;
-    assert_eq!(resp.status().as_u16(), 200);
 }
 
 /// A server with `request` stored, and its API address.
 async fn serving(dir: &std::path::Path, request: ExportTraceServiceRequest) -> (Stitch, String) {
     let server = Stitch::start(&dir.join("data"), &[]);
-    send(&server, &request).await;
+    server.export(&request).await;
     let api = server.api();
     (server, api)
 }
@@ -587,6 +553,29 @@ async fn analyze_dependencies_walks_a_services_deep_dependencies_both_ways() {
     assert_eq!(edge("orders", "payment"), Some(20.0), "{json}");
     assert_eq!(edge("payment", "bank"), Some(20.0), "{json}");
     assert_eq!(edge("web", "orders"), Some(20.0), "{json}");
+
+    // Bad input is named: a window that is not a duration, a trace id that is not one.
+    let (status, json) = get_json(&format!(
+        "{api}/api/v1/services/orders/dependencies?lookback=soon"
+    ))
+    .await;
+    assert_eq!(status, 400, "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lookback"),
+        "{json}"
+    );
+    let (status, json) = get_json(&format!("{api}/api/v1/traces/xyz/broken-propagation")).await;
+    assert_eq!(status, 400, "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid trace id"),
+        "{json}"
+    );
 
     // The last service of the chain has no dependencies; everything upstream depends on it.
     let (_, json) = get_json(&format!("{api}/api/v1/services/bank/dependencies")).await;

@@ -29,12 +29,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Stitch, get_json, post};
+use common::{Stitch, get_json, service_spans};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use prost::Message;
+use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::Value;
 
 /// `remote_sampling.calculation_interval` of the server under test.
@@ -131,33 +128,11 @@ async fn send_roots(server: &Stitch, service: &str, operation: &str, n: u64, see
             }
         })
         .collect();
-    let request = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue(service.into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    };
-    let resp = post(
-        &server.otlp_http(),
-        "application/x-protobuf",
-        None,
-        request.encode_to_vec(),
-    )
-    .await;
-    assert!(resp.status().is_success(), "export: {}", resp.status());
+    server
+        .export(&ExportTraceServiceRequest {
+            resource_spans: vec![service_spans(service, spans)],
+        })
+        .await;
 }
 
 /// The strategy of `service` over HTTP, then gRPC, then HTTP again, all within one calculation

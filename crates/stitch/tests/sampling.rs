@@ -12,11 +12,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Stitch, eventually, fetch_trace, get_json, hex_of, post};
+use common::{Stitch, eventually, fetch_trace, get_json, hex_of, service_spans};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
+use opentelemetry_proto::tonic::trace::v1::{Span, Status};
 use prost::Message;
 
 const MS: u64 = 1_000_000;
@@ -82,38 +80,11 @@ fn span(s: SpanSpec) -> Span {
     }
 }
 
-fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue(service.into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
-    }
-}
-
 async fn send(server: &Stitch, service: &str, spans: Vec<Span>) {
-    let body = request(service, spans).encode_to_vec();
-    let resp = post(
-        &server.otlp_http(),
-        "application/x-protobuf",
-        None,
-        body.clone(),
-    )
-    .await;
-    assert!(resp.status().is_success(), "export: {}", resp.status());
+    let request = ExportTraceServiceRequest {
+        resource_spans: vec![service_spans(service, spans)],
+    };
+    server.export(&request).await;
 }
 
 /// A root and one child; `error` marks the child, `duration` is the root's.

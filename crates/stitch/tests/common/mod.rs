@@ -272,25 +272,45 @@ pub fn synthetic_request(
         }
     }
     let request = ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "service.name".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("synthetic".into())),
-                    }),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            schema_url: String::new(),
-        }],
+        resource_spans: vec![service_spans("synthetic", spans)],
     };
     (request, ids)
+}
+
+/// One resource named `service` (its `service.name`) holding `spans` in one scope.
+pub fn service_spans(service: &str, spans: Vec<Span>) -> ResourceSpans {
+    ResourceSpans {
+        resource: Some(Resource {
+            attributes: vec![KeyValue {
+                key: "service.name".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(service.into())),
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        scope_spans: vec![ScopeSpans {
+            spans,
+            ..Default::default()
+        }],
+        schema_url: String::new(),
+    }
+}
+
+impl Stitch {
+    /// Exports `request` over OTLP/HTTP protobuf; the server must accept it.
+    pub async fn export(&self, request: &ExportTraceServiceRequest) {
+        use prost::Message;
+        let resp = post(
+            &self.otlp_http(),
+            "application/x-protobuf",
+            None,
+            request.encode_to_vec(),
+        )
+        .await;
+        assert!(resp.status().is_success(), "export: {}", resp.status());
+    }
 }
 
 pub fn hex_of(bytes: &[u8]) -> String {
