@@ -181,6 +181,10 @@ impl Ingest {
                         "the write-ahead log queue is full".into(),
                     ));
                 }
+                Err(e @ StoreError::FlushBacklog) => {
+                    self.stats.refused_overload.fetch_add(1, Ordering::Relaxed);
+                    return Err(IngestError::Overloaded(e.to_string()));
+                }
                 Err(e) => {
                     self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
                     return Err(IngestError::Unavailable(e.to_string()));

@@ -896,18 +896,22 @@ impl<'b> RowDecoder<'b> {
     }
 }
 
-/// Writes a block's files to the object store; `meta.json` goes last.
+/// Writes a block's files to the object store; `meta.json` goes last. `before_put(name,
+/// bytes)` is asked before each file and may fail the write.
 pub async fn put_block(
     store: &Arc<dyn ObjectStore>,
     meta: &BlockMeta,
     bloom: &Bloom,
     data: Vec<u8>,
+    before_put: impl Fn(&str, u64) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let dir = block_dir(&meta.block_id);
     let put = |name: &str, bytes: Vec<u8>| {
         let path = dir.clone().join(name);
         let store = store.clone();
+        let allowed = before_put(name, bytes.len() as u64);
         async move {
+            allowed?;
             store
                 .put(&path, PutPayload::from(bytes))
                 .await

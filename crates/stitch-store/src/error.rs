@@ -29,6 +29,30 @@ pub enum StoreError {
     WalClosed,
     #[error("the write-ahead log is full: {pending} appends pending")]
     Overloaded { pending: usize },
+    #[error(
+        "the disk holding the write-ahead log is nearly full ({free} bytes free, {reserve} kept in reserve); retry later"
+    )]
+    DiskFull { free: u64, reserve: u64 },
+    #[error("no write-ahead log segment can be written ({0}); retry later")]
+    WalUnavailable(String),
+    #[error(
+        "blocks are not being written fast enough (two heads wait for the flusher); retry later"
+    )]
+    FlushBacklog,
+    #[error("the head cannot be flushed now: {0}")]
+    FlushPostponed(String),
+    #[error(
+        "write-ahead log segment {} is damaged at offset {offset} ({reason}), and valid records follow at offset {resume}; \
+         starting would drop acknowledged spans, so Stitch stops. Start once with --wal-salvage to keep every record \
+         that passes its checksum and drop only the damaged bytes (they are logged)",
+        path.display()
+    )]
+    WalDamaged {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+        resume: u64,
+    },
     #[error("invalid sampling configuration: {0}")]
     Sampling(#[from] stitch_pipeline::ConfigError),
 }

@@ -24,17 +24,26 @@
 //! - A block becomes visible (registered, and `meta.json` written) before the head it came from
 //!   stops being queryable and before the WAL segments it covers are deleted.
 //! - Blocks are immutable; retention deletes whole blocks.
+//! - Nothing is appended to a WAL segment after a write or sync of it failed: the segment is
+//!   cut back to its last good record and sealed; appends are refused (retryable) until a new
+//!   segment exists and while the disk is below its free-space reserve. Heads are frozen and
+//!   flushed all the same, which gives WAL space back ([`disk`] and the writer's module docs).
+//! - Recovery drops only an unfinished write at the end of a segment; damage followed by valid
+//!   records stops [`Store::open`] (see [`wal`]), unless [`StoreConfig::wal_salvage`] is set.
 //!
 //! The on-disk formats are documented in [`wal`] (log records) and [`block`] (block files).
 
 pub mod block;
+pub mod disk;
 mod error;
+mod flush;
 pub mod head;
 pub mod live;
 pub mod query;
 pub mod sampling;
 mod store;
 pub mod wal;
+mod writer;
 
 pub use error::StoreError;
 pub use live::{Live, LiveAggregates, LiveOptions, Pending};

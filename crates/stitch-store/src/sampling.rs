@@ -536,12 +536,27 @@ pub(crate) fn replay(
         if bad_records > 0 {
             tracing::error!(segment = %path.display(), bad_records, "WAL records that do not decode were skipped");
         }
-        if let SegmentEnd::Torn { offset, reason } = end {
-            let newest = Some(&seg) == segments.last();
-            if newest {
-                tracing::info!(segment = %path.display(), offset, %reason, "WAL ends in an unfinished write; it was never acknowledged");
-            } else {
-                tracing::error!(segment = %path.display(), offset, %reason, "WAL segment is corrupt; records after this offset are lost");
+        match end {
+            SegmentEnd::Clean => {}
+            // Nothing valid follows: a write that failed or was cut short by a crash, never
+            // acknowledged (the writer seals a segment after any failed write).
+            SegmentEnd::Torn { offset, reason } => tracing::info!(
+                segment = %path.display(),
+                offset,
+                %reason,
+                "WAL segment ends in an unfinished write, which was never acknowledged; it is ignored"
+            ),
+            SegmentEnd::Damaged {
+                offset,
+                reason,
+                resume,
+            } => {
+                return Err(StoreError::WalDamaged {
+                    path,
+                    offset,
+                    reason,
+                    resume,
+                });
             }
         }
     }

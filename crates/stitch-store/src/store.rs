@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use object_store::ObjectStore;
@@ -16,11 +16,13 @@ use tokio::sync::oneshot;
 
 use crate::StoreError;
 use crate::block::{self, BlockHandle};
+use crate::disk::{self, Disk, FaultInjector, IoStep};
 use crate::head::Head;
 use crate::live::{self, Live, LiveOptions};
 use crate::query::{Operation, SearchQuery, TraceReader};
-use crate::sampling::{KeptTrace, Sampler, SamplingStatus, unix_nanos};
+use crate::sampling::SamplingStatus;
 use crate::wal::{self, SegmentWriter};
+use crate::writer::{Log, WalMsg};
 
 /// How the store is laid out and bounded.
 #[derive(Clone, Debug)]
@@ -48,6 +50,15 @@ pub struct StoreConfig {
     /// RED and the dependency graph maintained as spans arrive ([`crate::live`]); `None`
     /// turns them off (readers then scan stored traces).
     pub live: Option<LiveOptions>,
+    /// Appends are refused while the file system holding `data_dir` has fewer bytes free;
+    /// `None`: 5% of the file system, at most 128 MiB; `Some(0)` turns the check off
+    /// ([`crate::disk`]).
+    pub min_free_bytes: Option<u64>,
+    /// At start-up, rewrite WAL segments damaged in the middle with every record that passes
+    /// its checksum instead of refusing to start ([`wal::salvage_segment`]).
+    pub wal_salvage: bool,
+    /// Test hook that fails chosen writes ([`crate::disk`]); `None` in production.
+    pub faults: Option<Arc<dyn FaultInjector>>,
 }
 
 impl StoreConfig {
@@ -63,6 +74,9 @@ impl StoreConfig {
             fsync: true,
             sampling: stitch_pipeline::SamplingConfig::default(),
             live: Some(LiveOptions::default()),
+            min_free_bytes: None,
+            wal_salvage: false,
+            faults: None,
         }
     }
 }
@@ -83,39 +97,37 @@ pub struct StoreStats {
     pub sampled_spans_stored: AtomicU64,
     /// WAL segments deleted because nothing in them is needed any more.
     pub wal_segments_deleted: AtomicU64,
+    /// WAL writes or syncs that failed (each sealed its segment).
+    pub wal_write_failures: AtomicU64,
+    /// Appends refused at once because no segment could be written or the disk was below its
+    /// reserve.
+    pub refused_appends: AtomicU64,
+    /// Times the free space fell below the reserve.
+    pub disk_full_episodes: AtomicU64,
+    /// Free bytes on the data directory's file system at the last check.
+    pub disk_free_bytes: AtomicU64,
+    /// The free-space reserve in bytes.
+    pub disk_reserve_bytes: AtomicU64,
+    /// 1 while appends are accepted, 0 while they are refused (full disk, no segment).
+    pub wal_writable: AtomicU64,
 }
 
-enum WalMsg {
-    Append {
-        payload: Vec<u8>,
-        batch: Batch,
-        ack: oneshot::Sender<Result<(), String>>,
-    },
-    /// Freeze the head and flush it to a block now (if it holds anything).
-    Flush { done: oneshot::Sender<()> },
-}
-
-struct FlushJob {
-    head: Arc<Head>,
-    wal_through: u64,
-    done: Vec<oneshot::Sender<()>>,
-}
-
-struct Inner {
-    config: StoreConfig,
-    wal_dir: PathBuf,
-    objects: Arc<dyn ObjectStore>,
-    active: RwLock<Head>,
-    frozen: RwLock<Vec<Arc<Head>>>,
-    blocks: RwLock<Vec<Arc<BlockHandle>>>,
-    stats: StoreStats,
+pub(crate) struct Inner {
+    pub config: StoreConfig,
+    pub wal_dir: PathBuf,
+    pub objects: Arc<dyn ObjectStore>,
+    pub disk: Disk,
+    pub active: RwLock<Head>,
+    pub frozen: RwLock<Vec<Arc<Head>>>,
+    pub blocks: RwLock<Vec<Arc<BlockHandle>>>,
+    pub stats: StoreStats,
     /// The oldest WAL segment holding a span the tail sampler has not decided (`u64::MAX`:
     /// none), published by the WAL writer.
-    tail_watermark: AtomicU64,
-    /// The segment the WAL writer appends to.
-    current_segment: AtomicU64,
-    sampling: parking_lot::Mutex<SamplingStatus>,
-    live: Option<Arc<Live>>,
+    pub tail_watermark: AtomicU64,
+    /// The segment the WAL writer appends to, or will make next when it has none.
+    pub current_segment: AtomicU64,
+    pub sampling: parking_lot::Mutex<SamplingStatus>,
+    pub live: Option<Arc<Live>>,
 }
 
 /// The embedded trace store. Cheap to clone; all clones share one store.
@@ -154,8 +166,32 @@ impl Store {
             }
         }
 
+        let disk = open_disk(&config)?;
         let stats = StoreStats::default();
+        stats
+            .disk_reserve_bytes
+            .store(disk.reserve, Ordering::Relaxed);
+        // What failed attempts left behind: temporary segments, blocks without `meta.json`
+        // (their spans are still in the WAL). Both only take space.
+        if let Err(e) = wal::remove_temporary_files(&wal_dir, &disk) {
+            tracing::warn!(error = %e, "cannot remove unfinished WAL segments");
+        }
+        remove_incomplete_blocks(&blocks_dir, &disk);
         let segments = wal::list_segments(&wal_dir)?;
+        if config.wal_salvage {
+            for &seg in &segments {
+                let skipped = wal::salvage_segment(&wal_dir, seg, &disk)?;
+                for s in &skipped {
+                    tracing::warn!(
+                        segment = %wal::segment_path(&wal_dir, seg).display(),
+                        offset = s.offset,
+                        bytes = s.len,
+                        reason = %s.reason,
+                        "salvage: dropped damaged bytes from a WAL segment"
+                    );
+                }
+            }
+        }
         let next_segment = segments.last().copied().unwrap_or(0).max(wal_through) + 1;
         let recovered = crate::sampling::replay(
             &wal_dir,
@@ -170,18 +206,20 @@ impl Store {
             .recovered_spans
             .store(recovered.recovered_spans, Ordering::Relaxed);
         // Segments below every head's oldest source and below the oldest undecided span hold
-        // nothing that is not in a block already (or was dropped).
+        // nothing that is not in a block already (or was dropped). Failing to delete them
+        // only costs space: they are deleted later.
         let keep_from = head
             .min_source
             .min(sampler.low_watermark_segment().unwrap_or(u64::MAX))
             .min(next_segment);
-        for &seg in &segments {
-            if seg < keep_from {
-                let path = wal::segment_path(&wal_dir, seg);
-                std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-            }
+        let obsolete = segments.iter().filter(|&&seg| seg < keep_from);
+        let deleted = obsolete
+            .map(|&seg| wal::segment_path(&wal_dir, seg))
+            .try_for_each(|path| disk.remove_file(IoStep::WalRemove, &path))
+            .and_then(|()| disk.sync_dir(&wal_dir));
+        if let Err(e) = deleted {
+            tracing::warn!(error = %e, "cannot delete WAL segments already in blocks; will retry after the next flush");
         }
-        wal::sync_dir(&wal_dir)?;
         if !head.is_empty() || recovered.undecided_traces > 0 {
             tracing::info!(
                 spans = head.span_count,
@@ -191,7 +229,26 @@ impl Store {
                 "recovered spans from the write-ahead log"
             );
         }
-        let segment = SegmentWriter::create(&wal_dir, next_segment)?;
+        // On a full disk the store opens all the same: it serves what it has, refuses appends
+        // and makes the segment once there is room (`writer::Log`).
+        let segment = match SegmentWriter::create(&wal_dir, next_segment, &disk) {
+            Ok(s) => Some(s),
+            Err(StoreError::Io { source, .. }) if disk::is_no_space(&source) => {
+                tracing::warn!(
+                    dir = %wal_dir.display(),
+                    "the disk is full: serving stored traces read-only; appends are refused until there is room"
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        let log = Log::new(
+            wal_dir.clone(),
+            disk.clone(),
+            segment,
+            next_segment,
+            wal_through,
+        );
         let live = config.live.clone().map(|opts| {
             // Spans in blocks are not counted: the aggregates cover what started after them.
             let since = blocks.iter().map(|b| b.meta.max_end + 1).max().unwrap_or(0);
@@ -206,6 +263,7 @@ impl Store {
             config: config.clone(),
             wal_dir,
             objects,
+            disk,
             active: RwLock::new(head),
             frozen: RwLock::new(Vec::new()),
             blocks: RwLock::new(blocks),
@@ -222,10 +280,10 @@ impl Store {
             let inner = inner.clone();
             std::thread::Builder::new()
                 .name("stitch-wal".into())
-                .spawn(move || wal_writer(inner, rx, segment, flush_tx, sampler))
+                .spawn(move || crate::writer::run(inner, rx, log, flush_tx, sampler))
                 .map_err(|e| StoreError::io("stitch-wal thread", e))?;
         }
-        tokio::spawn(flusher(inner.clone(), flush_rx));
+        tokio::spawn(crate::flush::flusher(inner.clone(), flush_rx));
         if let Some(l) = &inner.live {
             let weak = Arc::downgrade(&inner);
             tokio::spawn(live::feed(Arc::downgrade(l), move |id| {
@@ -242,7 +300,7 @@ impl Store {
                 }
             }));
         }
-        tokio::spawn(retention(Arc::downgrade(&inner)));
+        tokio::spawn(crate::flush::retention(Arc::downgrade(&inner)));
         Ok(Store { inner, tx })
     }
 
@@ -250,7 +308,9 @@ impl Store {
     /// `ExportTraceServiceRequest` protobuf; it is what the WAL stores.
     ///
     /// Returns once the batch is on disk (and `fdatasync`ed), or at once with
-    /// [`StoreError::Overloaded`] when too many appends are waiting.
+    /// [`StoreError::Overloaded`] when too many appends are waiting, and with
+    /// [`StoreError::DiskFull`] or [`StoreError::WalUnavailable`] while the disk is full or
+    /// no segment can be written. Every error is worth retrying; none was acknowledged.
     pub async fn append(&self, payload: Vec<u8>, batch: Batch) -> Result<(), StoreError> {
         let (ack, done) = oneshot::channel();
         match self.tx.try_send(WalMsg::Append {
@@ -267,11 +327,7 @@ impl Store {
             }
             Err(TrySendError::Disconnected(_)) => return Err(StoreError::WalClosed),
         }
-        match done.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(StoreError::WalWrite(message)),
-            Err(_) => Err(StoreError::WalClosed),
-        }
+        done.await.unwrap_or(Err(StoreError::WalClosed))
     }
 
     /// Freezes the current head and waits until it is written as a block.
@@ -280,12 +336,16 @@ impl Store {
         self.tx
             .send(WalMsg::Flush { done: done_tx })
             .map_err(|_| StoreError::WalClosed)?;
-        done.await.map_err(|_| StoreError::WalClosed)
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(why)) => Err(StoreError::FlushPostponed(why)),
+            Err(_) => Err(StoreError::WalClosed),
+        }
     }
 
     /// Runs retention once, now.
     pub async fn enforce_retention(&self) -> Result<usize, StoreError> {
-        enforce_retention(&self.inner).await
+        crate::flush::enforce_retention(&self.inner).await
     }
 
     pub fn stats(&self) -> &StoreStats {
@@ -325,425 +385,48 @@ impl Store {
     }
 }
 
-/// The single thread that owns the active segment. It writes appends in groups and syncs once
-/// per group. Without tail sampling it then applies the group to the head and only then
-/// acknowledges it. With tail sampling it acknowledges the group, feeds it to the tail sampler
-/// it owns and puts the traces it keeps into the head; the decisions are written as a WAL
-/// record at the start of the next group commit (or before the segment rotates). Because it is
-/// also the only one to rotate segments and freeze heads, a head holds exactly the spans that
-/// were put into a head while its segments were active.
-fn wal_writer(
-    inner: Arc<Inner>,
-    rx: Receiver<WalMsg>,
-    mut segment: SegmentWriter,
-    flush_tx: tokio::sync::mpsc::UnboundedSender<FlushJob>,
-    mut sampler: Sampler,
-) {
-    const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
-    let idle = Duration::from_millis(250);
-    let mut framed = Vec::with_capacity(1 << 20);
-    let mut group = Vec::new();
-    let mut batches = Vec::new();
-    let mut kept: Vec<KeptTrace> = Vec::new();
-    loop {
-        let first = match rx.recv_timeout(sampler.timeout(unix_nanos(), idle)) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        let received = first.is_some();
-        let mut group_bytes = 0;
-        let mut flush_requests = Vec::new();
-        let kind = sampler.record_kind();
-        // Decisions made since the last commit go first: they precede these spans.
-        sampler.frame_pending(&mut framed);
-        let mut msg = first;
-        while let Some(m) = msg.take() {
-            match m {
-                WalMsg::Append {
-                    payload,
-                    batch,
-                    ack,
-                } => {
-                    // Where this record will start in the segment: the tail sampler finds
-                    // kept spans there again.
-                    let position = wal::position(segment.id, segment.bytes + framed.len() as u64);
-                    wal::frame(&mut framed, kind, &payload);
-                    group_bytes += payload.len();
-                    group.push((payload.len(), position, batch, ack));
-                }
-                WalMsg::Flush { done } => flush_requests.push(done),
-            }
-            if group_bytes < MAX_GROUP_BYTES {
-                msg = rx.try_recv().ok();
-            }
+/// The disk with the configured fault hook and the free-space reserve.
+fn open_disk(config: &StoreConfig) -> Result<Disk, StoreError> {
+    let reserve = match config.min_free_bytes {
+        Some(n) => n,
+        None => {
+            let (_, total) =
+                disk::statvfs(&config.data_dir).map_err(|e| StoreError::io(&config.data_dir, e))?;
+            disk::default_reserve(total)
         }
-        if group.is_empty() {
-            framed.clear();
-        } else {
-            let result = segment.write_durable(&framed, inner.config.fsync);
-            framed.clear();
-            match result {
-                Ok(()) => {
-                    sampler.written();
-                    let stats = &inner.stats;
-                    stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
-                    stats
-                        .wal_bytes
-                        .fetch_add(group_bytes as u64, Ordering::Relaxed);
-                    let spans: usize = group.iter().map(|(_, _, b, _)| b.span_count()).sum();
-                    stats
-                        .appended_spans
-                        .fetch_add(spans as u64, Ordering::Relaxed);
-                    stats
-                        .appends
-                        .fetch_add(group.len() as u64, Ordering::Relaxed);
-                    if sampler.pass_through {
-                        {
-                            let mut head = inner.active.write();
-                            for (len, _, batch, _) in &group {
-                                head.insert(batch, *len, segment.id);
-                            }
-                        }
-                        if let Some(live) = &inner.live {
-                            live.touch(group.iter().flat_map(|(_, _, batch, _)| {
-                                batch
-                                    .resource_spans
-                                    .iter()
-                                    .flat_map(|rs| &rs.scope_spans)
-                                    .flat_map(|ss| &ss.spans)
-                                    .map(|s| s.trace_id)
-                            }));
-                        }
-                        for (_, _, _, ack) in group.drain(..) {
-                            let _ = ack.send(Ok(()));
-                        }
-                    } else {
-                        // Durable: acknowledge now; the spans become visible once decided.
-                        for (len, position, batch, ack) in group.drain(..) {
-                            let _ = ack.send(Ok(()));
-                            batches.push((len + 1, position, batch));
-                        }
-                        let now = unix_nanos();
-                        for (record_len, position, batch) in batches.drain(..) {
-                            sampler.add(batch, position, record_len, now, &mut kept);
-                        }
-                    }
-                }
+    };
+    Ok(Disk::new(config.faults.clone(), reserve))
+}
+
+/// Removes block directories without `meta.json`: a flush that did not finish. Their spans
+/// are still in the WAL, which is only deleted after a block is complete.
+fn remove_incomplete_blocks(blocks_dir: &Path, disk: &Disk) {
+    let Ok(entries) = std::fs::read_dir(blocks_dir) else {
+        return;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        if dir.is_dir() && !dir.join("meta.json").exists() {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => removed += 1,
                 Err(e) => {
-                    tracing::error!(error = %e, "write-ahead log write failed; refusing the batch");
-                    let message = e.to_string();
-                    for (_, _, _, ack) in group.drain(..) {
-                        let _ = ack.send(Err(message.clone()));
-                    }
-                    // A partial write may have left a torn record; continue in a new segment so
-                    // later records are readable. Pending decisions stay pending.
-                    match SegmentWriter::create(&inner.wal_dir, segment.id + 1) {
-                        Ok(s) => {
-                            segment = s;
-                            inner.current_segment.store(segment.id, Ordering::Release);
-                        }
-                        Err(e) => tracing::error!(error = %e, "cannot open a new WAL segment"),
-                    }
+                    tracing::warn!(block = %dir.display(), error = %e, "cannot remove an unfinished block")
                 }
             }
         }
-        if !sampler.pass_through {
-            sampler.tick(unix_nanos(), &mut kept);
-            if !kept.is_empty() {
-                let mut stored = 0;
-                {
-                    let mut head = inner.active.write();
-                    if let Some(live) = &inner.live {
-                        live.touch(kept.iter().map(|k| k.trace_id));
-                    }
-                    for k in kept.drain(..) {
-                        stored += k.spans;
-                        k.insert_into(&mut head);
-                    }
-                }
-                inner
-                    .stats
-                    .sampled_spans_stored
-                    .fetch_add(stored, Ordering::Relaxed);
-            }
-            if !received && sampler.has_pending() {
-                // Idle: write the decisions now rather than with the next append.
-                write_pending(&inner, &mut segment, &mut sampler);
-            }
-        }
-        // Publish the watermark before any rotation: the flusher reads the active segment
-        // first and the watermark after, so it never sees a newer segment with an older
-        // watermark (see `delete_obsolete_segments`).
-        sampler.publish(&inner.tail_watermark, &inner.sampling);
-        maybe_rotate(
-            &inner,
-            &mut segment,
-            &flush_tx,
-            flush_requests,
-            &mut sampler,
+    }
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "removed unfinished blocks; their spans are replayed from the write-ahead log"
         );
+        let _ = disk.sync_dir(blocks_dir);
     }
-}
-
-/// Writes the pending decisions as one record and syncs. False when the write failed (the
-/// decisions stay pending).
-fn write_pending(inner: &Inner, segment: &mut SegmentWriter, sampler: &mut Sampler) -> bool {
-    if !sampler.has_pending() {
-        return true;
-    }
-    let mut framed = Vec::new();
-    sampler.frame_pending(&mut framed);
-    match segment.write_durable(&framed, inner.config.fsync) {
-        Ok(()) => {
-            sampler.written();
-            inner.stats.wal_syncs.fetch_add(1, Ordering::Relaxed);
-            true
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "writing sampling decisions to the WAL failed; retrying later");
-            if let Ok(s) = SegmentWriter::create(&inner.wal_dir, segment.id + 1) {
-                *segment = s;
-                inner.current_segment.store(segment.id, Ordering::Release);
-            }
-            false
-        }
-    }
-}
-
-fn maybe_rotate(
-    inner: &Inner,
-    segment: &mut SegmentWriter,
-    flush_tx: &tokio::sync::mpsc::UnboundedSender<FlushJob>,
-    forced: Vec<oneshot::Sender<()>>,
-    sampler: &mut Sampler,
-) {
-    let c = &inner.config;
-    if !forced.is_empty() {
-        // A flush (e.g. at shutdown) also makes the decisions made so far durable, so that a
-        // restart does not decide those traces again.
-        write_pending(inner, segment, sampler);
-    }
-    let (due, segment_only) = {
-        let head = inner.active.read();
-        let due = !head.is_empty()
-            && (!forced.is_empty()
-                || head.span_count >= c.head_max_spans
-                || head.approx_bytes >= c.head_max_bytes
-                || head.created.elapsed() >= c.head_max_age);
-        // With tail sampling the head may stay empty (every trace dropped) while the segment
-        // grows: rotate the segment alone so that old ones can be deleted.
-        let segment_only = head.is_empty()
-            && segment.bytes > wal::MAGIC.len() as u64
-            && segment.created.elapsed() >= c.head_max_age;
-        (due, segment_only)
-    };
-    if !due {
-        if segment_only && write_pending(inner, segment, sampler) {
-            match SegmentWriter::create(&inner.wal_dir, segment.id + 1) {
-                Ok(s) => {
-                    *segment = s;
-                    inner.current_segment.store(segment.id, Ordering::Release);
-                    if let Err(e) = delete_obsolete_segments(inner) {
-                        tracing::error!(error = %e, "deleting old WAL segments failed");
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "cannot rotate the write-ahead log"),
-            }
-        }
-        if !forced.is_empty() {
-            // Nothing in the active head, but earlier heads may still be flushing: queue an
-            // empty job so the caller is answered after them.
-            let _ = flush_tx.send(FlushJob {
-                head: Arc::new(Head::new(segment.id)),
-                wal_through: 0,
-                done: forced,
-            });
-        }
-        return;
-    }
-    // Bound memory: wait while two heads are already waiting to be written.
-    while inner.frozen.read().len() >= 2 {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // The decisions that put traces into this head must be in its segments (and durable)
-    // before it can become a block: recovery finds kept spans through them.
-    if !write_pending(inner, segment, sampler) {
-        return;
-    }
-    let next = match SegmentWriter::create(&inner.wal_dir, segment.id + 1) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot rotate the write-ahead log; flush postponed");
-            return;
-        }
-    };
-    let through = segment.id;
-    *segment = next;
-    inner.current_segment.store(segment.id, Ordering::Release);
-    // Publish the old head in `frozen` before releasing the lock on `active`: readers look at
-    // `active` first and `frozen` after, so a head that is in neither for a moment would hide
-    // acknowledged spans from them.
-    let old = {
-        let mut active = inner.active.write();
-        let old = Arc::new(std::mem::replace(&mut *active, Head::new(segment.id)));
-        inner.frozen.write().push(old.clone());
-        old
-    };
-    let _ = flush_tx.send(FlushJob {
-        head: old,
-        wal_through: through,
-        done: forced,
-    });
-}
-
-/// Deletes the WAL segments nothing needs any more: those below the active segment, below the
-/// oldest segment holding a span the tail sampler has not decided, and below the oldest source
-/// segment of every head not yet written as a block. Returns how many it deleted.
-fn delete_obsolete_segments(inner: &Inner) -> Result<usize, StoreError> {
-    // Order matters: the writer publishes the watermark before it moves to a new segment, and
-    // puts kept spans into a head before it publishes the watermark that no longer covers
-    // them. Reading in the opposite order never sees a bound that is too high.
-    let current = inner.current_segment.load(Ordering::Acquire);
-    let watermark = inner.tail_watermark.load(Ordering::Acquire);
-    let heads = {
-        let active = inner.active.read();
-        let frozen = inner.frozen.read();
-        frozen
-            .iter()
-            .map(|h| h.min_source)
-            .fold(active.min_source, u64::min)
-    };
-    let bound = current.min(watermark).min(heads);
-    let mut deleted = 0;
-    for seg in wal::list_segments(&inner.wal_dir)? {
-        if seg >= bound {
-            break;
-        }
-        let path = wal::segment_path(&inner.wal_dir, seg);
-        match std::fs::remove_file(&path) {
-            Ok(()) => deleted += 1,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::io(&path, e)),
-        }
-    }
-    if deleted > 0 {
-        wal::sync_dir(&inner.wal_dir)?;
-        inner
-            .stats
-            .wal_segments_deleted
-            .fetch_add(deleted as u64, Ordering::Relaxed);
-    }
-    Ok(deleted)
-}
-
-async fn flusher(inner: Arc<Inner>, mut rx: tokio::sync::mpsc::UnboundedReceiver<FlushJob>) {
-    while let Some(job) = rx.recv().await {
-        if !job.head.is_empty() {
-            let mut delay = Duration::from_millis(200);
-            while let Err(e) = flush_one(&inner, &job).await {
-                inner.stats.flush_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, wal_through = job.wal_through, "writing a block failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-        }
-        for done in job.done {
-            let _ = done.send(());
-        }
-    }
-}
-
-async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError> {
-    let block_id = format!("{:020}", job.wal_through);
-    let head = job.head.clone();
-    let id = block_id.clone();
-    let wal_through = job.wal_through;
-    let (meta, bloom, data) =
-        tokio::task::spawn_blocking(move || block::build_block(&head, &id, wal_through))
-            .await
-            .map_err(|e| StoreError::CorruptBlock {
-                block: block_id.clone(),
-                reason: if e.is_cancelled() {
-                    "block builder was cancelled by shutdown".into()
-                } else {
-                    format!("block builder panicked: {e}")
-                },
-            })??;
-    block::put_block(&inner.objects, &meta, &bloom, data).await?;
-    // The local backend does not sync what it writes; do so before the WAL goes away.
-    let dir = inner.config.data_dir.join("blocks").join(&block_id);
-    let dir2 = dir.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-        for name in ["data.parquet", "bloom.bin", "meta.json"] {
-            let path = dir2.join(name);
-            std::fs::File::open(&path)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| StoreError::io(&path, e))?;
-        }
-        wal::sync_dir(&dir2)?;
-        wal::sync_dir(dir2.parent().expect("block dir has a parent"))
-    })
-    .await
-    .map_err(|e| StoreError::io(&dir, std::io::Error::other(e)))??;
-
-    let spans = meta.span_count;
-    let handle = Arc::new(BlockHandle::new(meta, bloom, inner.objects.clone())?);
-    inner.blocks.write().push(handle);
-    inner.frozen.write().retain(|h| !Arc::ptr_eq(h, &job.head));
-    inner.stats.blocks_written.fetch_add(1, Ordering::Relaxed);
-    // The block is registered: failing to delete segments now must not write it again.
-    if let Err(e) = delete_obsolete_segments(inner) {
-        tracing::error!(error = %e, "deleting WAL segments covered by a block failed");
-    }
-    tracing::debug!(block = %block_id, spans, "flushed head to a block");
-    Ok(())
-}
-
-async fn retention(inner: std::sync::Weak<Inner>) {
-    loop {
-        let Some(interval) = inner.upgrade().map(|i| i.config.retention_interval) else {
-            return;
-        };
-        tokio::time::sleep(interval).await;
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        if let Err(e) = enforce_retention(&strong).await {
-            tracing::error!(error = %e, "retention failed");
-        }
-    }
-}
-
-async fn enforce_retention(inner: &Arc<Inner>) -> Result<usize, StoreError> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64;
-    let cutoff = now.saturating_sub(inner.config.retention.as_nanos() as u64);
-    let expired: Vec<Arc<BlockHandle>> = inner
-        .blocks
-        .read()
-        .iter()
-        .filter(|b| b.meta.max_end < cutoff)
-        .cloned()
-        .collect();
-    for b in &expired {
-        inner
-            .blocks
-            .write()
-            .retain(|x| x.meta.block_id != b.meta.block_id);
-        block::delete_block(&inner.objects, &b.meta.block_id).await?;
-        let dir = inner.config.data_dir.join("blocks").join(&b.meta.block_id);
-        let _ = std::fs::remove_dir(&dir);
-        inner.stats.blocks_deleted.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(block = %b.meta.block_id, "deleted a block past retention");
-    }
-    Ok(expired.len())
 }
 
 /// Every stored span of trace `id`: the active head, frozen heads, then blocks.
-async fn read_trace(inner: &Inner, id: TraceId) -> Result<Option<Trace>, StoreError> {
+pub(crate) async fn read_trace(inner: &Inner, id: TraceId) -> Result<Option<Trace>, StoreError> {
     let mut trace = Trace::new(id);
     inner.active.read().collect_trace(id, &mut trace);
     let frozen = inner.frozen.read().clone();

@@ -50,16 +50,35 @@
 //! written and `fdatasync` has returned, so an acknowledged record survives a crash of the
 //! process or the machine. Many appends share one `fdatasync` (group commit).
 //!
-//! Recovery reads each segment from the start and stops at the first record that is incomplete
-//! or fails its checksum. At the tail of the newest segment this is the normal result of a crash
-//! during a write (such a record was never acknowledged). Anywhere else it is corruption; the
-//! rest of that segment is skipped and reported.
+//! # Failures while writing
+//!
+//! A write or `fdatasync` that fails (a full disk, an I/O error) *seals* the segment: it is cut
+//! back to the end of its last good record and never written again, because after a failed
+//! `fdatasync` nothing says which of the bytes since the previous one reached the disk (the
+//! page cache may already have dropped them). The appends of that group are refused; the next
+//! group goes to a new segment. A new segment is made under a temporary name
+//! (`<id>.wal.tmp`: header written and synced) and renamed into place, so a segment that exists
+//! under its own name always starts with a whole header, and a failed attempt leaves at most a
+//! temporary file that the next attempt (or the next start) removes. Hence, in any segment, a
+//! record that is cut off or fails its checksum can only be followed by nothing: the bytes of
+//! a write that failed or of a crash mid-write, never acknowledged.
+//!
+//! # Recovery
+//!
+//! Recovery reads each segment from the start. At the first record that is incomplete or fails
+//! its checksum it looks at the rest of the segment for a valid record (a plausible header,
+//! a body of the right shape, a matching checksum): none means the segment simply ends in an
+//! unfinished write, which is dropped ([`SegmentEnd::Torn`]); one means the damage is in the
+//! middle of acknowledged data ([`SegmentEnd::Damaged`]), and the store refuses to start
+//! rather than drop what follows. [`salvage_segment`] is the way out: it rewrites the segment
+//! with every record that passes its checksum and reports the byte ranges it skipped.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::StoreError;
+use crate::disk::{Disk, IoStep};
 
 pub const MAGIC: &[u8; 8] = b"STWAL001";
 pub const RECORD_HEADER: usize = 8;
@@ -177,49 +196,147 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>, StoreError> {
     Ok(ids)
 }
 
+/// The temporary name a segment is made under before it is renamed into place.
+pub fn temporary_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:020}.wal.tmp"))
+}
+
+/// Removes what failed attempts to create segments left behind (`*.wal.tmp`).
+pub fn remove_temporary_files(dir: &Path, disk: &Disk) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(".wal.tmp"))
+        {
+            let path = entry.path();
+            disk.remove_file(IoStep::WalRemove, &path)
+                .map_err(|e| StoreError::io(&path, e))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Appends encoded records to the active segment.
 pub struct SegmentWriter {
     pub id: u64,
     path: PathBuf,
     file: File,
+    /// The end of the last record written and synced: where the next record starts.
     pub bytes: u64,
     pub created: std::time::Instant,
+    disk: Disk,
 }
 
 impl SegmentWriter {
-    /// Creates a new, empty segment and makes its directory entry durable.
-    pub fn create(dir: &Path, id: u64) -> Result<SegmentWriter, StoreError> {
+    /// Creates a new, empty segment and makes its directory entry durable. The segment is
+    /// written and synced under a temporary name and then renamed into place; a leftover of an
+    /// earlier attempt (a temporary file, or a segment of that id holding no record) is
+    /// replaced, so that a failed attempt never blocks the next one.
+    pub fn create(dir: &Path, id: u64, disk: &Disk) -> Result<SegmentWriter, StoreError> {
         let path = segment_path(dir, id);
-        let mut file = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StoreError::io(&path, e))?;
-        file.write_all(MAGIC)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| StoreError::io(&path, e))?;
-        sync_dir(dir)?;
-        Ok(SegmentWriter {
-            id,
-            path,
-            file,
-            bytes: MAGIC.len() as u64,
-            created: std::time::Instant::now(),
-        })
+        let tmp = temporary_path(dir, id);
+        let made = (|| -> io::Result<File> {
+            disk.remove_file(IoStep::WalRemove, &tmp)?;
+            if path.exists() && segment_holds_records(&path)? {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a segment of this id already holds records",
+                ));
+            }
+            disk.check(IoStep::WalCreate, &tmp)?;
+            let mut file = OpenOptions::new().create_new(true).write(true).open(&tmp)?;
+            disk.write_all(IoStep::WalWrite, &mut file, &tmp, MAGIC)?;
+            disk.sync(IoStep::WalSync, &file, &tmp, true)?;
+            disk.check(IoStep::WalRename, &tmp)?;
+            std::fs::rename(&tmp, &path)?;
+            disk.sync_dir(dir)?;
+            Ok(file)
+        })();
+        match made {
+            Ok(file) => Ok(SegmentWriter {
+                id,
+                path,
+                file,
+                bytes: MAGIC.len() as u64,
+                created: std::time::Instant::now(),
+                disk: disk.clone(),
+            }),
+            Err(e) => {
+                // Best effort: a temporary file left now is removed by the next attempt.
+                let _ = std::fs::remove_file(&tmp);
+                Err(StoreError::io(&path, e))
+            }
+        }
     }
 
     /// Writes already framed records (see [`frame`]) and waits until they are durable.
+    ///
+    /// On failure the segment is sealed ([`SegmentWriter::seal`]) and must not be written
+    /// again: the caller drops it and continues in a new segment.
     pub fn write_durable(&mut self, framed: &[u8], fsync: bool) -> Result<(), StoreError> {
-        self.file
-            .write_all(framed)
-            .map_err(|e| StoreError::io(&self.path, e))?;
-        if fsync {
-            self.file
-                .sync_data()
-                .map_err(|e| StoreError::io(&self.path, e))?;
+        let written = self
+            .disk
+            .write_all(IoStep::WalWrite, &mut self.file, &self.path, framed)
+            .and_then(|()| {
+                if fsync {
+                    self.disk
+                        .sync(IoStep::WalSync, &self.file, &self.path, false)
+                } else {
+                    Ok(())
+                }
+            });
+        match written {
+            Ok(()) => {
+                self.bytes += framed.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                self.seal();
+                Err(StoreError::io(&self.path, e))
+            }
         }
-        self.bytes += framed.len() as u64;
-        Ok(())
+    }
+
+    /// Cuts the segment back to the end of its last good record, so that no partial record
+    /// of a failed write stays in it. Best effort: if this fails too, recovery finds the
+    /// partial record at the end of the segment and drops it (it was never acknowledged).
+    pub fn seal(&mut self) {
+        let cut = self
+            .disk
+            .check(IoStep::WalTruncate, &self.path)
+            .and_then(|()| self.file.set_len(self.bytes))
+            .and_then(|()| {
+                self.disk
+                    .sync(IoStep::WalSync, &self.file, &self.path, true)
+            });
+        if let Err(e) = cut {
+            tracing::warn!(
+                segment = %self.path.display(),
+                offset = self.bytes,
+                error = %e,
+                "cannot cut a failed WAL segment back to its last good record; recovery will drop the partial record at its end"
+            );
+        }
+    }
+
+    /// True when no record was written to the segment.
+    pub fn is_empty(&self) -> bool {
+        self.bytes <= MAGIC.len() as u64
+    }
+}
+
+/// True when the segment at `path` holds at least one valid record.
+fn segment_holds_records(path: &Path) -> io::Result<bool> {
+    let mut any = false;
+    match read_segment(path, |_, _| any = true) {
+        Ok(_) => Ok(any),
+        Err(StoreError::Io { source, .. }) => Err(source),
+        Err(e) => Err(io::Error::other(e.to_string())),
     }
 }
 
@@ -241,8 +358,23 @@ pub fn frame(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
 pub enum SegmentEnd {
     /// Every byte was a valid record.
     Clean,
-    /// The segment ends inside a record or with a record that fails its checksum, at `offset`.
+    /// The segment ends in a record that is cut off or fails its checksum, at `offset`, and
+    /// no valid record follows it: an unfinished write, never acknowledged.
     Torn { offset: u64, reason: String },
+    /// The record at `offset` is damaged and valid records follow it, the first at `resume`.
+    Damaged {
+        offset: u64,
+        reason: String,
+        resume: u64,
+    },
+}
+
+/// A damaged byte range that [`salvage_segment`] skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub offset: u64,
+    pub len: u64,
+    pub reason: String,
 }
 
 /// Reads every valid record of a segment, calling `on_record(kind, body)` for each.
@@ -254,63 +386,205 @@ pub fn read_segment(
 }
 
 /// [`read_segment`] that also passes each record's offset in the segment (where its header
-/// starts): `on_record(offset, kind, body)`.
+/// starts): `on_record(offset, kind, body)`. Reading stops at the first record that is not
+/// valid; [`SegmentEnd`] says whether anything valid follows it.
 pub fn read_segment_with_offsets(
     path: &Path,
-    mut on_record: impl FnMut(u64, u8, &[u8]),
+    on_record: impl FnMut(u64, u8, &[u8]),
 ) -> Result<SegmentEnd, StoreError> {
-    let file = File::open(path).map_err(|e| StoreError::io(path, e))?;
+    read_records(path, false, on_record).map(|(end, _)| end)
+}
+
+/// Reads the records of a segment. With `skip_damage`, reading goes on after a damaged range
+/// at the next valid record, and the ranges skipped are returned; the end is then `Clean` or
+/// `Torn`.
+fn read_records(
+    path: &Path,
+    skip_damage: bool,
+    mut on_record: impl FnMut(u64, u8, &[u8]),
+) -> Result<(SegmentEnd, Vec<Skipped>), StoreError> {
+    let io = |e| StoreError::io(path, e);
+    let file = File::open(path).map_err(io)?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut skipped = Vec::new();
     let mut magic = [0u8; 8];
-    match read_full(&mut reader, &mut magic).map_err(|e| StoreError::io(path, e))? {
-        8 if &magic == MAGIC => {}
-        n => {
-            return Ok(SegmentEnd::Torn {
-                offset: 0,
-                reason: format!("bad segment header ({n} bytes read)"),
-            });
-        }
-    }
+    let n = read_full(&mut reader, &mut magic).map_err(io)?;
     let mut offset = MAGIC.len() as u64;
+    let mut bad =
+        (n != 8 || &magic != MAGIC).then(|| (0, format!("bad segment header ({n} bytes read)")));
     let mut body = Vec::new();
     loop {
+        if let Some((at, reason)) = bad.take() {
+            let Some(resume) = find_valid_after(reader.get_mut(), at).map_err(io)? else {
+                return Ok((SegmentEnd::Torn { offset: at, reason }, skipped));
+            };
+            if !skip_damage {
+                return Ok((
+                    SegmentEnd::Damaged {
+                        offset: at,
+                        reason,
+                        resume,
+                    },
+                    skipped,
+                ));
+            }
+            skipped.push(Skipped {
+                offset: at,
+                len: resume - at,
+                reason,
+            });
+            reader.seek(SeekFrom::Start(resume)).map_err(io)?;
+            offset = resume;
+        }
         let mut header = [0u8; RECORD_HEADER];
-        let n = read_full(&mut reader, &mut header).map_err(|e| StoreError::io(path, e))?;
+        let n = read_full(&mut reader, &mut header).map_err(io)?;
         if n == 0 {
-            return Ok(SegmentEnd::Clean);
+            return Ok((SegmentEnd::Clean, skipped));
         }
         if n < RECORD_HEADER {
-            return Ok(SegmentEnd::Torn {
-                offset,
-                reason: "incomplete record header".into(),
-            });
+            bad = Some((offset, "incomplete record header".into()));
+            continue;
         }
         let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
         if len == 0 || len > MAX_RECORD {
-            return Ok(SegmentEnd::Torn {
-                offset,
-                reason: format!("implausible record length {len}"),
-            });
+            bad = Some((offset, format!("implausible record length {len}")));
+            continue;
         }
         body.resize(len, 0);
-        let got = read_full(&mut reader, &mut body).map_err(|e| StoreError::io(path, e))?;
+        let got = read_full(&mut reader, &mut body).map_err(io)?;
         if got < len {
-            return Ok(SegmentEnd::Torn {
-                offset,
-                reason: format!("record of {len} bytes cut off after {got}"),
-            });
+            bad = Some((offset, format!("record of {len} bytes cut off after {got}")));
+            continue;
         }
         let actual = crc32c::crc32c_append(crc32c::crc32c(&header[..4]), &body);
         if actual != crc {
-            return Ok(SegmentEnd::Torn {
+            bad = Some((
                 offset,
-                reason: format!("checksum mismatch (stored {crc:08x}, computed {actual:08x})"),
-            });
+                format!("checksum mismatch (stored {crc:08x}, computed {actual:08x})"),
+            ));
+            continue;
         }
         on_record(offset, body[0], &body[1..]);
         offset += (RECORD_HEADER + len) as u64;
     }
+}
+
+/// The offset of the first valid record that starts after `bad` (where an invalid one
+/// starts), if any.
+fn find_valid_after(file: &mut File, bad: u64) -> io::Result<Option<u64>> {
+    file.seek(SeekFrom::Start(bad))?;
+    let mut rest = Vec::new();
+    file.read_to_end(&mut rest)?;
+    Ok(find_record(&rest, 1).map(|i| bad + i as u64))
+}
+
+/// The first index at or after `from` in `bytes` where a valid record starts: a plausible
+/// length, a known kind, a body of that kind's shape, and a matching checksum. The cheap
+/// checks come first, so that scanning the bytes of a torn write costs little.
+fn find_record(bytes: &[u8], from: usize) -> Option<usize> {
+    (from..bytes.len()).find(|&i| {
+        let Some(header) = bytes.get(i..i + RECORD_HEADER) else {
+            return false;
+        };
+        let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes")) as usize;
+        if len == 0 || len > bytes.len() - i - RECORD_HEADER {
+            return false;
+        }
+        let payload = &bytes[i + RECORD_HEADER..i + RECORD_HEADER + len];
+        let shaped = match payload[0] {
+            KIND_OTLP_PROTO | KIND_OTLP_SAMPLED => is_protobuf_message(&payload[1..]),
+            KIND_DECISIONS => decode_decisions(&payload[1..]).is_some(),
+            _ => false,
+        };
+        let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+        shaped && crc32c::crc32c_append(crc32c::crc32c(&header[..4]), payload) == crc
+    })
+}
+
+/// True when `bytes` is a sequence of well-formed protobuf fields that ends exactly at its
+/// end (what every OTLP request is; the fields themselves are not decoded).
+fn is_protobuf_message(mut bytes: &[u8]) -> bool {
+    fn varint(b: &[u8]) -> Option<(u64, usize)> {
+        let mut v = 0u64;
+        for (i, &byte) in b.iter().enumerate().take(10) {
+            v |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Some((v, i + 1));
+            }
+        }
+        None
+    }
+    while !bytes.is_empty() {
+        let Some((key, n)) = varint(bytes) else {
+            return false;
+        };
+        if key >> 3 == 0 {
+            return false;
+        }
+        bytes = &bytes[n..];
+        let skip = match key & 7 {
+            0 => match varint(bytes) {
+                Some((_, n)) => n,
+                None => return false,
+            },
+            1 => 8,
+            2 => match varint(bytes) {
+                Some((len, n)) if len <= (bytes.len() - n) as u64 => n + len as usize,
+                _ => return false,
+            },
+            5 => 4,
+            _ => return false,
+        };
+        let Some(rest) = bytes.get(skip..) else {
+            return false;
+        };
+        bytes = rest;
+    }
+    true
+}
+
+/// Rewrites a damaged segment with every record that passes its checksum, dropping the
+/// damaged byte ranges (and an unfinished write at its end), and returns what it skipped.
+/// A segment without damage in its middle is left as it is (`Ok(vec![])`). The new content is
+/// written and synced under the temporary name, then renamed over the segment.
+pub fn salvage_segment(dir: &Path, id: u64, disk: &Disk) -> Result<Vec<Skipped>, StoreError> {
+    let path = segment_path(dir, id);
+    let mut framed = Vec::new();
+    framed.extend_from_slice(MAGIC);
+    let (end, mut skipped) = read_records(&path, true, |_, kind, body| {
+        frame(&mut framed, kind, body);
+    })?;
+    if skipped.is_empty() {
+        return Ok(skipped);
+    }
+    if let SegmentEnd::Torn { offset, reason } = end {
+        let len = std::fs::metadata(&path)
+            .map_err(|e| StoreError::io(&path, e))?
+            .len()
+            .saturating_sub(offset);
+        skipped.push(Skipped {
+            offset,
+            len,
+            reason,
+        });
+    }
+    let tmp = temporary_path(dir, id);
+    let written = (|| -> io::Result<()> {
+        disk.remove_file(IoStep::WalRemove, &tmp)?;
+        disk.check(IoStep::WalCreate, &tmp)?;
+        let mut file = OpenOptions::new().create_new(true).write(true).open(&tmp)?;
+        disk.write_all(IoStep::WalWrite, &mut file, &tmp, &framed)?;
+        disk.sync(IoStep::WalSync, &file, &tmp, true)?;
+        disk.check(IoStep::WalRename, &tmp)?;
+        std::fs::rename(&tmp, &path)?;
+        disk.sync_dir(dir)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(StoreError::io(&path, e));
+    }
+    Ok(skipped)
 }
 
 /// Bits of a [`position`] that hold the record's offset in its segment.
@@ -376,13 +650,6 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Makes directory entries (a created or removed file) durable.
-pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| StoreError::io(dir, e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,7 +663,7 @@ mod tests {
     #[test]
     fn records_written_are_read_back_in_order() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = SegmentWriter::create(dir.path(), 7).unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 7, &Disk::default()).unwrap();
         let mut buf = Vec::new();
         frame(&mut buf, 1, b"alpha");
         frame(&mut buf, 1, b"");
@@ -414,7 +681,7 @@ mod tests {
     #[test]
     fn a_torn_tail_keeps_every_complete_record_before_it() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = SegmentWriter::create(dir.path(), 1).unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 1, &Disk::default()).unwrap();
         let mut buf = Vec::new();
         frame(&mut buf, 1, b"kept");
         frame(&mut buf, 1, b"torn away");
@@ -462,7 +729,7 @@ mod tests {
     #[test]
     fn a_flipped_bit_fails_the_checksum() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = SegmentWriter::create(dir.path(), 1).unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 1, &Disk::default()).unwrap();
         let mut buf = Vec::new();
         frame(&mut buf, 1, b"first");
         let second = buf.len();
@@ -475,5 +742,195 @@ mod tests {
             SegmentEnd::Torn { reason, .. } => assert!(reason.contains("checksum"), "{reason}"),
             other => panic!("expected a torn segment, got {other:?}"),
         }
+    }
+
+    /// Fails the next write of a WAL record after `keep` bytes with ENOSPC, once.
+    #[derive(Debug)]
+    struct TearNextWrite {
+        keep: usize,
+        armed: std::sync::atomic::AtomicBool,
+    }
+
+    impl crate::disk::FaultInjector for TearNextWrite {
+        fn inject(&self, step: IoStep, _: &Path, _: u64) -> crate::disk::Injected {
+            use std::sync::atomic::Ordering;
+            if step == IoStep::WalWrite && self.armed.swap(false, Ordering::SeqCst) {
+                crate::disk::Injected::Torn(self.keep, io::ErrorKind::StorageFull.into())
+            } else {
+                crate::disk::Injected::Proceed
+            }
+        }
+    }
+
+    /// Three records in one segment; returns its path and where each record starts.
+    fn three_records(dir: &Path) -> (PathBuf, Vec<u64>) {
+        let mut w = SegmentWriter::create(dir, 1, &Disk::default()).unwrap();
+        let mut buf = Vec::new();
+        let mut starts = Vec::new();
+        for body in [&b"first"[..], b"second", b"third"] {
+            starts.push(MAGIC.len() as u64 + buf.len() as u64);
+            frame(
+                &mut buf,
+                KIND_DECISIONS,
+                &encode_decisions(&[DecisionEntry {
+                    trace_id: stitch_model::TraceId([body.len() as u8; 16]),
+                    verdict: Verdict::Sampled,
+                    probability: 0.5,
+                    policy: String::from_utf8(body.to_vec()).unwrap(),
+                }]),
+            );
+        }
+        w.write_durable(&buf, true).unwrap();
+        (segment_path(dir, 1), starts)
+    }
+
+    #[test]
+    fn a_damaged_record_followed_by_valid_ones_is_reported_with_where_they_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, starts) = three_records(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[starts[1] as usize + RECORD_HEADER + 3] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let (recs, end) = records(&path);
+        assert_eq!(recs.len(), 1, "reading stops at the damaged record");
+        match end {
+            SegmentEnd::Damaged {
+                offset,
+                resume,
+                reason,
+            } => {
+                assert_eq!((offset, resume), (starts[1], starts[2]));
+                assert!(reason.contains("checksum"), "{reason}");
+            }
+            other => panic!("expected damage in the middle, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn salvage_rewrites_a_damaged_segment_with_every_valid_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, starts) = three_records(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Damage the middle record's length and leave a torn write at the end.
+        bytes[starts[1] as usize] = 0xff;
+        bytes[starts[1] as usize + 3] = 0x7f;
+        bytes.extend_from_slice(&[9, 0, 0, 0, 1, 2]);
+        std::fs::write(&path, &bytes).unwrap();
+        let skipped = salvage_segment(dir.path(), 1, &Disk::default()).unwrap();
+        assert_eq!(
+            skipped
+                .iter()
+                .map(|s| (s.offset, s.len))
+                .collect::<Vec<_>>(),
+            vec![
+                (starts[1], starts[2] - starts[1]),
+                (bytes.len() as u64 - 6, 6)
+            ]
+        );
+        let (recs, end) = records(&path);
+        assert_eq!(end, SegmentEnd::Clean);
+        let policies: Vec<String> = recs
+            .iter()
+            .map(|(_, b)| decode_decisions(b).unwrap()[0].policy.clone())
+            .collect();
+        assert_eq!(policies, ["first", "third"]);
+        assert!(!temporary_path(dir.path(), 1).exists());
+        // An intact segment is left alone.
+        assert_eq!(
+            salvage_segment(dir.path(), 1, &Disk::default()).unwrap(),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn junk_after_the_last_record_is_a_torn_tail_however_it_looks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, starts) = three_records(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        let end_of_records = bytes.len() as u64;
+        // Zeros, random bytes, and a header that promises more than follows.
+        bytes.extend_from_slice(&[0; 100]);
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for _ in 0..4000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            bytes.push(x as u8);
+        }
+        bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3, 4, 1, 0x0a]);
+        std::fs::write(&path, &bytes).unwrap();
+        let (recs, end) = records(&path);
+        assert_eq!(recs.len(), starts.len());
+        assert!(
+            matches!(end, SegmentEnd::Torn { offset, .. } if offset == end_of_records),
+            "{end:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_segment_cut_at_its_last_good_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let faults = std::sync::Arc::new(TearNextWrite {
+            keep: 11,
+            armed: false.into(),
+        });
+        let disk = Disk::new(Some(faults.clone()), 0);
+        let mut w = SegmentWriter::create(dir.path(), 3, &disk).unwrap();
+        let mut good = Vec::new();
+        frame(&mut good, KIND_OTLP_PROTO, b"");
+        w.write_durable(&good, true).unwrap();
+        faults
+            .armed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let mut torn = Vec::new();
+        frame(&mut torn, KIND_OTLP_PROTO, &[0x0a, 0x02, 0x0a, 0x00]);
+        frame(&mut torn, KIND_OTLP_PROTO, b"");
+        let err = w.write_durable(&torn, true).unwrap_err();
+        assert!(err.to_string().contains("no storage space"), "{err}");
+        let path = segment_path(dir.path(), 3);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            (MAGIC.len() + good.len()) as u64,
+            "the partial record was cut away"
+        );
+        let (recs, end) = records(&path);
+        assert_eq!((recs.len(), end), (1, SegmentEnd::Clean));
+    }
+
+    #[test]
+    fn making_a_segment_replaces_what_failed_attempts_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = Disk::default();
+        std::fs::write(temporary_path(dir.path(), 5), b"STW").unwrap();
+        std::fs::write(segment_path(dir.path(), 5), b"").unwrap();
+        let mut w = SegmentWriter::create(dir.path(), 5, &disk).unwrap();
+        assert!(!temporary_path(dir.path(), 5).exists());
+        let mut buf = Vec::new();
+        frame(&mut buf, KIND_OTLP_PROTO, b"");
+        w.write_durable(&buf, true).unwrap();
+        drop(w);
+        // A segment that holds records is never replaced.
+        let err = SegmentWriter::create(dir.path(), 5, &disk).err().unwrap();
+        assert!(err.to_string().contains("already holds records"), "{err}");
+        assert_eq!(records(&segment_path(dir.path(), 5)).0.len(), 1);
+        std::fs::write(temporary_path(dir.path(), 6), b"junk").unwrap();
+        assert_eq!(remove_temporary_files(dir.path(), &disk).unwrap(), 1);
+        assert_eq!(list_segments(dir.path()).unwrap(), vec![5]);
+    }
+
+    #[test]
+    fn the_shape_check_accepts_otlp_requests_and_rejects_noise() {
+        use prost::Message;
+        let request = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+            resource_spans: vec![Default::default(), Default::default()],
+        };
+        assert!(is_protobuf_message(&request.encode_to_vec()));
+        assert!(is_protobuf_message(b""));
+        assert!(
+            !is_protobuf_message(&[0x0a, 0x05, 1]),
+            "length past the end"
+        );
+        assert!(!is_protobuf_message(&[0x00]), "field number 0");
+        assert!(!is_protobuf_message(&[0x0b]), "group wire type");
     }
 }

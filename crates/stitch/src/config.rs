@@ -73,6 +73,9 @@ pub struct StoreSection {
     /// Sync the write-ahead log before acknowledging. Turning this off loses acknowledged
     /// spans on a machine crash; it exists for benchmarks.
     pub fsync: Option<bool>,
+    /// Refuse appends (503, retry later) while the data directory's file system has fewer
+    /// bytes free; 0 turns the check off [default: 5% of the file system, at most 128 MiB].
+    pub min_free_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -147,6 +147,42 @@ async fn render(State(s): State<Sources>) -> impl IntoResponse {
         "Spans replayed from the WAL at start.",
         &st.recovered_spans,
     );
+    counter(
+        &mut out,
+        "stitch_wal_write_failures_total",
+        "WAL writes or syncs that failed; each sealed its segment at its last good record.",
+        &st.wal_write_failures,
+    );
+    counter(
+        &mut out,
+        "stitch_store_refused_appends_total",
+        "Appends refused at once because the disk was below its free-space reserve or no WAL segment could be written.",
+        &st.refused_appends,
+    );
+    counter(
+        &mut out,
+        "stitch_store_disk_full_episodes_total",
+        "Times the free space on the data directory's disk fell below the reserve.",
+        &st.disk_full_episodes,
+    );
+    gauge(
+        &mut out,
+        "stitch_store_disk_free_bytes",
+        "Free bytes on the data directory's disk at the last check.",
+        st.disk_free_bytes.load(Ordering::Relaxed),
+    );
+    gauge(
+        &mut out,
+        "stitch_store_disk_reserve_bytes",
+        "Free bytes below which appends are refused.",
+        st.disk_reserve_bytes.load(Ordering::Relaxed),
+    );
+    gauge(
+        &mut out,
+        "stitch_wal_writable",
+        "1 while the WAL accepts appends, 0 while they are refused (full disk, no writable segment).",
+        st.wal_writable.load(Ordering::Relaxed),
+    );
     gauge(
         &mut out,
         "stitch_store_head_spans",

@@ -63,6 +63,14 @@ pub struct ServeArgs {
     /// Largest request accepted, in bytes [default: 16 MiB].
     #[arg(long)]
     max_request_bytes: Option<usize>,
+    /// Refuse spans (503, retry later) while the data directory's disk has fewer bytes free;
+    /// 0 turns the check off [default: 5% of the disk, at most 128 MiB].
+    #[arg(long)]
+    min_free_bytes: Option<u64>,
+    /// Start even though a WAL segment is damaged in the middle: rewrite it with every record
+    /// that passes its checksum and drop only the damaged bytes (each range is logged).
+    #[arg(long)]
+    wal_salvage: bool,
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -103,6 +111,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(f) = file.store.fsync {
         store_config.fsync = f;
     }
+    store_config.min_free_bytes = args.min_free_bytes.or(file.store.min_free_bytes);
+    store_config.wal_salvage = args.wal_salvage;
     // Validated when the file was read; absent means keep every trace, without buffering.
     store_config.sampling = file.sampling.clone().unwrap_or_default();
     let mut ingest_config = IngestConfig::default();

@@ -3,13 +3,14 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stitch_model::{
     AnyValue, Batch, Event, KeyValue, Link, Resource, ResourceSpans, Scope, ScopeSpans, Span,
     SpanId, SpanKind, Status, StatusCode, Trace, TraceId,
 };
+use stitch_store::disk::{FaultInjector, Injected, IoStep};
 use stitch_store::{Store, StoreConfig, TraceReader};
 
 pub const SECOND: u64 = 1_000_000_000;
@@ -341,5 +342,89 @@ pub fn rich_batch(id: TraceId, t0: u64) -> Batch {
                 }],
             },
         ],
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Fault {
+    pub step: IoStep,
+    /// Occurrences of the step to let through first.
+    pub skip: u8,
+    pub no_space: bool,
+    /// For writes: some of the bytes reach the file first.
+    pub torn: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct SimState {
+    /// Bytes that may still be written; `None`: plenty.
+    pub room: Option<u64>,
+    pub armed: Vec<Fault>,
+    pub injected: u64,
+}
+
+/// A disk that fills up and fails chosen steps.
+#[derive(Debug, Default)]
+pub struct SimDisk {
+    pub state: Mutex<SimState>,
+}
+
+pub fn io_error(no_space: bool) -> std::io::Error {
+    if no_space {
+        std::io::ErrorKind::StorageFull.into()
+    } else {
+        std::io::Error::other("injected I/O error")
+    }
+}
+
+impl FaultInjector for SimDisk {
+    fn inject(&self, step: IoStep, _path: &Path, bytes: u64) -> Injected {
+        let mut st = self.state.lock().unwrap();
+        if let Some(i) = st.armed.iter().position(|f| f.step == step) {
+            if st.armed[i].skip > 0 {
+                st.armed[i].skip -= 1;
+            } else {
+                let f = st.armed.remove(i);
+                st.injected += 1;
+                let e = io_error(f.no_space);
+                return if f.torn && bytes > 1 {
+                    Injected::Torn(bytes as usize / 2, e)
+                } else {
+                    Injected::Fail(e)
+                };
+            }
+        }
+        if let Some(room) = st.room.as_mut()
+            && bytes > 0
+        {
+            if bytes > *room {
+                let keep = *room as usize;
+                *room = 0;
+                st.injected += 1;
+                return Injected::Torn(keep, io_error(true));
+            }
+            *room -= bytes;
+        }
+        Injected::Proceed
+    }
+
+    fn free_bytes(&self, measured: u64) -> u64 {
+        self.state.lock().unwrap().room.unwrap_or(measured)
+    }
+}
+
+impl SimDisk {
+    pub fn arm(&self, step: IoStep, no_space: bool) {
+        self.state.lock().unwrap().armed.push(Fault {
+            step,
+            skip: 0,
+            no_space,
+            torn: false,
+        });
+    }
+
+    /// Leaves the disk `room` bytes (`None`: plenty).
+    pub fn set_room(&self, room: Option<u64>) {
+        self.state.lock().unwrap().room = room;
     }
 }
