@@ -48,7 +48,7 @@ use stitch_analysis::{
     LatencyBreakdown, TimeWindow, analyze, cohort_diff_with, latency_breakdown,
 };
 use stitch_model::{SpanId, Trace, TraceId};
-use stitch_store::{SearchQuery, TraceReader};
+use stitch_query::{SearchQuery, TraceReader};
 
 use crate::params::Params;
 use crate::services::{

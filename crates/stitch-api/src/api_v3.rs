@@ -34,7 +34,7 @@ use axum::routing::get;
 use http::{StatusCode, header};
 use serde_json::{Value, json};
 use stitch_model::SpanKind;
-use stitch_store::{SearchQuery, TraceReader};
+use stitch_query::{SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
 use crate::params::{DEFAULT_SEARCH_LIMIT, Params, parse_trace_id};
@@ -62,8 +62,8 @@ impl GatewayError {
     }
 }
 
-impl From<stitch_store::StoreError> for GatewayError {
-    fn from(e: stitch_store::StoreError) -> GatewayError {
+impl From<stitch_query::ReadError> for GatewayError {
+    fn from(e: stitch_query::ReadError) -> GatewayError {
         tracing::error!(error = %e, "api_v3 request failed");
         GatewayError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }

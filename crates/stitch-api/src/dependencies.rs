@@ -27,8 +27,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use stitch_analysis::{DependencyGraph, GraphOptions, GraphSnapshot, JaegerDependency, TimeWindow};
 use stitch_model::Trace;
-use stitch_pipeline::SpanWeights;
-use stitch_store::{SearchQuery, StoreError, TraceReader};
+use stitch_query::SpanWeights;
+use stitch_query::{ReadError, SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
 use crate::error::{ApiError, Envelope};
@@ -48,7 +48,7 @@ pub async fn scan(
     start: u64,
     end: u64,
     limit: usize,
-) -> Result<Vec<Trace>, StoreError> {
+) -> Result<Vec<Trace>, ReadError> {
     reader
         .search(&SearchQuery {
             start_unix_nanos: Some(start),

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use serde::Serialize;
-use stitch_store::StoreError;
+use stitch_query::ReadError;
 
 /// The envelope every Jaeger query API response is wrapped in:
 /// `{"data", "total", "limit", "offset", "errors"}`.
@@ -52,7 +52,7 @@ pub enum ApiError {
     /// The requested object does not exist.
     NotFound(String),
     /// The store failed.
-    Store(StoreError),
+    Store(ReadError),
 }
 
 impl ApiError {
@@ -88,8 +88,8 @@ impl std::error::Error for ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> ApiError {
+impl From<ReadError> for ApiError {
+    fn from(err: ReadError) -> ApiError {
         ApiError::Store(err)
     }
 }

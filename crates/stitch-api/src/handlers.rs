@@ -9,7 +9,7 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use serde::Serialize;
-use stitch_store::TraceReader;
+use stitch_query::TraceReader;
 
 use crate::error::{ApiError, Envelope, EnvelopeError};
 use crate::jaeger::{JaegerTrace, trace_id_to_jaeger, trace_to_jaeger};

@@ -78,13 +78,14 @@ pub mod zipkin;
 
 use std::sync::Arc;
 
-use stitch_store::TraceReader;
+use stitch_query::{Live, TraceReader};
 
 pub use error::{ApiError, Envelope, EnvelopeError};
 pub use params::DEFAULT_SEARCH_LIMIT;
 
-/// The Jaeger-compatible query API over `reader`. See the crate docs for the routes.
-pub fn router(reader: Arc<dyn TraceReader>) -> axum::Router {
+/// The query APIs and the web UI over `reader`; the service views answer from `live` when it is
+/// given and covers the window asked for. See the crate docs for the routes.
+pub fn router(reader: Arc<dyn TraceReader>, live: Option<Arc<Live>>) -> axum::Router {
     handlers::router(reader.clone())
         .merge(native::router(reader.clone()))
         .merge(api_v3::router(reader.clone()))
@@ -96,7 +97,7 @@ pub fn router(reader: Arc<dyn TraceReader>) -> axum::Router {
                 )
                 .with_state(reader.clone()),
         )
-        .merge(services::router(reader.clone()))
+        .merge(services::router(reader.clone(), live))
         .merge(analysis::router(reader.clone()))
         .merge(waterfall::router(reader))
         .merge(ui::router())

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{StatusCode, header};
 use serde_json::json;
-use stitch_store::TraceReader;
+use stitch_query::TraceReader;
 
 use crate::params;
 
@@ -125,7 +125,7 @@ const CALLER_LOOKBACK_NANOS: u64 = 60_000_000_000;
 async fn broken_hops_of(
     reader: &Reader,
     trace: &stitch_model::Trace,
-) -> Result<Vec<stitch_analysis::BrokenHop>, stitch_store::StoreError> {
+) -> Result<Vec<stitch_analysis::BrokenHop>, stitch_query::ReadError> {
     let opts = stitch_analysis::PropagationOptions {
         as_of_unix_nano: Some(now_unix_nanos()),
         focus_trace: Some(trace.trace_id),
@@ -135,14 +135,14 @@ async fn broken_hops_of(
         return Ok(Vec::new());
     };
     let skew = opts.max_clock_skew_nanos;
-    let callees = stitch_store::SearchQuery {
+    let callees = stitch_query::SearchQuery {
         span_kind: Some(stitch_model::SpanKind::Server),
         start_unix_nanos: Some(start.saturating_sub(skew)),
         end_unix_nanos: Some(end.saturating_add(skew)),
         limit: NEIGHBOURS_PER_SIDE,
         ..Default::default()
     };
-    let callers = stitch_store::SearchQuery {
+    let callers = stitch_query::SearchQuery {
         span_kind: Some(stitch_model::SpanKind::Client),
         start_unix_nanos: Some(start.saturating_sub(CALLER_LOOKBACK_NANOS)),
         end_unix_nanos: Some(start.saturating_add(skew)),
@@ -195,7 +195,7 @@ async fn broken_propagation(
         );
     };
     let now = now_unix_nanos();
-    let query = stitch_store::SearchQuery {
+    let query = stitch_query::SearchQuery {
         start_unix_nanos: Some(now.saturating_sub(window_nanos)),
         limit: BROKEN_PROPAGATION_MAX_TRACES,
         ..Default::default()

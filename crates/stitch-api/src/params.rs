@@ -1,7 +1,7 @@
 //! Parsing of the query API's parameters into store requests.
 
 use stitch_model::{SpanKind, TraceId};
-use stitch_store::SearchQuery;
+use stitch_query::SearchQuery;
 
 use crate::duration::parse_duration_nanos;
 use crate::error::ApiError;

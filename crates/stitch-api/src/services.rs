@@ -22,8 +22,9 @@
 //!
 //! # How the numbers are made
 //!
-//! When the store keeps live aggregates ([`TraceReader::live`]: RED and the dependency graph
-//! maintained as spans arrive, see `stitch_store::live`) and they cover the window (and, for
+//! When the server keeps live aggregates (the [`Live`] given to [`router`]: RED and the
+//! dependency graph maintained as spans arrive, see `stitch_query::live`) and they cover the
+//! window (and, for
 //! RED, the step is a multiple of their 10 s resolution), the answer comes from them
 //! (`"source": "live"`, `tracesScanned` 0). The aggregates hold traces once they have been quiet
 //! for a few seconds; the traces still arriving are read from the store and added to a copy of
@@ -64,8 +65,8 @@ use stitch_analysis::{
     TransitiveDependency,
 };
 use stitch_model::Trace;
-use stitch_pipeline::SpanWeights;
-use stitch_store::{LiveAggregates, Pending, SearchQuery, TraceReader};
+use stitch_query::SpanWeights;
+use stitch_query::{Live, LiveAggregates, Pending, SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
 use crate::params::Params;
@@ -92,7 +93,15 @@ const NICE_STEPS: &[u64] = &[
     86_400, 172_800, 604_800,
 ];
 
-pub fn router(reader: Reader) -> Router {
+/// What the service views read: the stored traces, and the live aggregates when the server
+/// keeps them.
+#[derive(Clone)]
+struct Views {
+    reader: Reader,
+    live: Option<Arc<Live>>,
+}
+
+pub fn router(reader: Reader, live: Option<Arc<Live>>) -> Router {
     Router::new()
         .route("/api/v1/services/{service}/red", get(red))
         .route("/api/v1/dependencies", get(dependencies))
@@ -100,7 +109,7 @@ pub fn router(reader: Reader) -> Router {
             "/api/v1/services/{service}/dependencies",
             get(service_dependencies),
         )
-        .with_state(reader)
+        .with_state(Views { reader, live })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,8 +132,8 @@ impl IntoResponse for Failure {
     }
 }
 
-impl From<stitch_store::StoreError> for Failure {
-    fn from(e: stitch_store::StoreError) -> Failure {
+impl From<stitch_query::ReadError> for Failure {
+    fn from(e: stitch_query::ReadError) -> Failure {
         tracing::error!(error = %e, "service view failed");
         Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
@@ -423,13 +432,14 @@ fn aligned(start: u64, end: u64, step: u64) -> TimeWindow {
 /// The live aggregates over `window` with the traces still arriving added ([`Live::view`]),
 /// when the store keeps them and they cover `window` at a resolution `step` is a multiple of.
 async fn live_view(
-    reader: &Reader,
+    views: &Views,
     window: TimeWindow,
     step: u64,
 ) -> Result<Option<(LiveAggregates, Pending)>, Failure> {
-    let Some(live) = reader.live() else {
+    let Some(live) = views.live.clone() else {
         return Ok(None);
     };
+    let reader = &views.reader;
     let usable = live.with(|l| step.is_multiple_of(l.resolution_nanos()) && l.covers(window));
     if !usable {
         return Ok(None);
@@ -514,20 +524,20 @@ fn red_json_from(
 }
 
 async fn red(
-    State(reader): State<Reader>,
+    State(views): State<Views>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<axum::Json<RedJson>, Failure> {
     let Path(service) = path.map_err(|e| Failure::bad(format!("malformed path: {e}")))?;
     let view = parse_view(&query_params(query)?, now_unix_nanos())?;
     let window = step_window(&view);
-    if let Some((live, pending)) = live_view(&reader, window, view.step).await? {
+    if let Some((live, pending)) = live_view(&views, window, view.step).await? {
         let mut body = blocking(move || red_json_from(&live.red, window, &service, &view)).await?;
         body.source = "live";
         body.pending_traces_left_out = pending.left_out;
         return Ok(axum::Json(body));
     }
-    let (traces, truncated) = scan(&reader, Some(&service), &view).await?;
+    let (traces, truncated) = scan(&views.reader, Some(&service), &view).await?;
     let body = blocking(move || red_json(&service, &traces, &view, truncated)).await?;
     Ok(axum::Json(body))
 }
@@ -607,11 +617,11 @@ fn dependencies_json_from(
 }
 
 async fn dependencies(
-    State(reader): State<Reader>,
+    State(views): State<Views>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<axum::Json<DependenciesJson>, Failure> {
     let view = parse_view(&query_params(query)?, now_unix_nanos())?;
-    dependency_graph(&reader, view).await.map(axum::Json)
+    dependency_graph(&views, view).await.map(axum::Json)
 }
 
 #[derive(Debug, Serialize)]
@@ -631,13 +641,13 @@ struct ServiceDependenciesJson {
 }
 
 async fn service_dependencies(
-    State(reader): State<Reader>,
+    State(views): State<Views>,
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<axum::Json<ServiceDependenciesJson>, Failure> {
     let Path(service) = path.map_err(|e| Failure::bad(format!("malformed path: {e}")))?;
     let view = parse_view(&query_params(query)?, now_unix_nanos())?;
-    let graph = dependency_graph(&reader, view).await?;
+    let graph = dependency_graph(&views, view).await?;
     let snapshot = GraphSnapshot {
         window: TimeWindow::new(0, 0),
         services: graph.services,
@@ -671,10 +681,14 @@ async fn service_dependencies(
 
 /// The dependency graph over `view`: from the live aggregates when they cover it, else from a
 /// scan of the stored traces.
-async fn dependency_graph(reader: &Reader, view: ViewParams) -> Result<DependenciesJson, Failure> {
-    if let Some(resolution) = reader.live().map(|l| l.with(|l| l.resolution_nanos())) {
+async fn dependency_graph(views: &Views, view: ViewParams) -> Result<DependenciesJson, Failure> {
+    if let Some(resolution) = views
+        .live
+        .as_ref()
+        .map(|l| l.with(|l| l.resolution_nanos()))
+    {
         let window = aligned(view.start, view.end, resolution);
-        if let Some((live, pending)) = live_view(reader, window, resolution).await? {
+        if let Some((live, pending)) = live_view(views, window, resolution).await? {
             let mut body = blocking(move || {
                 dependencies_json_from(live.graph.snapshot(window), &live.red, window)
             })
@@ -684,7 +698,7 @@ async fn dependency_graph(reader: &Reader, view: ViewParams) -> Result<Dependenc
             return Ok(body);
         }
     }
-    let (traces, truncated) = scan(reader, None, &view).await?;
+    let (traces, truncated) = scan(&views.reader, None, &view).await?;
     blocking(move || dependencies_json(&traces, &view, truncated)).await
 }
 

@@ -54,7 +54,7 @@ use http::{StatusCode, header};
 use serde::Serialize;
 use serde_json::{Value, json};
 use stitch_model::{SpanId, StatusCode as SpanStatus, Trace};
-use stitch_store::TraceReader;
+use stitch_query::TraceReader;
 use stitch_wire::otlp_json::{key_value_to_json, span_to_json};
 
 use crate::params;

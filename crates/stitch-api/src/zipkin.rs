@@ -43,7 +43,7 @@ use axum::routing::get;
 use http::{StatusCode, header};
 use serde_json::{Value, json};
 use stitch_model::{SpanKind, SpanRef, Trace};
-use stitch_store::{SearchQuery, TraceReader};
+use stitch_query::{SearchQuery, TraceReader};
 use stitch_wire::zipkin::{span_to_json, trace_to_zipkin};
 
 use crate::params::{Params, parse_trace_id};
@@ -125,8 +125,8 @@ impl Error {
     }
 }
 
-impl From<stitch_store::StoreError> for Error {
-    fn from(e: stitch_store::StoreError) -> Error {
+impl From<stitch_query::ReadError> for Error {
+    fn from(e: stitch_query::ReadError) -> Error {
         tracing::error!(error = %e, "Zipkin API request failed");
         Error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }

@@ -2,10 +2,8 @@
 //! through the router against an in-memory store of constructed traces whose critical paths
 //! are known exactly.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -14,57 +12,8 @@ use serde_json::Value;
 use stitch_model::{
     KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind, Trace, TraceId,
 };
-use stitch_store::{Operation, SearchQuery, StoreError, TraceReader};
+use stitch_query::MemoryStore;
 use tower::ServiceExt;
-
-/// An in-memory store whose search honours the service, operation and time filters and the
-/// limit, newest first.
-#[derive(Default)]
-struct FakeReader {
-    traces: Vec<Trace>,
-    queries: Mutex<Vec<SearchQuery>>,
-}
-
-#[async_trait]
-impl TraceReader for FakeReader {
-    async fn trace(&self, id: TraceId) -> Result<Option<Trace>, StoreError> {
-        Ok(self.traces.iter().find(|t| t.trace_id == id).cloned())
-    }
-
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, StoreError> {
-        self.queries.lock().unwrap().push(query.clone());
-        let mut found: Vec<(u64, &Trace)> = self
-            .traces
-            .iter()
-            .filter_map(|t| {
-                t.spans()
-                    .filter(|s| query.matches(s))
-                    .map(|s| s.span.start_time_unix_nano)
-                    .max()
-                    .map(|latest| (latest, t))
-            })
-            .collect();
-        found.sort_by_key(|f| std::cmp::Reverse(f.0));
-        Ok(found
-            .into_iter()
-            .take(query.limit)
-            .map(|(_, t)| t.clone())
-            .collect())
-    }
-
-    async fn services(&self) -> Result<Vec<String>, StoreError> {
-        let names: BTreeSet<String> = self
-            .traces
-            .iter()
-            .flat_map(|t| t.spans().map(|s| s.service_name().to_owned()))
-            .collect();
-        Ok(names.into_iter().collect())
-    }
-
-    async fn operations(&self, _service: &str) -> Result<Vec<Operation>, StoreError> {
-        Ok(Vec::new())
-    }
-}
 
 const SECOND: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
@@ -130,7 +79,7 @@ fn checkout(n: u64, payment_ms: u64, inventory_ms: u64) -> Trace {
 /// 98 typical checkouts (payment 100 ms, inventory 30 ms: 155 ms) and two slow ones (payment
 /// 1,300 ms, inventory 80 ms: 1,405 ms); plus three traces where the endpoint's span is not
 /// the root (an edge proxy in front), which are read but not used.
-fn reader() -> Arc<FakeReader> {
+fn reader() -> Arc<MemoryStore> {
     let mut traces = Vec::new();
     for n in 1..=100 {
         traces.push(if n == 37 || n == 81 {
@@ -148,10 +97,7 @@ fn reader() -> Arc<FakeReader> {
             ],
         ));
     }
-    Arc::new(FakeReader {
-        traces,
-        ..Default::default()
-    })
+    Arc::new(MemoryStore::from_traces(traces))
 }
 
 async fn get(router: &Router, uri: &str) -> (StatusCode, Value) {
@@ -185,7 +131,7 @@ fn rows<'a>(list: &'a Value, key: &str) -> Vec<(&'a str, u64)> {
 #[tokio::test]
 async fn the_breakdown_shares_match_the_constructed_critical_paths() {
     let r = reader();
-    let router = stitch_api::router(r.clone());
+    let router = stitch_api::router(r.clone(), None);
     let (status, body) = get(
         &router,
         &format!("/api/v1/analysis/breakdown?{ENDPOINT}&{WINDOW}"),
@@ -193,7 +139,7 @@ async fn the_breakdown_shares_match_the_constructed_critical_paths() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
-    let q = r.queries.lock().unwrap().last().cloned().unwrap();
+    let q = r.searches().last().cloned().unwrap();
     assert_eq!(q.service.as_deref(), Some("gateway"));
     assert_eq!(q.operation.as_deref(), Some("POST /checkout"));
     assert_eq!(q.start_unix_nanos, Some(T0));
@@ -242,7 +188,7 @@ async fn the_breakdown_shares_match_the_constructed_critical_paths() {
 
 #[tokio::test]
 async fn the_cohort_diff_names_the_service_where_slow_traces_spend_the_extra_time() {
-    let router = stitch_api::router(reader());
+    let router = stitch_api::router(reader(), None);
     let (status, body) = get(
         &router,
         &format!("/api/v1/analysis/cohort?{ENDPOINT}&{WINDOW}"),
@@ -298,7 +244,7 @@ async fn the_cohort_diff_names_the_service_where_slow_traces_spend_the_extra_tim
 
 #[tokio::test]
 async fn the_limit_bounds_the_traces_read_and_too_few_make_no_cohort() {
-    let router = stitch_api::router(reader());
+    let router = stitch_api::router(reader(), None);
     let (status, body) = get(
         &router,
         &format!("/api/v1/analysis/cohort?{ENDPOINT}&{WINDOW}&limit=10"),
@@ -337,7 +283,7 @@ async fn the_limit_bounds_the_traces_read_and_too_few_make_no_cohort() {
 
 #[tokio::test]
 async fn missing_or_bad_parameters_are_400s_naming_the_parameter() {
-    let router = stitch_api::router(reader());
+    let router = stitch_api::router(reader(), None);
     for route in ["breakdown", "cohort"] {
         for (query, needle) in [
             ("operation=POST%20%2Fcheckout", "'service'"),

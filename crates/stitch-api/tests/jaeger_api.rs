@@ -1,10 +1,8 @@
 //! The Jaeger-compatible query API, driven through the router against an in-memory store.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -14,92 +12,8 @@ use stitch_model::{
     AnyValue, Event, KeyValue, Link, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId,
     SpanKind, Status, StatusCode as SpanStatus, Trace, TraceId,
 };
-use stitch_store::{Operation, SearchQuery, StoreError, TraceReader};
+use stitch_query::{MemoryStore, SearchQuery};
 use tower::ServiceExt;
-
-// ---------------------------------------------------------------------------------------------
-// An in-memory store.
-
-#[derive(Default)]
-struct FakeReader {
-    traces: Vec<Trace>,
-    queries: Mutex<Vec<SearchQuery>>,
-    fail: bool,
-}
-
-impl FakeReader {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.fail {
-            Err(StoreError::WalClosed)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn last_query(&self) -> SearchQuery {
-        self.queries
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("a search reached the store")
-    }
-}
-
-#[async_trait]
-impl TraceReader for FakeReader {
-    async fn trace(&self, id: TraceId) -> Result<Option<Trace>, StoreError> {
-        self.check()?;
-        Ok(self.traces.iter().find(|t| t.trace_id == id).cloned())
-    }
-
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, StoreError> {
-        self.check()?;
-        self.queries.lock().unwrap().push(query.clone());
-        let mut found: Vec<(u64, &Trace)> = self
-            .traces
-            .iter()
-            .filter_map(|t| {
-                t.spans()
-                    .filter(|s| query.matches(s))
-                    .map(|s| s.span.start_time_unix_nano)
-                    .max()
-                    .map(|latest| (latest, t))
-            })
-            .collect();
-        found.sort_by_key(|f| std::cmp::Reverse(f.0));
-        Ok(found
-            .into_iter()
-            .take(query.limit)
-            .map(|(_, t)| t.clone())
-            .collect())
-    }
-
-    async fn services(&self) -> Result<Vec<String>, StoreError> {
-        self.check()?;
-        let names: BTreeSet<String> = self
-            .traces
-            .iter()
-            .flat_map(|t| t.spans().map(|s| s.service_name().to_owned()))
-            .collect();
-        Ok(names.into_iter().collect())
-    }
-
-    async fn operations(&self, service: &str) -> Result<Vec<Operation>, StoreError> {
-        self.check()?;
-        let ops: BTreeSet<Operation> = self
-            .traces
-            .iter()
-            .flat_map(|t| t.spans())
-            .filter(|s| s.service_name() == service)
-            .map(|s| Operation {
-                name: s.span.name.clone(),
-                kind: s.span.kind,
-            })
-            .collect();
-        Ok(ops.into_iter().collect())
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
@@ -335,16 +249,22 @@ fn trace_c() -> Trace {
     }
 }
 
-fn app() -> (Router, Arc<FakeReader>) {
-    app_with(FakeReader {
-        traces: vec![trace_a(), trace_b(), trace_c()],
-        ..Default::default()
-    })
+fn app() -> (Router, Arc<MemoryStore>) {
+    app_with(MemoryStore::from_traces([trace_a(), trace_b(), trace_c()]))
 }
 
-fn app_with(reader: FakeReader) -> (Router, Arc<FakeReader>) {
+fn app_with(reader: MemoryStore) -> (Router, Arc<MemoryStore>) {
     let reader = Arc::new(reader);
-    (stitch_api::router(reader.clone()), reader)
+    (stitch_api::router(reader.clone(), None), reader)
+}
+
+/// The last query that reached the store.
+fn last_query(reader: &MemoryStore) -> SearchQuery {
+    reader
+        .searches()
+        .last()
+        .cloned()
+        .expect("a search reached the store")
 }
 
 async fn get(router: &Router, uri: &str) -> (StatusCode, Value) {
@@ -382,7 +302,7 @@ async fn searched(query: &str) -> SearchQuery {
     let (router, reader) = app();
     let (status, body) = search(&router, query).await;
     assert_eq!(status, StatusCode::OK, "{query}: {body}");
-    reader.last_query()
+    last_query(&reader)
 }
 
 fn trace_ids(body: &Value) -> Vec<&str> {
@@ -958,7 +878,7 @@ async fn trace_ids_fetch_those_traces_and_report_the_missing_ones() {
         json!([{"msg": "trace not found", "traceID": "0000000000001234"}])
     );
     assert!(
-        reader.queries.lock().unwrap().is_empty(),
+        reader.searches().is_empty(),
         "no search is run for trace ids"
     );
 }
@@ -1015,7 +935,7 @@ async fn malformed_search_parameters_are_a_400_naming_the_parameter_and_value() 
         let shown = shown.trim_matches('"');
         assert_bad_request(status, &body, &[&format!("'{param}'"), shown]);
     }
-    assert!(reader.queries.lock().unwrap().is_empty());
+    assert!(reader.searches().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1023,10 +943,9 @@ async fn malformed_search_parameters_are_a_400_naming_the_parameter_and_value() 
 
 #[tokio::test]
 async fn store_errors_are_a_500_carrying_the_store_message() {
-    let (router, _) = app_with(FakeReader {
-        fail: true,
-        ..Default::default()
-    });
+    let failing = MemoryStore::new();
+    failing.fail_reads(Some("the write-ahead log is closed"));
+    let (router, _) = app_with(failing);
     for uri in [
         format!("/api/traces/{TRACE_A}"),
         "/api/traces?service=frontend".to_owned(),

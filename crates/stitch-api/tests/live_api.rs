@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -13,34 +12,11 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use stitch_model::{
     Batch, KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind, Status,
-    StatusCode as SpanStatus, Trace, TraceId,
+    StatusCode as SpanStatus, TraceId,
 };
-use stitch_store::{
-    Live, LiveOptions, Operation, SearchQuery, Store, StoreConfig, StoreError, TraceReader,
-};
+use stitch_query::{Live, LiveOptions, TraceReader};
+use stitch_store::{Store, StoreConfig};
 use tower::ServiceExt;
-
-/// The store without its live aggregates: every answer is a scan.
-struct ScanOnly(Store);
-
-#[async_trait]
-impl TraceReader for ScanOnly {
-    async fn trace(&self, id: TraceId) -> Result<Option<Trace>, StoreError> {
-        self.0.trace(id).await
-    }
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, StoreError> {
-        self.0.search(query).await
-    }
-    async fn services(&self) -> Result<Vec<String>, StoreError> {
-        self.0.services().await
-    }
-    async fn operations(&self, service: &str) -> Result<Vec<Operation>, StoreError> {
-        self.0.operations(service).await
-    }
-    fn live(&self) -> Option<Arc<Live>> {
-        None
-    }
-}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -103,8 +79,7 @@ async fn get(router: &Router, uri: &str) -> Value {
     serde_json::from_slice(&body).unwrap()
 }
 
-async fn settled(store: &Store, added: u64, late: u64) {
-    let live = store.live().expect("the store keeps live aggregates");
+async fn settled(live: &Live, added: u64, late: u64) {
     for _ in 0..100 {
         if live.with(|l| (l.traces_added, l.late_updates)) == (added, late) {
             return;
@@ -117,21 +92,30 @@ async fn settled(store: &Store, added: u64, late: u64) {
     );
 }
 
-/// A store (no fsync) whose live aggregates take a trace once it has been quiet for `settle`.
-async fn open_store(dir: &std::path::Path, settle: Duration) -> Store {
-    let mut config = StoreConfig::new(dir);
-    config.fsync = false;
-    config.live = Some(LiveOptions {
+/// A store (no fsync) followed by live aggregates that take a trace once it has been quiet for
+/// `settle`, composed as `stitch serve` does: the store, the aggregates, and the reader their
+/// feeder reads through (it stops once that reader is dropped).
+async fn open_store(
+    dir: &std::path::Path,
+    settle: Duration,
+) -> (Store, Arc<Live>, Arc<dyn TraceReader>) {
+    let live = Arc::new(Live::new(LiveOptions {
         settle,
         ..LiveOptions::default()
-    });
-    Store::open(config).await.unwrap()
+    }));
+    let mut config = StoreConfig::new(dir);
+    config.fsync = false;
+    config.observer = Some(live.clone());
+    let store = Store::open(config).await.unwrap();
+    let reader: Arc<dyn TraceReader> = Arc::new(store.clone());
+    live.spawn_feeder(&reader);
+    (store, live, reader)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn red_and_dependencies_come_from_live_aggregates_with_the_numbers_of_a_scan() {
     let dir = tempfile::tempdir().unwrap();
-    let store = open_store(dir.path(), Duration::from_millis(300)).await;
+    let (store, live, _reader) = open_store(dir.path(), Duration::from_millis(300)).await;
     let t0 = now() + 1_000_000_000;
     // Ten requests frontend → orders; the third fails in orders. Frontend exports first; the
     // orders spans of the last four arrive after their traces were counted (late).
@@ -179,8 +163,9 @@ async fn red_and_dependencies_come_from_live_aggregates_with_the_numbers_of_a_sc
             late.push(orders);
         }
     }
-    let live_router = stitch_api::router(Arc::new(store.clone()));
-    let scan_router = stitch_api::router(Arc::new(ScanOnly(store.clone())));
+    let live_router = stitch_api::router(Arc::new(store.clone()), Some(live.clone()));
+    // The same store without live aggregates: every answer is a scan.
+    let scan_router = stitch_api::router(Arc::new(store.clone()), None);
     let calls = |v: &Value| {
         v["edges"]
             .as_array()
@@ -189,7 +174,7 @@ async fn red_and_dependencies_come_from_live_aggregates_with_the_numbers_of_a_sc
             .find(|e| e["parent"] == "frontend" && e["child"] == "orders")
             .map(|e| e["callCount"].as_f64().unwrap())
     };
-    settled(&store, 10, 0).await;
+    settled(&live, 10, 0).await;
     for b in &late {
         append(&store, b).await;
     }
@@ -204,7 +189,7 @@ async fn red_and_dependencies_come_from_live_aggregates_with_the_numbers_of_a_sc
     )
     .await;
     assert_eq!(red["overall"]["summary"]["requests"], 10.0, "{red}");
-    settled(&store, 10, 4).await;
+    settled(&live, 10, 4).await;
     let red_uri = "/api/v1/services/orders/red?lookback=10m&step=60s";
     let (live, scan) = (
         get(&live_router, red_uri).await,
@@ -260,7 +245,7 @@ async fn red_and_dependencies_come_from_live_aggregates_with_the_numbers_of_a_sc
 async fn traces_still_arriving_are_in_live_answers_before_they_settle() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing settles during the test: every answer needs the pending traces.
-    let store = open_store(dir.path(), Duration::from_secs(3_600)).await;
+    let (store, live, _reader) = open_store(dir.path(), Duration::from_secs(3_600)).await;
     let t0 = now();
     for t in 0..5u64 {
         let start = t0 + t * 1_000_000;
@@ -300,11 +285,10 @@ async fn traces_still_arriving_are_in_live_answers_before_they_settle() {
         )
         .await;
     }
-    let live = store.live().unwrap();
     assert_eq!(live.with(|l| l.traces_added), 0, "nothing settled yet");
     assert_eq!(live.pending(100).traces.len(), 5);
 
-    let router = stitch_api::router(Arc::new(store.clone()));
+    let router = stitch_api::router(Arc::new(store.clone()), Some(live.clone()));
     let deps = get(&router, "/api/v1/dependencies?lookback=10m").await;
     assert_eq!(deps["source"], "live");
     assert_eq!(deps["pendingTracesLeftOut"], 0);

@@ -2,10 +2,8 @@
 //! the compact waterfall view and span details — and the UI's own routes, driven through the
 //! router against an in-memory store.
 
-use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use http::{Request, StatusCode, header};
@@ -15,56 +13,8 @@ use stitch_model::{
     KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind, Status,
     StatusCode as SpanStatus, Trace, TraceId,
 };
-use stitch_store::{Operation, SearchQuery, StoreError, TraceReader};
+use stitch_query::MemoryStore;
 use tower::ServiceExt;
-
-/// An in-memory store whose search honours the service and time filters and the limit.
-#[derive(Default)]
-struct FakeReader {
-    traces: Vec<Trace>,
-    queries: Mutex<Vec<SearchQuery>>,
-}
-
-#[async_trait]
-impl TraceReader for FakeReader {
-    async fn trace(&self, id: TraceId) -> Result<Option<Trace>, StoreError> {
-        Ok(self.traces.iter().find(|t| t.trace_id == id).cloned())
-    }
-
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, StoreError> {
-        self.queries.lock().unwrap().push(query.clone());
-        let mut found: Vec<(u64, &Trace)> = self
-            .traces
-            .iter()
-            .filter_map(|t| {
-                t.spans()
-                    .filter(|s| query.matches(s))
-                    .map(|s| s.span.start_time_unix_nano)
-                    .max()
-                    .map(|latest| (latest, t))
-            })
-            .collect();
-        found.sort_by_key(|f| std::cmp::Reverse(f.0));
-        Ok(found
-            .into_iter()
-            .take(query.limit)
-            .map(|(_, t)| t.clone())
-            .collect())
-    }
-
-    async fn services(&self) -> Result<Vec<String>, StoreError> {
-        let names: BTreeSet<String> = self
-            .traces
-            .iter()
-            .flat_map(|t| t.spans().map(|s| s.service_name().to_owned()))
-            .collect();
-        Ok(names.into_iter().collect())
-    }
-
-    async fn operations(&self, _service: &str) -> Result<Vec<Operation>, StoreError> {
-        Ok(Vec::new())
-    }
-}
 
 const SECOND: u64 = 1_000_000_000;
 const MS: u64 = 1_000_000;
@@ -196,21 +146,18 @@ fn checkout(n: u64, offset: u64, failed: bool, scale: u64) -> Trace {
 
 /// Four checkouts in the first minute after T0 (one failed, one twice as slow), one in the
 /// third minute.
-fn reader() -> Arc<FakeReader> {
-    Arc::new(FakeReader {
-        traces: vec![
-            checkout(1, 0, false, 1),
-            checkout(2, 10 * SECOND, true, 1),
-            checkout(3, 20 * SECOND, false, 2),
-            checkout(4, 30 * SECOND, false, 1),
-            checkout(5, 150 * SECOND, false, 1),
-        ],
-        ..Default::default()
-    })
+fn reader() -> Arc<MemoryStore> {
+    Arc::new(MemoryStore::from_traces([
+        checkout(1, 0, false, 1),
+        checkout(2, 10 * SECOND, true, 1),
+        checkout(3, 20 * SECOND, false, 2),
+        checkout(4, 30 * SECOND, false, 1),
+        checkout(5, 150 * SECOND, false, 1),
+    ]))
 }
 
-fn app(reader: Arc<FakeReader>) -> Router {
-    stitch_api::router(reader)
+fn app(reader: Arc<MemoryStore>) -> Router {
+    stitch_api::router(reader, None)
 }
 
 async fn get_raw(router: &Router, uri: &str) -> (StatusCode, http::HeaderMap, Vec<u8>) {
@@ -250,7 +197,7 @@ async fn red_series_count_requests_errors_and_quantiles_per_step_and_operation()
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let q = r.queries.lock().unwrap().last().cloned().unwrap();
+    let q = r.searches().last().cloned().unwrap();
     assert_eq!(q.service.as_deref(), Some("orders"));
     assert_eq!(q.start_unix_nanos, Some(T0));
     assert_eq!(q.end_unix_nanos, Some(T0 + 240 * SECOND));
@@ -348,7 +295,7 @@ async fn dependencies_carry_call_counts_errors_and_latency_per_edge() {
     let router = app(r.clone());
     let (status, body) = get(&router, &format!("/api/v1/dependencies?{WINDOW}")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let q = r.queries.lock().unwrap().last().cloned().unwrap();
+    let q = r.searches().last().cloned().unwrap();
     assert_eq!(q.service, None, "every service");
     let edges = body["edges"].as_array().unwrap();
     let edge = |p: &str, c: &str| {
@@ -462,10 +409,7 @@ async fn an_orphans_missing_parent_is_listed() {
     let mut t = checkout(7, 0, false, 1);
     // Drop the frontend's client span: the orders server span loses its parent.
     t.resource_spans.remove(1);
-    let router = app(Arc::new(FakeReader {
-        traces: vec![t],
-        ..Default::default()
-    }));
+    let router = app(Arc::new(MemoryStore::from_traces([t])));
     let id = TraceId::from_halves(0xabc, 7).to_hex();
     let (_, body) = get(&router, &format!("/api/v1/traces/{id}/waterfall")).await;
     assert_eq!(body["spans"]["parent"], serde_json::json!([-1, -1, 1]));

@@ -7,7 +7,8 @@ use std::time::Duration;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use stitch_bench::{Rng, Shop, now_unix_nanos};
 use stitch_model::Batch;
-use stitch_store::{Store, StoreConfig, TraceReader};
+use stitch_query::TraceReader;
+use stitch_store::{Store, StoreConfig};
 
 /// Appends from this many concurrent senders, as a busy collector would see.
 const SENDERS: usize = 16;

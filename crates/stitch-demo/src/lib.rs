@@ -59,7 +59,7 @@ use stitch_analysis::{
     AnalysisOptions, BrokenHop, Finding, PropagationOptions, analyze, find_broken_propagation,
 };
 use stitch_model::{SpanKind, Trace};
-use stitch_store::{SearchQuery, TraceReader};
+use stitch_query::{SearchQuery, TraceReader};
 
 pub use report::{
     DemoReport, HopExampleLinks, KeptTrace, ReportedFinding, ReportedHop, ScenarioReport,

@@ -20,8 +20,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use stitch_model::{AnyValue, Trace, find_attribute};
 use stitch_pipeline::SamplingConfig;
-use stitch_store::SamplingStatus;
-use stitch_store::sampling::{POLICY_ATTRIBUTE, PROBABILITY_ATTRIBUTE};
+use stitch_pipeline::SamplingStatus;
+use stitch_pipeline::weight::{
+    POLICY_ATTRIBUTE, TAIL_PROBABILITY_ATTRIBUTE as PROBABILITY_ATTRIBUTE,
+};
 
 use crate::report::{KeptTrace, ScenarioSampling, TailSamplingTotals};
 use crate::scenario::Scenario;

@@ -20,7 +20,8 @@ use stitch_demo::{
 };
 use stitch_ingest::{Ingest, IngestConfig};
 use stitch_model::{AnyValue, SpanKind, TraceId, find_attribute};
-use stitch_store::{SearchQuery, Store, StoreConfig, TraceReader};
+use stitch_query::{SearchQuery, TraceReader};
+use stitch_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 
 use FindingKind::*;
@@ -92,7 +93,7 @@ impl Stitch {
         config.fsync = false;
         config.sampling = stitch_demo::sampling_config();
         let store = Store::open(config).await.unwrap();
-        let ingest = Ingest::new(store.clone(), IngestConfig::default());
+        let ingest = Ingest::new(Arc::new(store.clone()), IngestConfig::default());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

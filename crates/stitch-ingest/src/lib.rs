@@ -11,7 +11,8 @@
 //! 4. answers in the sender's protocol: success, partial success naming the rejected spans,
 //!    or an error status that says what was wrong and whether to retry.
 //!
-//! This crate knows nothing of the store's internals and nothing of querying.
+//! Spans go to a [`SpanSink`] (`stitch-query`'s write contract); this crate knows nothing of
+//! the store behind it, of how it encodes what it keeps, or of querying.
 
 pub mod body;
 pub mod grpc;
@@ -22,7 +23,7 @@ pub mod zipkin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use stitch_store::{Store, StoreError};
+use stitch_query::{SpanSink, WriteError};
 use stitch_wire::Decoded;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -93,7 +94,7 @@ pub enum IngestError {
 
 /// The part every receiver shares: limits, the store and the counters.
 pub struct Ingest {
-    store: Store,
+    sink: Arc<dyn SpanSink>,
     config: IngestConfig,
     inflight: Arc<Semaphore>,
     filter: Option<Arc<dyn BatchFilter>>,
@@ -104,19 +105,19 @@ pub struct Ingest {
 const DECODED_EXPANSION: usize = 3;
 
 impl Ingest {
-    pub fn new(store: Store, config: IngestConfig) -> Arc<Ingest> {
-        Ingest::with_filter(store, config, None)
+    pub fn new(sink: Arc<dyn SpanSink>, config: IngestConfig) -> Arc<Ingest> {
+        Ingest::with_filter(sink, config, None)
     }
 
     /// Like [`Ingest::new`], with a filter applied to every batch before it is stored.
     pub fn with_filter(
-        store: Store,
+        sink: Arc<dyn SpanSink>,
         config: IngestConfig,
         filter: Option<Arc<dyn BatchFilter>>,
     ) -> Arc<Ingest> {
         let permits = config.max_inflight_bytes.min(Semaphore::MAX_PERMITS);
         Arc::new(Ingest {
-            store,
+            sink,
             inflight: Arc::new(Semaphore::new(permits)),
             config,
             filter,
@@ -169,25 +170,17 @@ impl Ingest {
                 .fetch_add(count.saturating_sub(stored), Ordering::Relaxed);
         }
         if stored > 0 {
-            let payload = match raw {
-                Some(raw) if rejected == 0 => raw,
-                _ => stitch_wire::otlp::encode_batch(&decoded.batch),
-            };
-            match self.store.append(payload, decoded.batch).await {
+            // The received bytes are the batch only when no span was rejected or removed.
+            let received = raw.filter(|_| rejected == 0);
+            match self.sink.append(decoded.batch, received).await {
                 Ok(()) => {}
-                Err(StoreError::Overloaded { .. }) => {
+                Err(WriteError::Overloaded(why)) => {
                     self.stats.refused_overload.fetch_add(1, Ordering::Relaxed);
-                    return Err(IngestError::Overloaded(
-                        "the write-ahead log queue is full".into(),
-                    ));
+                    return Err(IngestError::Overloaded(why));
                 }
-                Err(e @ StoreError::FlushBacklog) => {
-                    self.stats.refused_overload.fetch_add(1, Ordering::Relaxed);
-                    return Err(IngestError::Overloaded(e.to_string()));
-                }
-                Err(e) => {
+                Err(WriteError::Unavailable(why)) => {
                     self.stats.store_failures.fetch_add(1, Ordering::Relaxed);
-                    return Err(IngestError::Unavailable(e.to_string()));
+                    return Err(IngestError::Unavailable(why));
                 }
             }
         }

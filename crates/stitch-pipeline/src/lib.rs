@@ -47,5 +47,5 @@ pub use span::{
     CompactResource, CompactSpan, Compactor, ModelSpan, SpanNeeds, SpanRecord, SpanView,
     group_spans, split_batch,
 };
-pub use tail::{Decision, DecisionReason, TailMetrics, TailSampler, Verdict};
+pub use tail::{Decision, DecisionReason, SamplingStatus, TailMetrics, TailSampler, Verdict};
 pub use weight::SpanWeights;

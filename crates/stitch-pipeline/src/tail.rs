@@ -866,3 +866,22 @@ impl<S: SpanRecord> TailSampler<S> {
             .unwrap_or_default()
     }
 }
+
+/// What the tail sampler of a store is doing, as the store publishes it (the store's WAL
+/// writer, at most every 250 ms).
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SamplingStatus {
+    /// False when every trace is kept without buffering (no policies and no adaptive rates).
+    pub tail_sampling: bool,
+    pub tail: TailMetrics,
+    /// Adaptive state per service (empty when adaptive sampling is off).
+    pub adaptive: Vec<ServiceState>,
+    /// The latest adaptive changes, oldest first.
+    pub recent_events: Vec<AdaptiveEvent>,
+    /// Decision records (kind 3) written to the WAL, and the decisions they held.
+    pub decision_records: u64,
+    pub decisions_logged: u64,
+    /// The oldest WAL segment holding an undecided span; older segments may be deleted.
+    pub low_watermark_segment: Option<u64>,
+    pub updated_unix_nanos: u64,
+}

@@ -22,6 +22,8 @@ use stitch_model::{AnyValue, KeyValue, Span, Trace};
 
 use crate::head::{parse_tracestate, probability_for_threshold};
 
+/// Attribute on spans of a trace kept by the tail sampler: the policy that kept it.
+pub const POLICY_ATTRIBUTE: &str = "stitch.sampling.policy";
 /// Attribute on spans of a trace kept by the tail sampler: the probability that a trace like
 /// it is kept.
 pub const TAIL_PROBABILITY_ATTRIBUTE: &str = "stitch.sampling.probability";

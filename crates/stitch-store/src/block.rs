@@ -64,7 +64,7 @@ use stitch_model::{
 
 use crate::StoreError;
 use crate::head::Head;
-use crate::query::{Operation, SearchQuery};
+use stitch_query::{Operation, SearchQuery};
 
 pub const ROW_GROUP_ROWS: usize = 32 * 1024;
 /// Rows per data page. A lookup by trace id decodes only the pages that can hold the trace, so

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use stitch_model::{Batch, ResourceSpans, SpanRef, Trace, TraceId};
 
-use crate::query::{Operation, SearchQuery};
+use stitch_query::{Operation, SearchQuery};
 
 /// The spans of one trace that are in the head.
 #[derive(Debug, Default)]

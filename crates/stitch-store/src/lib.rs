@@ -1,4 +1,7 @@
-//! Stitch's durable embedded trace store.
+//! Stitch's durable embedded trace store. It implements the contracts of `stitch-query`:
+//! [`stitch_query::SpanSink`] (appends are durable when acknowledged) and
+//! [`stitch_query::TraceReader`], and reports the traces it makes visible to a
+//! [`stitch_query::TraceObserver`] ([`StoreConfig::observer`]).
 //!
 //! ```text
 //! append(batch) ──► WAL segment (group commit, fdatasync) ──► active head (memory) ──► ack
@@ -38,15 +41,11 @@ pub mod disk;
 mod error;
 mod flush;
 pub mod head;
-pub mod live;
-pub mod query;
 pub mod sampling;
 mod store;
 pub mod wal;
 mod writer;
 
 pub use error::StoreError;
-pub use live::{Live, LiveAggregates, LiveOptions, Pending};
-pub use query::{Operation, SearchQuery, TraceReader};
 pub use sampling::SamplingStatus;
 pub use store::{Store, StoreConfig, StoreStats};

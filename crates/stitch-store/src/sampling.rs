@@ -21,45 +21,27 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use stitch_model::{AnyValue, KeyValue, ResourceSpans, Span, TraceId};
 use stitch_pipeline::{
     AdaptiveEvent, CompactSpan, Compactor, Decision, DecisionReason, ModelSpan, SamplingConfig,
-    ServiceState, SpanRecord, TailMetrics, TailSampler, Verdict, group_spans, split_batch,
+    SpanRecord, TailSampler, Verdict, group_spans, split_batch,
 };
 
 use crate::StoreError;
 use crate::head::Head;
 use crate::wal::{self, SegmentEnd};
 
+pub use stitch_pipeline::SamplingStatus;
 /// Attribute on kept spans: the policy that kept the trace.
-pub const POLICY_ATTRIBUTE: &str = "stitch.sampling.policy";
+pub use stitch_pipeline::weight::POLICY_ATTRIBUTE;
 /// Attribute on kept spans: the tail sampler's probability of keeping such a trace.
-pub const PROBABILITY_ATTRIBUTE: &str = stitch_pipeline::weight::TAIL_PROBABILITY_ATTRIBUTE;
+pub use stitch_pipeline::weight::TAIL_PROBABILITY_ATTRIBUTE as PROBABILITY_ATTRIBUTE;
 /// Adaptive events kept for the API.
 const RECENT_EVENTS: usize = 100;
 /// How often the writer publishes the sampler's metrics for `/metrics` and the API.
 const PUBLISH_EVERY: Duration = Duration::from_millis(250);
 /// Decoded WAL records kept for reading kept traces back.
 const RECORD_CACHE: usize = 16;
-
-/// What the tail sampler is doing, published by the WAL writer (at most every 250 ms).
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct SamplingStatus {
-    /// False when every trace is kept without buffering (no policies and no adaptive rates).
-    pub tail_sampling: bool,
-    pub tail: TailMetrics,
-    /// Adaptive state per service (empty when adaptive sampling is off).
-    pub adaptive: Vec<ServiceState>,
-    /// The latest adaptive changes, oldest first.
-    pub recent_events: Vec<AdaptiveEvent>,
-    /// Decision records (kind 3) written to the WAL, and the decisions they held.
-    pub decision_records: u64,
-    pub decisions_logged: u64,
-    /// The oldest WAL segment holding an undecided span; older segments may be deleted.
-    pub low_watermark_segment: Option<u64>,
-    pub updated_unix_nanos: u64,
-}
 
 /// A kept trace, ready for the head.
 pub(crate) struct KeptTrace {

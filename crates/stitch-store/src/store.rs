@@ -12,14 +12,15 @@ use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
 use parking_lot::RwLock;
 use stitch_model::{Batch, Trace, TraceId};
+use stitch_query::{
+    Operation, ReadError, SearchQuery, SpanSink, TraceObserver, TraceReader, WriteError,
+};
 use tokio::sync::oneshot;
 
 use crate::StoreError;
 use crate::block::{self, BlockHandle};
 use crate::disk::{self, Disk, FaultInjector, IoStep};
 use crate::head::Head;
-use crate::live::{self, Live, LiveOptions};
-use crate::query::{Operation, SearchQuery, TraceReader};
 use crate::sampling::SamplingStatus;
 use crate::wal::{self, SegmentWriter};
 use crate::writer::{Log, WalMsg};
@@ -47,9 +48,9 @@ pub struct StoreConfig {
     /// Tail sampling (the `sampling` section of the config file). The default keeps every
     /// trace without buffering it.
     pub sampling: stitch_pipeline::SamplingConfig,
-    /// RED and the dependency graph maintained as spans arrive ([`crate::live`]); `None`
-    /// turns them off (readers then scan stored traces).
-    pub live: Option<LiveOptions>,
+    /// Told which traces become visible (the live RED and dependency aggregates of
+    /// `stitch-query` follow the data this way); `None`: nobody is told.
+    pub observer: Option<Arc<dyn TraceObserver>>,
     /// Appends are refused while the file system holding `data_dir` has fewer bytes free;
     /// `None`: 5% of the file system, at most 128 MiB; `Some(0)` turns the check off
     /// ([`crate::disk`]).
@@ -73,7 +74,7 @@ impl StoreConfig {
             max_pending_appends: 4096,
             fsync: true,
             sampling: stitch_pipeline::SamplingConfig::default(),
-            live: Some(LiveOptions::default()),
+            observer: None,
             min_free_bytes: None,
             wal_salvage: false,
             faults: None,
@@ -127,7 +128,7 @@ pub(crate) struct Inner {
     /// The segment the WAL writer appends to, or will make next when it has none.
     pub current_segment: AtomicU64,
     pub sampling: parking_lot::Mutex<SamplingStatus>,
-    pub live: Option<Arc<Live>>,
+    pub observer: Option<Arc<dyn TraceObserver>>,
 }
 
 /// The embedded trace store. Cheap to clone; all clones share one store.
@@ -249,15 +250,12 @@ impl Store {
             next_segment,
             wal_through,
         );
-        let live = config.live.clone().map(|opts| {
-            // Spans in blocks are not counted: the aggregates cover what started after them.
-            let since = blocks.iter().map(|b| b.meta.max_end + 1).max().unwrap_or(0);
-            let live = Arc::new(Live::new(opts, since));
-            // Recovered traces count too; older ones are in blocks, which the live
-            // aggregates do not cover (`since_unix_nanos`).
-            live.touch(head.traces.keys().copied());
-            live
-        });
+        if let Some(o) = &config.observer {
+            // Spans in blocks are not reported: observers cover what started after them.
+            // Recovered traces are reported; older ones are in blocks.
+            o.opened(blocks.iter().map(|b| b.meta.max_end + 1).max().unwrap_or(0));
+            o.applied(&mut head.traces.keys().copied());
+        }
 
         let inner = Arc::new(Inner {
             config: config.clone(),
@@ -271,7 +269,7 @@ impl Store {
             tail_watermark: AtomicU64::new(u64::MAX),
             current_segment: AtomicU64::new(next_segment),
             sampling: parking_lot::Mutex::new(SamplingStatus::default()),
-            live,
+            observer: config.observer.clone(),
         });
         sampler.publish(&inner.tail_watermark, &inner.sampling);
         let (tx, rx) = sync_channel(config.max_pending_appends);
@@ -284,22 +282,6 @@ impl Store {
                 .map_err(|e| StoreError::io("stitch-wal thread", e))?;
         }
         tokio::spawn(crate::flush::flusher(inner.clone(), flush_rx));
-        if let Some(l) = &inner.live {
-            let weak = Arc::downgrade(&inner);
-            tokio::spawn(live::feed(Arc::downgrade(l), move |id| {
-                let weak = weak.clone();
-                async move {
-                    let inner = weak.upgrade()?;
-                    match read_trace(&inner, id).await {
-                        Ok(t) => t,
-                        Err(e) => {
-                            tracing::warn!(trace_id = %id, error = %e, "live aggregates: cannot read a trace");
-                            None
-                        }
-                    }
-                }
-            }));
-        }
         tokio::spawn(crate::flush::retention(Arc::downgrade(&inner)));
         Ok(Store { inner, tx })
     }
@@ -444,17 +426,38 @@ pub(crate) async fn read_trace(inner: &Inner, id: TraceId) -> Result<Option<Trac
     Ok(Some(trace))
 }
 
+impl From<StoreError> for ReadError {
+    fn from(e: StoreError) -> ReadError {
+        ReadError::Storage(Box::new(e))
+    }
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> WriteError {
+        match e {
+            StoreError::Overloaded { .. } | StoreError::FlushBacklog => {
+                WriteError::Overloaded(e.to_string())
+            }
+            other => WriteError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl SpanSink for Store {
+    async fn append(&self, batch: Batch, received: Option<Vec<u8>>) -> Result<(), WriteError> {
+        let payload = received.unwrap_or_else(|| stitch_wire::otlp::encode_batch(&batch));
+        Ok(Store::append(self, payload, batch).await?)
+    }
+}
+
 #[async_trait]
 impl TraceReader for Store {
-    async fn trace(&self, id: TraceId) -> Result<Option<Trace>, StoreError> {
-        read_trace(&self.inner, id).await
+    async fn trace(&self, id: TraceId) -> Result<Option<Trace>, ReadError> {
+        Ok(read_trace(&self.inner, id).await?)
     }
 
-    fn live(&self) -> Option<Arc<Live>> {
-        self.inner.live.clone()
-    }
-
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, StoreError> {
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, ReadError> {
         let mut hits: HashMap<TraceId, u64> = HashMap::new();
         self.inner.active.read().search(query, &mut hits);
         let (frozen, blocks) = self.snapshot();
@@ -476,11 +479,11 @@ impl TraceReader for Store {
         Ok(out)
     }
 
-    async fn services(&self) -> Result<Vec<String>, StoreError> {
+    async fn services(&self) -> Result<Vec<String>, ReadError> {
         Ok(self.all_operations().into_keys().collect())
     }
 
-    async fn operations(&self, service: &str) -> Result<Vec<Operation>, StoreError> {
+    async fn operations(&self, service: &str) -> Result<Vec<Operation>, ReadError> {
         Ok(self
             .all_operations()
             .remove(service)

@@ -312,8 +312,8 @@ pub(crate) fn run(
                 let mut stored = 0;
                 {
                     let mut head = inner.active.write();
-                    if let Some(live) = &inner.live {
-                        live.touch(kept.iter().map(|k| k.trace_id));
+                    if let Some(o) = &inner.observer {
+                        o.applied(&mut kept.iter().map(|k| k.trace_id));
                     }
                     for k in kept.drain(..) {
                         stored += k.spans;
@@ -417,8 +417,8 @@ fn commit(
                 head.insert(batch, *len, source);
             }
         }
-        if let Some(live) = &inner.live {
-            live.touch(group.iter().flat_map(|(_, _, batch, _)| {
+        if let Some(o) = &inner.observer {
+            o.applied(&mut group.iter().flat_map(|(_, _, batch, _)| {
                 batch
                     .resource_spans
                     .iter()

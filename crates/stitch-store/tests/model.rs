@@ -28,8 +28,9 @@ use stitch_model::{
     AnyValue, Batch, Event, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, SpanId, SpanKind,
     TraceId,
 };
+use stitch_query::{SearchQuery, TraceReader};
 use stitch_store::disk::{FaultInjector, IoStep};
-use stitch_store::{SearchQuery, Store, StoreConfig, StoreError, TraceReader};
+use stitch_store::{Store, StoreConfig, StoreError};
 use tokio::runtime::Runtime;
 
 const SERVICES: [&str; 3] = ["alpha", "beta", "gamma"];

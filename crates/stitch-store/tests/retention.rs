@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::*;
-use stitch_store::{SearchQuery, Store, TraceReader};
+use stitch_query::{SearchQuery, TraceReader};
+use stitch_store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_past_retention_is_deleted_and_a_recent_block_stays() {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use common::*;
 use stitch_model::{Batch, Resource, ResourceSpans, Scope, ScopeSpans, Span, Trace, TraceId};
-use stitch_store::{Store, TraceReader};
+use stitch_query::TraceReader;
+use stitch_store::Store;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trace_is_returned_whole_from_the_head_and_identically_from_its_block_after_a_flush() {

@@ -9,7 +9,8 @@ use stitch_model::{
     Batch, Event, KeyValue, Resource, ResourceSpans, ScopeSpans, SpanKind, Status, StatusCode,
     TraceId,
 };
-use stitch_store::{Operation, SearchQuery, Store, TraceReader};
+use stitch_query::{Operation, SearchQuery, TraceReader};
+use stitch_store::Store;
 
 /// Five traces, one batch each, starting one second apart (trace 1 oldest):
 ///

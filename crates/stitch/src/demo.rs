@@ -14,7 +14,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use stitch_demo::{DemoOptions, DemoTargets, Scenario};
 use stitch_ingest::{Ingest, IngestConfig};
-use stitch_store::{Store, StoreConfig, TraceReader};
+use stitch_query::SpanSink;
+use stitch_store::StoreConfig;
 use tokio::net::TcpListener;
 
 #[derive(Args, Debug)]
@@ -52,10 +53,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let sampling_config = stitch_demo::sampling_config();
     let mut config = StoreConfig::new(&data_dir);
     config.sampling = sampling_config.clone();
-    let store = Store::open(config)
-        .await
-        .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
-    let ingest = Ingest::new(store.clone(), IngestConfig::default());
+    let (store, reader, live) = crate::serve::open_store(config).await?;
+    let sink: Arc<dyn SpanSink> = Arc::new(store.clone());
+    let ingest = Ingest::new(sink, IngestConfig::default());
     let grpc_listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("failed to listen for OTLP/gRPC on 127.0.0.1")?;
@@ -67,7 +67,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     })?;
     let otlp = format!("http://{}", grpc_listener.local_addr()?);
     let ui = format!("http://{}", query_listener.local_addr()?);
-    let reader: Arc<dyn TraceReader> = Arc::new(store.clone());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -77,7 +76,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     // The sampling API shows the tail sampler's counters while the UI stays up.
-    let api = stitch_api::router(reader.clone()).merge(
+    let api = stitch_api::router(reader.clone(), Some(live)).merge(
         crate::sampling::Sampling::new(Some(sampling_config))
             .api_router(store.clone(), ingest.clone()),
     );

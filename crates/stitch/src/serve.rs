@@ -9,7 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use stitch_ingest::{Ingest, IngestConfig};
-use stitch_store::{Store, StoreConfig, TraceReader};
+use stitch_query::{Live, LiveOptions, SpanSink, TraceReader};
+use stitch_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 
 use crate::config::{FileConfig, parse_duration};
@@ -71,6 +72,22 @@ pub struct ServeArgs {
     /// that passes its checksum and drop only the damaged bytes (each range is logged).
     #[arg(long)]
     wal_salvage: bool,
+}
+
+/// Opens the store with the live RED and dependency aggregates following it: the store, the
+/// reader the APIs use, and the aggregates.
+pub(crate) async fn open_store(
+    mut config: StoreConfig,
+) -> anyhow::Result<(Store, Arc<dyn TraceReader>, Arc<Live>)> {
+    let live = Arc::new(Live::new(LiveOptions::default()));
+    config.observer = Some(live.clone());
+    let data_dir = config.data_dir.clone();
+    let store = Store::open(config)
+        .await
+        .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
+    let reader: Arc<dyn TraceReader> = Arc::new(store.clone());
+    live.spawn_feeder(&reader);
+    Ok((store, reader, live))
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -160,11 +177,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         zipkin_api_config.autocomplete_keys = keys;
     }
 
-    let store = Store::open(store_config)
-        .await
-        .with_context(|| format!("failed to open the store in {}", data_dir.display()))?;
+    let (store, reader, live) = open_store(store_config).await?;
     let sampling = crate::sampling::Sampling::new(file.sampling.clone());
-    let ingest = Ingest::with_filter(store.clone(), ingest_config, Some(sampling.filter()));
+    let sink: Arc<dyn SpanSink> = Arc::new(store.clone());
+    let ingest = Ingest::with_filter(sink, ingest_config, Some(sampling.filter()));
 
     let bind = |addr: SocketAddr, what: &'static str| async move {
         TcpListener::bind(addr)
@@ -198,8 +214,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
 
-    let reader: Arc<dyn TraceReader> = Arc::new(store.clone());
-    let query_router = stitch_api::router(reader.clone())
+    let query_router = stitch_api::router(reader.clone(), Some(live))
         .merge(crate::metrics::router(store.clone(), ingest.clone()))
         .merge(sampling.api_router(store.clone(), ingest.clone()));
     let otlp_http_router = stitch_ingest::http::router(ingest.clone());

@@ -10,8 +10,9 @@ use stitch_model::{
     AnyValue, Batch, Event, KeyValue, Link, Resource, ResourceSpans, Scope, ScopeSpans, Span,
     SpanId, SpanKind, Status, StatusCode, Trace, TraceId,
 };
+use stitch_query::TraceReader;
 use stitch_store::disk::{FaultInjector, Injected, IoStep};
-use stitch_store::{Store, StoreConfig, TraceReader};
+use stitch_store::{Store, StoreConfig};
 
 pub const SECOND: u64 = 1_000_000_000;
 pub const MILLI: u64 = 1_000_000;

@@ -1,9 +1,7 @@
-//! The read side of the store: what callers can ask and how a span is matched.
+//! The read contract: what callers can ask of stored traces and how a span is matched.
 
 use async_trait::async_trait;
 use stitch_model::{SpanKind, SpanRef, Trace, TraceId};
-
-use crate::StoreError;
 
 /// A search for traces, with the semantics of Jaeger's trace search: a trace matches when at
 /// least one of its spans satisfies every condition at once.
@@ -98,30 +96,41 @@ pub struct Operation {
     pub kind: SpanKind,
 }
 
+/// Why a reader could not answer. The message says what failed; the source chain is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The storage behind the reader failed (an I/O error, a damaged block).
+    #[error(transparent)]
+    Storage(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl ReadError {
+    /// A storage failure described by `message`.
+    pub fn storage(message: impl Into<String>) -> ReadError {
+        ReadError::Storage(message.into().into())
+    }
+}
+
 /// Read access to stored traces.
 ///
 /// Implementations see every span that was acknowledged, whether it is still in memory or
 /// already in a block. A trace whose spans arrived in several batches is returned whole, with
-/// duplicates (the same span delivered twice) removed.
+/// duplicates (the same span delivered twice) removed. [`crate::conformance`] holds every
+/// implementation to this contract.
 #[async_trait]
 pub trait TraceReader: Send + Sync + 'static {
     /// The trace with this id, or `None` when no span of it is stored.
-    async fn trace(&self, id: TraceId) -> Result<Option<Trace>, StoreError>;
+    async fn trace(&self, id: TraceId) -> Result<Option<Trace>, ReadError>;
 
-    /// Traces that match `query`, newest first (by the start of their latest matching span),
-    /// at most `query.limit` of them.
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, StoreError>;
+    /// Traces that match `query`, newest first (by the start of their latest matching span,
+    /// ties by trace id), at most `query.limit` of them.
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, ReadError>;
 
     /// Every service name seen, sorted.
-    async fn services(&self) -> Result<Vec<String>, StoreError>;
+    async fn services(&self) -> Result<Vec<String>, ReadError>;
 
     /// The operations of one service, sorted by name then kind.
-    async fn operations(&self, service: &str) -> Result<Vec<Operation>, StoreError>;
-
-    /// RED and the dependency graph maintained as spans arrive, when this reader keeps them.
-    fn live(&self) -> Option<std::sync::Arc<crate::Live>> {
-        None
-    }
+    async fn operations(&self, service: &str) -> Result<Vec<Operation>, ReadError>;
 }
 
 #[cfg(test)]

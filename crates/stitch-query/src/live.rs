@@ -1,10 +1,10 @@
 //! RED metrics and the service dependency graph, maintained as spans arrive.
 //!
-//! The WAL writer notes the id of every trace it puts into the head (all of them without tail
-//! sampling, the kept ones with it). A task of the store wakes every second and adds each trace
-//! that has been quiet for [`LiveOptions::settle`] to a [`RedAggregator`] and a
-//! [`DependencyGraph`] (`stitch-analysis`), reading it whole from the store (usually the
-//! in-memory head). Both need the whole trace: whether a span is a request of its service, and
+//! [`Live`] is a [`TraceObserver`]: the store tells it the id of every trace it makes visible
+//! (all of them without tail sampling, the kept ones with it). A task ([`Live::spawn_feeder`])
+//! wakes every second and adds each trace that has been quiet for [`LiveOptions::settle`] to a
+//! [`RedAggregator`] and a [`DependencyGraph`] (`stitch-analysis`), reading it whole through
+//! the store's [`TraceReader`] (usually from the in-memory head). Both need the whole trace: whether a span is a request of its service, and
 //! which spans form a call, depend on its parent.
 //!
 //! Spans that arrive after their trace was added (a slow root that ends long after its
@@ -16,19 +16,22 @@
 //!
 //! The numbers lag the arrival of spans by `settle` to `settle + 1 s`. They cover spans that
 //! started after the newest span of the blocks that existed when the store opened
-//! ([`LiveAggregates::since_unix_nanos`]; traces recovered from the WAL are added), within the
+//! ([`LiveAggregates::since_unix_nanos`], from [`TraceObserver::opened`]; traces recovered from
+//! the WAL are added), within the
 //! buckets kept ([`LiveOptions::resolution`] × [`LiveOptions::buckets`], one hour by
 //! default). The query API answers from them when they cover the window asked for and scans
 //! stored traces otherwise.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Weak;
-use std::time::Duration;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use stitch_analysis::{DependencyGraph, GraphOptions, RedAggregator, RedOptions, TimeWindow};
 use stitch_model::{Span, SpanId, Trace, TraceId};
 use stitch_pipeline::SpanWeights;
+
+use crate::{TraceObserver, TraceReader};
 
 /// How the live aggregates are kept.
 #[derive(Clone, Debug, PartialEq)]
@@ -192,14 +195,34 @@ pub struct Pending {
     pub left_out: usize,
 }
 
+impl TraceObserver for Live {
+    fn opened(&self, since_unix_nanos: u64) {
+        self.aggregates.lock().since_unix_nanos = since_unix_nanos;
+    }
+
+    fn applied(&self, ids: &mut dyn Iterator<Item = TraceId>) {
+        self.touch(ids);
+    }
+}
+
 impl Live {
-    pub(crate) fn new(opts: LiveOptions, since_unix_nanos: u64) -> Live {
+    /// Empty aggregates that count everything from the start of time until the store says
+    /// otherwise ([`TraceObserver::opened`]).
+    pub fn new(opts: LiveOptions) -> Live {
         Live {
-            aggregates: Mutex::new(LiveAggregates::new(&opts, since_unix_nanos)),
+            aggregates: Mutex::new(LiveAggregates::new(&opts, 0)),
             feeder: Mutex::new(Feeder::default()),
             touched: Mutex::new(Vec::new()),
             opts,
         }
+    }
+
+    /// Starts the task that adds settled traces, read through `reader`, on the current Tokio
+    /// runtime. It holds neither strongly (the store holds `self` as its observer, so a strong
+    /// reader would keep the store alive forever): it stops once `self` or the last clone of
+    /// `reader` is dropped, so keep `reader` for as long as the aggregates are used.
+    pub fn spawn_feeder(self: &Arc<Self>, reader: &Arc<dyn TraceReader>) {
+        tokio::spawn(feed(Arc::downgrade(self), Arc::downgrade(reader)));
     }
 
     /// Runs `f` on the aggregates (under a lock: keep it short). They hold the settled traces;
@@ -209,7 +232,7 @@ impl Live {
     }
 
     /// Notes traces that received spans.
-    pub(crate) fn touch(&self, ids: impl IntoIterator<Item = TraceId>) {
+    pub fn touch(&self, ids: impl IntoIterator<Item = TraceId>) {
         let mut t = self.touched.lock();
         for id in ids {
             if t.last() != Some(&id) {
@@ -318,21 +341,21 @@ impl Feeder {
     }
 }
 
-/// The task that feeds `live`, reading settled traces with `read`, until `live` is dropped.
+/// The task that feeds `live`, reading settled traces through `reader`, until either is
+/// dropped.
 ///
 /// A settled trace leaves `last_touch` only once it is in the aggregates, so a reader finds
 /// each acknowledged span in one of the two ([`Live::view`]).
-pub(crate) async fn feed<F, Fut>(live: Weak<Live>, mut read: F)
-where
-    F: FnMut(TraceId) -> Fut,
-    Fut: std::future::Future<Output = Option<Trace>>,
-{
+async fn feed(live: Weak<Live>, reader: Weak<dyn TraceReader>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         let Some(live) = live.upgrade() else { return };
-        let now = crate::sampling::unix_nanos();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
         let settle = live.opts.settle.as_nanos() as u64;
         let due = {
             let mut feeder = live.feeder.lock();
@@ -355,7 +378,17 @@ where
             due
         };
         for (t, id) in due {
-            let trace = read(id).await;
+            let Some(reader) = reader.upgrade() else {
+                return;
+            };
+            let trace = match reader.trace(id).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(trace_id = %id, error = %e, "live aggregates: cannot read a trace");
+                    None
+                }
+            };
+            drop(reader);
             let mut feeder = live.feeder.lock();
             if let Some(trace) = trace {
                 let counted = feeder.counted.remove(&id).map(|(_, ids)| ids);
