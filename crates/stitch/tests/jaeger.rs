@@ -92,17 +92,7 @@ async fn trace_with(server: &Stitch, trace_id: &str, spans: usize) -> Trace {
 }
 
 async fn metric(server: &Stitch, name: &str) -> u64 {
-    let text = reqwest::get(format!("{}/metrics", server.api()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("no metric {name}"))
-        .parse()
-        .unwrap()
+    common::metric(&server.api(), name).await as u64
 }
 
 // ---- jaeger-client for Node ----

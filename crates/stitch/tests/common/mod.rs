@@ -185,6 +185,22 @@ pub async fn get_json(url: &str) -> (u16, serde_json::Value) {
     (status, json)
 }
 
+/// The value of one unlabelled metric on the server's `/metrics` page.
+pub async fn metric(api: &str, name: &str) -> f64 {
+    let text = reqwest::get(format!("{api}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{name} is not a number: {e}"))
+}
+
 /// Fetches a trace from the native API and decodes it into the model.
 pub async fn fetch_trace(api: &str, trace_id: &str) -> Option<stitch_model::Trace> {
     let resp = reqwest::get(format!("{api}/api/v1/traces/{trace_id}"))
