@@ -14,6 +14,12 @@ if [ ! -d crates/stitch/tests/clients/zipkin/node_modules ]; then
   (cd crates/stitch/tests/clients/zipkin && npm ci --no-audit --no-fund)
 fi
 
+# Grafana's TraceQL grammar (@grafana/lezer-traceql, pinned by package-lock.json), which
+# crates/stitch-query/tests/grammar.rs holds Stitch's TraceQL parser to.
+if [ ! -d crates/stitch-query/tests/lezer/node_modules ]; then
+  (cd crates/stitch-query/tests/lezer && npm ci --no-audit --no-fund)
+fi
+
 # Headless Chromium and Playwright for the web UI's end-to-end tests (crates/stitch/tests/ui.rs)
 # and bench/ui_100k.sh: Debian's chromium, playwright-core pinned by package-lock.json.
 if [ ! -x /usr/bin/chromium ]; then

@@ -45,6 +45,10 @@
 //! Both read at most `limit` traces (default 5,000, at most 20,000) and say how many they read
 //! (`tracesScanned`) and used (`tracesUsed`).
 //!
+//! TraceQL search, `GET /api/v1/search?q=&start=&end=&limit=&spss=`: the traces a TraceQL query
+//! matches with their matching spans (see the [`search`] module; the language is
+//! `stitch_query::traceql`).
+//!
 //! Service views (`GET /api/v1/services/{service}/red`, `GET /api/v1/dependencies`): RED time
 //! series and the dependency graph computed from the stored traces of a window (see the
 //! [`services`] module). The web UI is served at `/` (see the [`ui`] module) and opens traces
@@ -71,6 +75,7 @@ mod handlers;
 pub mod jaeger;
 mod native;
 mod params;
+pub mod search;
 pub mod services;
 pub mod ui;
 pub mod waterfall;
@@ -99,6 +104,7 @@ pub fn router(reader: Arc<dyn TraceReader>, live: Option<Arc<Live>>) -> axum::Ro
         )
         .merge(services::router(reader.clone(), live))
         .merge(analysis::router(reader.clone()))
+        .merge(search::router(reader.clone()))
         .merge(waterfall::router(reader))
         .merge(ui::router())
 }

@@ -8,6 +8,8 @@
 //!   reference that indexed search paths are checked against.
 //! - [`conformance`]: the checks every sink-and-reader passes, the store and [`MemoryStore`]
 //!   alike.
+//! - [`traceql`]: the TraceQL language (parser, checks, evaluation on a trace) and search with
+//!   it over any [`TraceReader`].
 //!
 //! Receivers (`stitch-ingest`), the query APIs (`stitch-api`) and the demo depend on these
 //! contracts, not on the store; the binary composes them. Nothing here does I/O or speaks
@@ -18,6 +20,7 @@ pub mod live;
 mod memory;
 mod reader;
 mod sink;
+pub mod traceql;
 
 pub use live::{Live, LiveAggregates, LiveOptions, Pending};
 pub use memory::MemoryStore;

@@ -7,6 +7,7 @@ mod demo;
 mod loadgen;
 mod metrics;
 mod sampling;
+mod search;
 mod serve;
 
 use std::path::PathBuf;
@@ -43,8 +44,8 @@ enum Command {
         #[arg(long, default_value = "auto")]
         color: cli::ColorChoice,
     },
-    /// List traces that match a search.
-    Search(cli::SearchArgs),
+    /// Find traces: with a TraceQL query, or with the Jaeger UI's filters (--service ...).
+    Search(search::SearchArgs),
     /// Analyses across traces: `--broken-propagation`, or one endpoint's `--breakdown` or
     /// `--cohort` (slow versus typical) with `--service S --operation O`; `--since 1h`.
     Analyze(cli::AnalyzeArgs),
@@ -77,7 +78,7 @@ fn main() -> std::process::ExitCode {
                 width,
                 color,
             } => cli::trace(&server.server, &trace_id, width, color).await,
-            Command::Search(args) => cli::search(args).await,
+            Command::Search(args) => search::search(args).await,
             Command::Analyze(args) => cli::analyze(args).await,
             Command::CheckPropagation(args) => check_propagation::run(args).await,
             Command::Loadgen(args) => loadgen::run(args).await,
