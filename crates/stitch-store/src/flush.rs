@@ -85,19 +85,19 @@ async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError>
     let head = job.head.clone();
     let id = block_id.clone();
     let wal_through = job.wal_through;
-    let (meta, bloom, data) =
-        tokio::task::spawn_blocking(move || block::build_block(&head, &id, wal_through))
-            .await
-            .map_err(|e| StoreError::CorruptBlock {
-                block: block_id.clone(),
-                reason: if e.is_cancelled() {
-                    "block builder was cancelled by shutdown".into()
-                } else {
-                    format!("block builder panicked: {e}")
-                },
-            })??;
+    let built = tokio::task::spawn_blocking(move || block::build_block(&head, &id, wal_through))
+        .await
+        .map_err(|e| StoreError::CorruptBlock {
+            block: block_id.clone(),
+            reason: if e.is_cancelled() {
+                "block builder was cancelled by shutdown".into()
+            } else {
+                format!("block builder panicked: {e}")
+            },
+        })??;
     let dir = inner.config.data_dir.join("blocks").join(&block_id);
-    block::put_block(&inner.objects, &meta, &bloom, data, |name, len| {
+    let (bloom, index) = (built.bloom.clone(), built.index.clone());
+    let meta = block::put_block(&inner.objects, built, |name, len| {
         inner
             .disk
             .check_write(IoStep::BlockWrite, &dir.join(name), len)
@@ -108,7 +108,7 @@ async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError>
     let dir2 = dir.clone();
     let disk = inner.disk.clone();
     tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-        for name in ["data.parquet", "bloom.bin", "meta.json"] {
+        for name in ["data.parquet", "bloom.bin", "index.bin", "meta.json"] {
             let path = dir2.join(name);
             std::fs::File::open(&path)
                 .and_then(|f| disk.sync(IoStep::BlockSync, &f, &path, true))
@@ -124,7 +124,12 @@ async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError>
     .map_err(|e| StoreError::io(&dir, std::io::Error::other(e)))??;
 
     let spans = meta.span_count;
-    let handle = Arc::new(BlockHandle::new(meta, bloom, inner.objects.clone())?);
+    let handle = Arc::new(BlockHandle::new(
+        meta,
+        bloom,
+        Some(index),
+        inner.objects.clone(),
+    )?);
     inner.blocks.write().push(handle);
     inner.frozen.write().retain(|h| !Arc::ptr_eq(h, &job.head));
     inner.stats.blocks_written.fetch_add(1, Ordering::Relaxed);

@@ -458,13 +458,26 @@ impl TraceReader for Store {
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, ReadError> {
+        if query.limit == 0 {
+            return Ok(Vec::new());
+        }
         let mut hits: HashMap<TraceId, u64> = HashMap::new();
         self.inner.active.read().search(query, &mut hits);
-        let (frozen, blocks) = self.snapshot();
+        let (frozen, mut blocks) = self.snapshot();
         for h in &frozen {
             h.search(query, &mut hits);
         }
-        for b in blocks.iter().rev() {
+        // Newest blocks first; once `limit` traces have matched later than anything an older
+        // block holds starts, the older blocks cannot change the answer.
+        blocks.sort_by_key(|b| std::cmp::Reverse(b.meta.max_start));
+        for b in &blocks {
+            if hits.len() >= query.limit {
+                let mut keys: Vec<u64> = hits.values().copied().collect();
+                let (_, kth, _) = keys.select_nth_unstable_by(query.limit - 1, |a, b| b.cmp(a));
+                if b.meta.max_start < *kth {
+                    break;
+                }
+            }
             b.search(query, &mut hits).await?;
         }
         let mut ranked: Vec<(TraceId, u64)> = hits.into_iter().collect();

@@ -20,7 +20,13 @@ fn batches() -> (Batch, Batch) {
         batch_of(
             &svc,
             vec![
-                span(trace_id(2), span_id(21), "GET /cart", T0 + 5 * SECOND, 40 * MILLI),
+                span(
+                    trace_id(2),
+                    span_id(21),
+                    "GET /cart",
+                    T0 + 5 * SECOND,
+                    40 * MILLI,
+                ),
                 span(
                     trace_id(2),
                     span_id(22),
@@ -52,7 +58,11 @@ async fn a_version_1_block_reads_back_every_span_it_was_written_with() {
     assert_eq!(store.block_count(), 1);
     let (rich, cart) = batches();
     for (id, b) in [(trace_id(1), &rich), (trace_id(2), &cart)] {
-        assert_eq!(get(&store, id).await, Some(expected(id, &[b])), "trace {id}");
+        assert_eq!(
+            get(&store, id).await,
+            Some(expected(id, &[b])),
+            "trace {id}"
+        );
     }
     assert!(get(&store, TraceId::from_halves(1, 2)).await.is_none());
     let found = |q: SearchQuery| {

@@ -3,9 +3,12 @@
 //! at the default head size) with fsync off, their start times spread evenly over a window
 //! ending now, so that searches over the window see many blocks.
 //!
-//! `fill_store --data-dir DIR --spans 10000000 [--spread 24h] [--preset shop] [--ids-out FILE] [--ids 2000]`
+//! `fill_store --data-dir DIR --spans 10000000 [--spread 24h] [--preset shop] [--ids-out FILE] [--ids 2000] [--user-ids N]`
 //!
 //! Writes `--ids` trace ids, taken evenly over the whole fill, one per line to `--ids-out`.
+//! With `--user-ids N`, every root span gets a high-cardinality attribute `app.user.id` =
+//! `user-<k>` (k from the trace id, below N), except one trace in the middle of the fill whose
+//! root has `user-rare`: the needle of the selective searches.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -15,6 +18,25 @@ use anyhow::Context as _;
 use stitch_bench::{Generator, Preset, Rng, now_unix_nanos, walk};
 use stitch_store::{Store, StoreConfig, StoreError};
 
+/// Gives every root span an `app.user.id`; with `needle`, the first root gets `user-rare`.
+fn add_user_ids(batch: &mut stitch_model::Batch, pool: u64, mut needle: bool) {
+    for rs in &mut batch.resource_spans {
+        for ss in &mut rs.scope_spans {
+            for span in ss.spans.iter_mut().filter(|s| s.parent_span_id.is_none()) {
+                let user = if needle {
+                    needle = false;
+                    "user-rare".to_owned()
+                } else {
+                    let (hi, lo) = span.trace_id.halves();
+                    format!("user-{}", (hi ^ lo.rotate_left(29)) % pool)
+                };
+                span.attributes
+                    .push(stitch_model::KeyValue::new("app.user.id", user));
+            }
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut data_dir: Option<PathBuf> = None;
@@ -23,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
     let mut preset = Preset::Shop;
     let mut ids_out: Option<PathBuf> = None;
     let mut ids_wanted: u64 = 2_000;
+    let mut user_ids: u64 = 0;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = || args.next().with_context(|| format!("{a} needs a value"));
@@ -33,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
             "--preset" => preset = value()?.parse().map_err(anyhow::Error::msg)?,
             "--ids-out" => ids_out = Some(value()?.into()),
             "--ids" => ids_wanted = value()?.parse()?,
+            "--user-ids" => user_ids = value()?.parse()?,
             other => anyhow::bail!("unknown argument {other}"),
         }
     }
@@ -52,11 +76,15 @@ async fn main() -> anyhow::Result<()> {
     let mut spans = 0u64;
     let t = Instant::now();
     let make = |n: u64| {
-        generator.batch(
+        let mut batch = generator.batch(
             &mut Rng::for_batch(42, n),
             traces_per_batch as usize,
             start + n * step,
-        )
+        );
+        if user_ids > 0 {
+            add_user_ids(&mut batch, user_ids, n == batches / 2);
+        }
+        batch
     };
     for n in 0..batches {
         let batch = make(n);

@@ -110,8 +110,51 @@ async fn main() -> anyhow::Result<()> {
             ),
         ),
     ];
-    for (what, params) in searches_to_run {
-        let url = format!("{query}/api/traces?{params}");
+    let traceql = [
+        (
+            "TraceQL, one rare attribute value",
+            r#"{ span.app.user.id = "user-rare" }"#,
+        ),
+        ("TraceQL, { status = error }", "{ status = error }"),
+        (
+            "TraceQL, structural (a 500 above an error)",
+            "{ span.http.response.status_code = 500 } >> { status = error }",
+        ),
+        (
+            "TraceQL, structural, every trace matches (checkout > payment)",
+            r#"{ resource.service.name = "checkout" } > { resource.service.name = "payment" }"#,
+        ),
+    ];
+    let encode = |q: &str| -> String {
+        q.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    let runs = searches_to_run
+        .iter()
+        .map(|(what, params)| {
+            (
+                what.to_string(),
+                format!("{query}/api/traces?{params}"),
+                "data",
+            )
+        })
+        .chain(traceql.iter().map(|(what, q)| {
+            (
+                what.to_string(),
+                format!(
+                    "{query}/api/v1/search?q={}&lookback={lookback}&limit=20",
+                    encode(q)
+                ),
+                "traces",
+            )
+        }));
+    for (what, url, list) in runs {
         let mut stats = Stats(Vec::new());
         let mut found = 0;
         let started = Instant::now();
@@ -131,9 +174,9 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             let v: serde_json::Value = serde_json::from_slice(&body)?;
-            found = v["data"].as_array().map_or(0, Vec::len);
+            found = v[list].as_array().map_or(0, Vec::len);
         }
-        stats.line(what, &format!("; {found} traces returned"));
+        stats.line(&what, &format!("; {found} traces returned"));
     }
     Ok(())
 }

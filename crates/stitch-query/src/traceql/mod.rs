@@ -42,6 +42,7 @@ pub mod display;
 pub mod eval;
 mod lex;
 mod parse;
+mod plan;
 mod value;
 
 use std::fmt;
@@ -246,22 +247,31 @@ fn collect_shown(p: &Pipeline, out: &mut Vec<Field>) {
 pub struct SearchResult {
     /// The matching traces, newest first (by their start), ties by trace id.
     pub traces: Vec<TraceMatch>,
-    /// Traces of the window the query was evaluated on.
+    /// Candidate traces the query was evaluated on.
     pub inspected_traces: usize,
-    /// The window held more traces than were inspected: older matches may be missing.
+    /// The search stopped at [`MAX_INSPECTED_TRACES`] candidates: older matches may be missing.
     pub truncated: bool,
 }
 
-/// The most traces of a window one search evaluates the query on.
+/// The most candidate traces one search evaluates the query on.
 pub const MAX_INSPECTED_TRACES: usize = 20_000;
 
-/// Runs `query` over the traces with a span starting in `[start, end]` (Unix nanoseconds),
-/// newest first, returning at most `limit` matches with at most `spans_per_spanset` spans per
-/// spanset.
+impl TraceQl {
+    /// Conditions one span of every matching trace meets, when the query states any (see
+    /// [`plan`]).
+    pub fn prefilter(&self) -> Option<SearchQuery> {
+        plan::prefilter(&self.pipeline)
+    }
+}
+
+/// Runs `query` over the window `[start, end]` (Unix nanoseconds), returning at most `limit`
+/// matches, newest first, with at most `spans_per_spanset` spans per spanset.
 ///
-/// The reader is asked for the traces of the window (at most [`MAX_INSPECTED_TRACES`], the
-/// newest) and the query is evaluated on each; the answer is exactly what evaluating it on
-/// those traces gives, whatever reader serves them.
+/// The candidates are the traces with a span starting in the window that meets the query's
+/// plan ([`TraceQl::prefilter`]; any span without one), newest first, as the reader finds
+/// them; the query is evaluated on each whole trace. Candidates are asked for in growing
+/// numbers until `limit` traces match, the window has no more, or [`MAX_INSPECTED_TRACES`]
+/// were inspected.
 pub async fn search(
     reader: &dyn TraceReader,
     query: &TraceQl,
@@ -270,27 +280,34 @@ pub async fn search(
     limit: usize,
     spans_per_spanset: usize,
 ) -> Result<SearchResult, ReadError> {
-    let window = SearchQuery {
-        start_unix_nanos: Some(start_unix_nanos),
-        end_unix_nanos: Some(end_unix_nanos),
-        limit: MAX_INSPECTED_TRACES,
-        ..Default::default()
-    };
-    let traces = reader.search(&window).await?;
-    let inspected = traces.len();
-    let mut matches: Vec<TraceMatch> = traces
-        .iter()
-        .filter_map(|t| query.evaluate(t, spans_per_spanset))
-        .collect();
-    matches.sort_by(|a, b| {
-        b.start_unix_nanos
-            .cmp(&a.start_unix_nanos)
-            .then(a.trace_id.cmp(&b.trace_id))
-    });
-    matches.truncate(limit);
-    Ok(SearchResult {
-        traces: matches,
-        inspected_traces: inspected,
-        truncated: inspected >= MAX_INSPECTED_TRACES,
-    })
+    let plan = query.prefilter().unwrap_or_default();
+    let mut want = limit.saturating_mul(4).clamp(64, MAX_INSPECTED_TRACES);
+    loop {
+        let candidates = SearchQuery {
+            start_unix_nanos: Some(start_unix_nanos),
+            end_unix_nanos: Some(end_unix_nanos),
+            limit: want,
+            ..plan.clone()
+        };
+        let traces = reader.search(&candidates).await?;
+        let exhausted = traces.len() < want;
+        let mut matches: Vec<TraceMatch> = traces
+            .iter()
+            .filter_map(|t| query.evaluate(t, spans_per_spanset))
+            .collect();
+        if matches.len() >= limit || exhausted || want >= MAX_INSPECTED_TRACES {
+            matches.sort_by(|a, b| {
+                b.start_unix_nanos
+                    .cmp(&a.start_unix_nanos)
+                    .then(a.trace_id.cmp(&b.trace_id))
+            });
+            matches.truncate(limit);
+            return Ok(SearchResult {
+                traces: matches,
+                inspected_traces: traces.len(),
+                truncated: !exhausted && want >= MAX_INSPECTED_TRACES,
+            });
+        }
+        want = want.saturating_mul(4).min(MAX_INSPECTED_TRACES);
+    }
 }

@@ -1,0 +1,385 @@
+//! Reading blocks: the handle kept per block (meta, bloom filter, row-group index), lookups by
+//! trace id (only the pages that can hold the trace) and searches (only the row groups and
+//! columns a query needs).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector,
+};
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStreamBuilder};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use stitch_model::{SpanKind, SpanRef, Trace, TraceId};
+use stitch_query::{Operation, SearchQuery};
+
+use super::index::BlockIndex;
+use super::objects::block_dir;
+use super::rows::{Columns, RowDecoder, TagMatcher, search_columns};
+use super::{BlockMeta, Bloom, FORMAT_VERSION, OLDEST_FORMAT_VERSION, PAGE_ROWS, corrupt};
+use crate::StoreError;
+
+/// A block that is complete in the object store, with what is kept of it in memory.
+pub struct BlockHandle {
+    pub meta: BlockMeta,
+    pub bloom: Bloom,
+    /// The row-group index (format version 2; `None` for version 1 blocks).
+    index: Option<BlockIndex>,
+    row_group_ranges: Vec<(TraceId, TraceId)>,
+    /// Per row group, the first trace id of each page.
+    page_firsts: Vec<Vec<TraceId>>,
+    store: Arc<dyn ObjectStore>,
+    parquet_meta: tokio::sync::OnceCell<ArrowReaderMetadata>,
+}
+
+impl BlockHandle {
+    pub fn new(
+        meta: BlockMeta,
+        bloom: Bloom,
+        index: Option<BlockIndex>,
+        store: Arc<dyn ObjectStore>,
+    ) -> Result<BlockHandle, StoreError> {
+        if let Some(ix) = &index
+            && ix.groups.len() != meta.row_groups.len()
+        {
+            return Err(corrupt(
+                &meta.block_id,
+                "index.bin does not describe every row group",
+            ));
+        }
+        let mut row_group_ranges = Vec::with_capacity(meta.row_groups.len());
+        let mut page_firsts = Vec::with_capacity(meta.row_groups.len());
+        let parse = |hex: &str| {
+            TraceId::from_hex(hex)
+                .map_err(|e| corrupt(&meta.block_id, format!("row group index: {e}")))
+        };
+        for rg in &meta.row_groups {
+            row_group_ranges.push((parse(&rg.first)?, parse(&rg.last)?));
+            let pages = rg
+                .pages
+                .iter()
+                .map(|p| parse(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            if pages.len() != (rg.rows as usize).div_ceil(PAGE_ROWS) {
+                return Err(corrupt(
+                    &meta.block_id,
+                    "page index does not match row count",
+                ));
+            }
+            page_firsts.push(pages);
+        }
+        Ok(BlockHandle {
+            meta,
+            bloom,
+            index,
+            row_group_ranges,
+            page_firsts,
+            store,
+            parquet_meta: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Loads a complete block's meta and bloom filter from the object store.
+    pub async fn load(
+        store: Arc<dyn ObjectStore>,
+        block_id: &str,
+    ) -> Result<BlockHandle, StoreError> {
+        let dir = block_dir(block_id);
+        let get = |name: &'static str| {
+            let store = store.clone();
+            let path = dir.clone().join(name);
+            async move {
+                let err = |e| StoreError::Object {
+                    path: path.to_string(),
+                    source: e,
+                };
+                store
+                    .get(&path)
+                    .await
+                    .map_err(err)?
+                    .bytes()
+                    .await
+                    .map_err(err)
+            }
+        };
+        let meta_bytes = get("meta.json").await?;
+        let meta: BlockMeta = serde_json::from_slice(&meta_bytes)
+            .map_err(|e| corrupt(block_id, format!("meta.json: {e}")))?;
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&meta.format_version) {
+            return Err(corrupt(
+                block_id,
+                format!(
+                    "unsupported format version {} (this build reads {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION})",
+                    meta.format_version
+                ),
+            ));
+        }
+        let bloom = Bloom::decode(&get("bloom.bin").await?)
+            .ok_or_else(|| corrupt(block_id, "bloom.bin is malformed"))?;
+        let index = if meta.format_version >= 2 {
+            Some(
+                BlockIndex::decode(&get("index.bin").await?)
+                    .ok_or_else(|| corrupt(block_id, "index.bin is malformed"))?,
+            )
+        } else {
+            None
+        };
+        BlockHandle::new(meta, bloom, index, store)
+    }
+
+    fn data_path(&self) -> ObjectPath {
+        block_dir(&self.meta.block_id).join("data.parquet")
+    }
+
+    fn reader(&self) -> BlockFile {
+        BlockFile {
+            store: self.store.clone(),
+            path: self.data_path(),
+            size: self.meta.data_bytes,
+        }
+    }
+
+    async fn parquet_meta(&self) -> Result<&ArrowReaderMetadata, StoreError> {
+        self.parquet_meta
+            .get_or_try_init(|| async {
+                let mut reader = self.reader();
+                let options =
+                    ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+                ArrowReaderMetadata::load_async(&mut reader, options)
+                    .await
+                    .map_err(|e| StoreError::Parquet {
+                        block: self.meta.block_id.clone(),
+                        source: e,
+                    })
+            })
+            .await
+    }
+
+    /// Reads the given row groups (all when `None`) as record batches, with only the named
+    /// columns when `columns` is given.
+    async fn read_row_groups(
+        &self,
+        row_groups: Option<Vec<usize>>,
+        selection: Option<RowSelection>,
+        columns: Option<&[&str]>,
+    ) -> Result<Vec<RecordBatch>, StoreError> {
+        let md = self.parquet_meta().await?.clone();
+        let mask = columns.map(|names| {
+            let arrow = md.schema();
+            let roots = names.iter().filter_map(|n| arrow.index_of(n).ok());
+            ProjectionMask::roots(md.parquet_schema(), roots)
+        });
+        let mut builder = ParquetRecordBatchStreamBuilder::new_with_metadata(self.reader(), md)
+            .with_batch_size(8192);
+        if let Some(mask) = mask {
+            builder = builder.with_projection(mask);
+        }
+        if let Some(rgs) = row_groups {
+            builder = builder.with_row_groups(rgs);
+        }
+        if let Some(sel) = selection {
+            builder = builder.with_row_selection(sel);
+        }
+        let perr = |e| StoreError::Parquet {
+            block: self.meta.block_id.clone(),
+            source: e,
+        };
+        let stream = builder.build().map_err(perr)?;
+        stream.try_collect().await.map_err(perr)
+    }
+
+    /// The spans of one trace in this block, appended to `into`.
+    pub async fn collect_trace(&self, id: TraceId, into: &mut Trace) -> Result<(), StoreError> {
+        if !self.bloom.may_contain(&id) {
+            return Ok(());
+        }
+        let rgs: Vec<usize> = self
+            .row_group_ranges
+            .iter()
+            .enumerate()
+            .filter(|(_, (first, last))| *first <= id && id <= *last)
+            .map(|(i, _)| i)
+            .collect();
+        if rgs.is_empty() {
+            return Ok(());
+        }
+        // Within each row group, select only the pages whose trace-id range can hold `id`.
+        let mut selectors = Vec::new();
+        for &rg in &rgs {
+            let firsts = &self.page_firsts[rg];
+            let rows = self.meta.row_groups[rg].rows as usize;
+            for (p, first) in firsts.iter().enumerate() {
+                let page_rows = PAGE_ROWS.min(rows - p * PAGE_ROWS);
+                let next_first = firsts.get(p + 1);
+                let may_hold = *first <= id && next_first.is_none_or(|n| *n >= id);
+                selectors.push(if may_hold {
+                    RowSelector::select(page_rows)
+                } else {
+                    RowSelector::skip(page_rows)
+                });
+            }
+        }
+        let selection = RowSelection::from(selectors);
+        let mut decoder = RowDecoder::new(&self.meta.block_id);
+        for batch in self
+            .read_row_groups(Some(rgs), Some(selection), None)
+            .await?
+        {
+            let cols = Columns::of(&self.meta.block_id, &batch)?;
+            for row in 0..batch.num_rows() {
+                if cols.trace_id.value(row) == id.0 {
+                    decoder.push(&cols, row)?;
+                }
+            }
+        }
+        into.extend(decoder.finish());
+        Ok(())
+    }
+
+    /// Adds the traces with a span matching `query` to `hits` (see [`crate::head::Head::search`]). Reads
+    /// only the row groups the index does not rule out (version 2), and only the columns the
+    /// query needs.
+    pub async fn search(
+        &self,
+        query: &SearchQuery,
+        hits: &mut HashMap<TraceId, u64>,
+    ) -> Result<(), StoreError> {
+        if !query.overlaps_time(self.meta.min_start, self.meta.max_start) {
+            return Ok(());
+        }
+        if let Some(service) = &query.service {
+            match self.meta.services.get(service) {
+                None => return Ok(()),
+                Some(ops) => {
+                    if let Some(op) = &query.operation
+                        && !ops.iter().any(|(n, _)| n == op)
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        let block = &self.meta.block_id;
+        let version = self.meta.format_version;
+        let tags = !query.tags.is_empty();
+        let (row_groups, events) = match &self.index {
+            Some(ix) => {
+                let rgs: Vec<usize> = (0..ix.groups.len())
+                    .filter(|&rg| ix.groups[rg].may_match(query))
+                    .collect();
+                if rgs.is_empty() {
+                    return Ok(());
+                }
+                let events = tags && rgs.iter().any(|&rg| ix.groups[rg].events_may_match(query));
+                (Some(rgs), events)
+            }
+            None => (None, tags),
+        };
+        // Version 1 keeps attributes inside the span protobuf: a tag needs every column.
+        let columns = (version >= 2 || !tags).then(|| search_columns(version, tags, events));
+        let mut matcher = TagMatcher::new(block);
+        for batch in self
+            .read_row_groups(row_groups, None, columns.as_deref())
+            .await?
+        {
+            let cols = Columns::of(block, &batch)?;
+            for row in 0..batch.num_rows() {
+                if !cols.cheap_match(query, row) {
+                    continue;
+                }
+                if tags {
+                    let hit = if version >= 2 {
+                        matcher.matches(&cols, row, query, events)?
+                    } else {
+                        let mut d = RowDecoder::new(block);
+                        let (resource, scope, span) = d.decode_row(&cols, row)?;
+                        query.matches(&SpanRef {
+                            resource: &resource,
+                            scope: &scope,
+                            span: &span,
+                        })
+                    };
+                    if !hit {
+                        continue;
+                    }
+                }
+                let id = TraceId(cols.trace_id.value(row).try_into().expect("16 bytes"));
+                let start = cols.start.value(row) as u64;
+                let slot = hits.entry(id).or_insert(start);
+                *slot = (*slot).max(start);
+            }
+        }
+        Ok(())
+    }
+
+    /// Operations in this block, as (service, operation).
+    pub fn operations(&self) -> impl Iterator<Item = (&str, Operation)> {
+        self.meta.services.iter().flat_map(|(svc, ops)| {
+            ops.iter().map(move |(name, kind)| {
+                (
+                    svc.as_str(),
+                    Operation {
+                        name: name.clone(),
+                        kind: SpanKind::from_i32(*kind).unwrap_or_default(),
+                    },
+                )
+            })
+        })
+    }
+}
+
+/// Reads byte ranges of a block's Parquet file from the object store, so a lookup fetches only
+/// the footer and the row groups it needs.
+struct BlockFile {
+    store: Arc<dyn ObjectStore>,
+    path: ObjectPath,
+    size: u64,
+}
+
+impl AsyncFileReader for BlockFile {
+    fn get_bytes(
+        &mut self,
+        range: std::ops::Range<u64>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<bytes::Bytes>> {
+        Box::pin(async move {
+            self.store
+                .get_range(&self.path, range)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> futures::future::BoxFuture<'_, parquet::errors::Result<Vec<bytes::Bytes>>> {
+        Box::pin(async move {
+            self.store
+                .get_ranges(&self.path, &ranges)
+                .await
+                .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))
+        })
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        options: Option<&'a ArrowReaderOptions>,
+    ) -> futures::future::BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        Box::pin(async move {
+            let size = self.size;
+            let mut reader = ParquetMetaDataReader::new();
+            if let Some(o) = options {
+                reader = reader
+                    .with_column_index_policy(o.column_index_policy())
+                    .with_offset_index_policy(o.offset_index_policy());
+            }
+            let md = reader.load_and_finish(self, size).await?;
+            Ok(Arc::new(md))
+        })
+    }
+}
