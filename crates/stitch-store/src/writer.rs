@@ -261,6 +261,7 @@ pub(crate) fn run(
     const MAX_GROUP_BYTES: usize = 32 * 1024 * 1024;
     let idle = Duration::from_millis(250);
     let mut kept: Vec<KeptTrace> = Vec::new();
+    let mut framed: Vec<u8> = Vec::with_capacity(1 << 20);
     inner
         .stats
         .wal_writable
@@ -299,8 +300,8 @@ pub(crate) fn run(
                 &mut log,
                 &mut sampler,
                 appends,
-                group_bytes,
                 &mut kept,
+                &mut framed,
             );
         } else if log.writable(&inner).is_some() {
             // Retry what failed and follow the free space, also while no append arrives.
@@ -356,9 +357,10 @@ fn commit(
     log: &mut Log,
     sampler: &mut Sampler,
     appends: Vec<(Vec<u8>, Batch, AppendAck)>,
-    group_bytes: usize,
     kept: &mut Vec<KeptTrace>,
+    framed: &mut Vec<u8>,
 ) -> bool {
+    let group_bytes: usize = appends.iter().map(|(p, _, _)| p.len()).sum();
     let refusal = match log.writable(inner) {
         None => Some(log.refusing.clone().unwrap_or_else(|| {
             Refusal::NoSegment("the last segment failed and the next is not made yet".into())
@@ -377,19 +379,20 @@ fn commit(
     }
     let segment = log.active.as_ref().expect("writable above");
     let kind = sampler.record_kind();
-    let mut framed = Vec::with_capacity(group_bytes + 64 * appends.len() + 1024);
+    // The buffer is the writer's, reused from group to group.
+    framed.clear();
     // Decisions made since the last commit go first: they precede these spans.
-    sampler.frame_pending(&mut framed);
+    sampler.frame_pending(framed);
     let mut group = Vec::with_capacity(appends.len());
     for (payload, batch, ack) in appends {
         // Where this record will start in the segment: the tail sampler finds kept spans
         // there again.
         let position = wal::position(segment.id, segment.bytes + framed.len() as u64);
-        wal::frame(&mut framed, kind, &payload);
+        wal::frame(framed, kind, &payload);
         group.push((payload.len(), position, batch, ack));
     }
     let source = segment.id;
-    if let Err(e) = log.write(inner, &framed) {
+    if let Err(e) = log.write(inner, framed) {
         // Pending decisions stay pending.
         let message = e.to_string();
         for (_, _, _, ack) in group {
