@@ -11,7 +11,8 @@
 //!
 //! The answer has the shape of Tempo's search response (`traceID`, `rootServiceName`,
 //! `rootTraceName`, `startTimeUnixNano`, `durationMs`, `spanSets` with `matched`, `spans` and
-//! the `by()` values as `attributes`), plus `metrics.inspectedTraces` and `metrics.truncated`
+//! the `by()` values as `attributes`, `serviceStats` with each service's `spanCount` and
+//! `errorCount`), plus `metrics.inspectedTraces` and `metrics.truncated`
 //! (the window held more traces than one search evaluates; older matches may be missing) and
 //! `query`, the query as Stitch understood it. A query that does not parse or cannot hold is a
 //! 400 whose `error` says where (`position`, from 0) and what was expected.
@@ -131,6 +132,11 @@ fn trace_json(t: &TraceMatch) -> Json {
         "durationMs": t.duration_nanos / 1_000_000,
         "spanSet": spansets.first().cloned().unwrap_or(Json::Null),
         "spanSets": spansets,
+        "serviceStats": t
+            .service_stats
+            .iter()
+            .map(|(name, spans, errors)| (name.clone(), json!({"spanCount": spans, "errorCount": errors})))
+            .collect::<serde_json::Map<String, Json>>(),
     })
 }
 

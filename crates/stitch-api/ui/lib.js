@@ -41,9 +41,10 @@ export function esc(text) {
 // ----- API -------------------------------------------------------------------------------------
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, body = null) {
     super(message);
     this.status = status;
+    this.body = body;
   }
 }
 
@@ -65,7 +66,7 @@ export async function api(path, { signal } = {}) {
   }
   if (!resp.ok) {
     const msg = body?.error?.message ?? body?.errors?.[0]?.msg ?? (text.slice(0, 200) || resp.statusText);
-    throw new ApiError(resp.status, msg);
+    throw new ApiError(resp.status, msg, body);
   }
   return body;
 }

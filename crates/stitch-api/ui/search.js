@@ -1,5 +1,7 @@
-// The search page: a form (service, operation, attributes, durations, time range, limit) whose
-// state lives in the URL, and the results as a scatter plot and a list, newest first.
+// The search page: a TraceQL query box, and a form (service, operation, attributes, durations,
+// time range, limit) that is its simple mode: it shows the TraceQL it stands for, which "Edit
+// as TraceQL" moves into the box. State lives in the URL (`q=` for a TraceQL search, the form's
+// fields otherwise); results are a scatter plot and a list, newest first.
 
 import {
   api, h, link, fmtDur, fmtInt, fmtDateTime, fmtAgo, message, navigate, query, serviceHue,
@@ -25,6 +27,53 @@ export function parseTags(text) {
   }
   if (t.slice(pos).trim()) throw new Error(`cannot read "${t.slice(pos).trim()}": write key=value pairs separated by spaces`);
   return out;
+}
+
+const DURATION = /^\d+(\.\d+)?(ns|us|µs|ms|s|m|h)$/;
+
+/** A TraceQL attribute reference for a key, quoted when the key needs it. */
+function attrRef(key) {
+  return /^[A-Za-z_][^\s{}()=~!<>&|,"^]*$/.test(key) ? `.${key}` : `.${JSON.stringify(key)}`;
+}
+
+/**
+ * The TraceQL query the form's fields stand for: one span with every condition, attributes
+ * compared as text or as the number or boolean they spell (as the form's search compares them).
+ * Throws on a duration TraceQL cannot write.
+ */
+export function formToTraceQL(p) {
+  const conds = [];
+  const str = (v) => JSON.stringify(v);
+  if (p.service) conds.push(`resource.service.name = ${str(p.service)}`);
+  if (p.operation) conds.push(`name = ${str(p.operation)}`);
+  for (const [k, v] of Object.entries(parseTags(p.tags ?? ''))) {
+    const a = attrRef(k);
+    if (k === 'error' && v === 'true') conds.push(`(status = error || ${a} = true)`);
+    else if (/^-?\d+$/.test(v) || v === 'true' || v === 'false') conds.push(`(${a} = ${v} || ${a} = ${str(v)})`);
+    else conds.push(`${a} = ${str(v)}`);
+  }
+  for (const [field, op] of [['minDuration', '>='], ['maxDuration', '<=']]) {
+    const d = (p[field] ?? '').trim();
+    if (!d) continue;
+    if (!DURATION.test(d)) throw new Error(`${d} is not a duration TraceQL can write (e.g. 250ms, 1.5s, 2m)`);
+    conds.push(`duration ${op} ${d}`);
+  }
+  return conds.length ? `{ ${conds.join(' && ')} }` : '{ }';
+}
+
+/** Summarises a trace of a TraceQL answer for the list. */
+function summarizeTraceQL(t) {
+  const stats = Object.entries(t.serviceStats ?? {});
+  return {
+    id: t.traceID,
+    title: `${t.rootServiceName}: ${t.rootTraceName}`,
+    startMs: Number(t.startTimeUnixNano) / 1e6,
+    durNs: (t.durationMs ?? 0) * 1e6,
+    spans: stats.reduce((n, [, s]) => n + s.spanCount, 0),
+    errors: stats.reduce((n, [, s]) => n + s.errorCount, 0),
+    matched: (t.spanSets ?? []).reduce((n, s) => n + (s.matched ?? 0), 0),
+    services: stats.map(([sv, s]) => [sv, s.spanCount]).sort((a, b) => b[1] - a[1]),
+  };
 }
 
 function toLocalInput(ms) {
@@ -90,8 +139,22 @@ export function searchPage(main) {
     field('Limit', f.limit),
     formError,
     h('button', { type: 'submit', class: 'btn primary' }, 'Find traces'));
+  const asTraceQL = h('code', { class: 'as-traceql', 'data-testid': 'form-traceql' });
+  form.insertBefore(h('div', { class: 'field' }, h('span', null, 'As TraceQL'), asTraceQL,
+    h('button', { type: 'button', class: 'btn', onclick: () => editAsTraceQL() }, 'Edit as TraceQL')), formError);
+  form.addEventListener('input', () => showFormQuery());
+  form.addEventListener('change', () => showFormQuery());
+  f.q = h('textarea', { name: 'q', rows: 3, spellcheck: 'false', placeholder: '{ status = error } >> { resource.service.name = "db" }', 'aria-label': 'TraceQL query' });
+  const qError = h('pre', { class: 'form-error traceql-error', role: 'alert' });
+  const qForm = h('form', { class: 'search-form traceql-form', onsubmit: (e) => { e.preventDefault(); runQuery(); } },
+    h('label', { class: 'field' }, h('span', null, 'TraceQL'), f.q),
+    qError,
+    h('button', { type: 'button', class: 'btn primary', onclick: () => runQuery() }, 'Run query'));
+  f.q.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) { e.preventDefault(); runQuery(); }
+  });
   const results = h('div', { class: 'results', 'aria-live': 'polite' });
-  main.replaceChildren(h('section', { class: 'page search-page' }, h('aside', { class: 'search-side' }, form), results));
+  main.replaceChildren(h('section', { class: 'page search-page' }, h('aside', { class: 'search-side' }, qForm, form), results));
   document.title = 'Search · Stitch';
 
   function field(label, input, hint) {
@@ -111,6 +174,48 @@ export function searchPage(main) {
       if (selected) f.operation.append(h('option', { value: selected }, selected));
       f.operation.value = selected ?? '';
     }
+  }
+
+  /** The form's fields as the parameters of a search. */
+  function formParams() {
+    return {
+      service: f.service.value,
+      operation: f.operation.value,
+      tags: f.tags.value.trim(),
+      minDuration: f.minDuration.value.trim(),
+      maxDuration: f.maxDuration.value.trim(),
+    };
+  }
+
+  function showFormQuery() {
+    try {
+      asTraceQL.textContent = formToTraceQL(formParams());
+    } catch (e) {
+      asTraceQL.textContent = `(${e.message})`;
+    }
+  }
+
+  function editAsTraceQL() {
+    formError.textContent = '';
+    let q;
+    try {
+      q = formToTraceQL(formParams());
+    } catch (e) {
+      formError.textContent = e.message;
+      return;
+    }
+    f.q.value = q;
+    runQuery();
+  }
+
+  function runQuery() {
+    qError.textContent = '';
+    const q = f.q.value.trim();
+    if (!q) {
+      qError.textContent = 'Write a TraceQL query, e.g. { status = error }';
+      return;
+    }
+    navigate(`/search${query({ q, lookback: f.lookback.value === 'custom' ? '1h' : f.lookback.value, limit: f.limit.value })}`);
   }
 
   function submit() {
@@ -158,6 +263,14 @@ export function searchPage(main) {
       results.replaceChildren(message('info', 'No traces yet.', 'Point an OpenTelemetry SDK at Stitch (OTLP on ports 4317 and 4318) and traces will appear here.'));
       return;
     }
+    if (q.get('q')) {
+      f.q.value = q.get('q');
+      f.lookback.value = q.get('lookback') ?? '1h';
+      f.limit.value = q.get('limit') ?? '20';
+      state.sort = q.get('sort') ?? 'newest';
+      await runTraceQL(q);
+      return;
+    }
     let service = q.get('service');
     if (!service) {
       const last = localStorage.getItem('stitch-last-service');
@@ -179,7 +292,39 @@ export function searchPage(main) {
     if (q.get('end')) f.end.value = toLocalInput(Number(q.get('end')) / 1000);
     f.limit.value = q.get('limit') ?? '20';
     state.sort = q.get('sort') ?? 'newest';
+    showFormQuery();
+    f.q.value = asTraceQL.textContent.startsWith('(') ? '' : asTraceQL.textContent;
     await run(q);
+  }
+
+  /** The window of a search's URL as `start` and `end` in Unix microseconds. */
+  function windowOf(q) {
+    const lookback = q.get('lookback') ?? (q.get('start') ? 'custom' : '1h');
+    if (lookback === 'custom') return { start: q.get('start'), end: q.get('end') ?? '' };
+    const end = Date.now() * 1000;
+    return { start: String(end - lookbackMs(lookback) * 1000), end: String(end) };
+  }
+
+  async function runTraceQL(q) {
+    state.ctl?.abort();
+    state.ctl = new AbortController();
+    qError.textContent = '';
+    results.replaceChildren(h('div', { class: 'loading' }, 'Searching…'));
+    const text = q.get('q');
+    try {
+      const body = await api(`/api/v1/search${query({ q: text, limit: q.get('limit') ?? '20', ...windowOf(q) })}`, { signal: state.ctl.signal });
+      if (state.destroyed) return;
+      state.results = (body.traces ?? []).map(summarizeTraceQL);
+      renderResults();
+      if (body.metrics?.truncated) {
+        results.prepend(message('info', `Only the newest ${fmtInt(body.metrics.inspectedTraces)} candidate traces were searched.`, 'Narrow the time range to reach older ones.'));
+      }
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+      const pos = e.body?.error?.position;
+      qError.textContent = pos === undefined ? e.message : `${e.message}\n${text}\n${' '.repeat([...text].slice(0, pos).length)}^`;
+      results.replaceChildren(message('error', 'The query was refused.', e.message));
+    }
   }
 
   async function run(q) {
@@ -273,6 +418,7 @@ export function searchPage(main) {
           h('div', { class: 'r-bar' }, h('span', { style: `width:${Math.max(0.5, (100 * r.durNs) / maxDur)}%` })),
           h('div', { class: 'r-meta' },
             h('span', null, `${fmtInt(r.spans)} spans`),
+            r.matched ? h('span', { class: 'matched' }, `${fmtInt(r.matched)} matching`) : null,
             r.errors ? h('span', { class: 'err-text' }, `${fmtInt(r.errors)} error${r.errors === 1 ? '' : 's'}`) : null,
             h('span', { class: 'chips' }, r.services.slice(0, 8).map(([sv, n]) => h('span', { class: 'chip', style: `--h:${serviceHue(sv)}` }, sv, h('small', null, ` ${n}`))),
               r.services.length > 8 ? h('span', { class: 'muted' }, ` +${r.services.length - 8}`) : null),

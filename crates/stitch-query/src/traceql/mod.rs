@@ -120,6 +120,8 @@ pub struct TraceMatch {
     pub start_unix_nanos: u64,
     pub duration_nanos: u64,
     pub spansets: Vec<SpansetMatch>,
+    /// Per service of the trace (by name): its spans and its spans with status ERROR.
+    pub service_stats: Vec<(String, usize, usize)>,
 }
 
 impl TraceQl {
@@ -146,7 +148,17 @@ impl TraceQl {
             return None;
         }
         let root = ix.root.map(|r| &ix.spans[r]);
+        let mut stats: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+        for s in &ix.spans {
+            let e = stats.entry(s.service_name()).or_default();
+            e.0 += 1;
+            e.1 += usize::from(s.span.is_error());
+        }
         Some(TraceMatch {
+            service_stats: stats
+                .into_iter()
+                .map(|(name, (spans, errors))| (name.to_owned(), spans, errors))
+                .collect(),
             trace_id: trace.trace_id,
             root_service: root.map(|r| r.service_name().to_owned()),
             root_name: root.map(|r| r.span.name.clone()),

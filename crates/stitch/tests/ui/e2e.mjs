@@ -58,6 +58,32 @@ try {
     t.equal(await page.locator('.result').count(), 1, 'one provider call is at most 600 ms long');
   });
 
+  await t.check('the search box takes TraceQL; the form writes TraceQL; refusals point at the problem', async () => {
+    const q = '{ resource.service.name = "payment-service" && .peer.service = "payment-provider" }';
+    await page.goto(`${url}/search?q=${encodeURIComponent(q)}&lookback=1h`);
+    await page.locator('.result').first().waitFor();
+    t.equal(await page.locator('.result').count(), 5, 'five checkouts call the provider');
+    t.equal(await page.locator('.traceql-form textarea').inputValue(), q, 'the box shows the query');
+    t.ok((await page.locator('.result').first().innerText()).includes('1 matching'), 'each result counts its matching spans');
+    t.ok((await page.locator(`.result[data-trace-id="${co.traceId}"]`).innerText()).includes('18 spans'), 'the span count of the trace');
+    // A query that cannot hold: the message and a caret under the position.
+    await page.goto(`${url}/search?q=${encodeURIComponent('{ status = 500 }')}&lookback=1h`);
+    await page.locator('.traceql-error:not(:empty)').waitFor();
+    const err = await page.locator('.traceql-error').innerText();
+    t.ok(err.includes('cannot compare a status') && err.includes('{ status = 500 }\n         ^'), `refusal: ${err}`);
+    // The form is the simple mode: it shows its TraceQL, and runs it on demand.
+    await page.goto(`${url}/search?service=api-gateway&minDuration=1.9s&maxDuration=2s&lookback=1h`);
+    await page.locator('.result').first().waitFor();
+    t.equal(await page.locator('[data-testid=form-traceql]').innerText(),
+      '{ resource.service.name = "api-gateway" && duration >= 1.9s && duration <= 2s }', 'the form as TraceQL');
+    await page.click('text=Edit as TraceQL');
+    await page.waitForURL(/[?&]q=/);
+    await page.waitForFunction(() => document.querySelectorAll('.result').length === 1, null, { timeout: 5000 }).catch(() => {});
+    const ids = await page.locator('.result').evaluateAll((els) => els.map((e) => e.dataset.traceId));
+    t.deepEqual(ids, [co.traceId], 'the same trace through TraceQL');
+    await shot('search-traceql.png');
+  });
+
   await t.check('a result opens its trace: the waterfall shows the critical path', async () => {
     await page.goto(`${url}/search?service=api-gateway&minDuration=1.9s&maxDuration=2s&lookback=1h`);
     await page.locator(`.result[data-trace-id="${co.traceId}"] a`).click();
