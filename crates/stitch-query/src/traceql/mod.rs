@@ -293,7 +293,9 @@ pub async fn search(
     spans_per_spanset: usize,
 ) -> Result<SearchResult, ReadError> {
     let plan = query.prefilter().unwrap_or_default();
-    let mut want = limit.saturating_mul(4).clamp(64, MAX_INSPECTED_TRACES);
+    // As many candidates as answers first (a plan often selects exactly the matches), then
+    // four times more each round.
+    let mut want = limit.clamp(16, MAX_INSPECTED_TRACES);
     loop {
         let candidates = SearchQuery {
             start_unix_nanos: Some(start_unix_nanos),

@@ -12,19 +12,19 @@
 //! as searches compare them). A term's hash is FNV-1a (64 bits) over a tag byte (`v` service,
 //! `n` name, `a` span or resource attribute, `e` event attribute), the key, a 0xff byte and the
 //! value, passed through SplitMix64's finaliser; bit positions are `(h + i·(h rotl 32 | 1)) mod
-//! m` for `i < k`. Filters are sized for about 1% false positives (10 bits per distinct term).
+//! m` for `i < k`. Filters are sized for about 0.05% false positives (16 bits per distinct
+//! term, k = 11): a rare value searched over a day of blocks then leads to one or two row
+//! groups that do not hold it, and the filters cost about 0.1 byte per span.
 //!
 //! A query skips a group whose time range it does not overlap, whose durations it excludes,
 //! or whose filter lacks one of the terms every match must hold.
-
-use std::collections::HashSet;
 
 use stitch_model::{AnyValue, KeyValue};
 use stitch_query::SearchQuery;
 
 const MAGIC: &[u8; 8] = b"STIDX002";
-const BITS_PER_TERM: usize = 10;
-const K: u8 = 7;
+const BITS_PER_TERM: usize = 16;
+const K: u8 = 11;
 
 /// A term of a row group, hashed for its filter.
 #[derive(Clone, Copy, Debug)]
@@ -124,6 +124,14 @@ impl GroupIndex {
             || self.may_hold(Term::EventAttribute(key, value))
     }
 
+    /// Whether one of the tags of `q` may be a span or resource attribute in this group (then
+    /// a search must read the attributes).
+    pub fn attributes_may_match(&self, q: &SearchQuery) -> bool {
+        q.tags
+            .iter()
+            .any(|(k, v)| self.may_hold(Term::Attribute(k, v)))
+    }
+
     /// Whether one of the tags of `q` may be an event attribute of a span of this group (then
     /// a search must read the events too).
     pub fn events_may_match(&self, q: &SearchQuery) -> bool {
@@ -136,7 +144,8 @@ impl GroupIndex {
 /// Collects the terms and bounds of one row group as its spans are written.
 #[derive(Default)]
 pub struct GroupBuilder {
-    terms: HashSet<u64>,
+    /// Term hashes, with repeats (sorted and deduplicated once, at the end).
+    terms: Vec<u64>,
     min_start: u64,
     max_start: u64,
     min_duration: u64,
@@ -147,7 +156,7 @@ pub struct GroupBuilder {
 
 impl GroupBuilder {
     pub fn add(&mut self, term: Term<'_>) {
-        self.terms.insert(term_hash(term));
+        self.terms.push(term_hash(term));
     }
 
     /// Adds the terms of `attrs` as span or resource attributes.
@@ -178,7 +187,9 @@ impl GroupBuilder {
         self.errors += u32::from(error);
     }
 
-    pub fn finish(self) -> GroupIndex {
+    pub fn finish(mut self) -> GroupIndex {
+        self.terms.sort_unstable();
+        self.terms.dedup();
         let m = (self.terms.len().max(1) * BITS_PER_TERM).div_ceil(64) * 64;
         let mut g = GroupIndex {
             min_start: self.min_start,

@@ -267,7 +267,11 @@ impl BlockHandle {
         let block = &self.meta.block_id;
         let version = self.meta.format_version;
         let tags = !query.tags.is_empty();
-        let (row_groups, events) = match &self.index {
+        // Which row groups can match, and whether the tags may be attributes (then the
+        // attribute and resource columns are read) or event attributes (then the span
+        // protobufs too); a tag the filters rule out as an attribute can still match a field
+        // (`error=true`, `span.kind`).
+        let (row_groups, attributes, events) = match &self.index {
             Some(ix) => {
                 let rgs: Vec<usize> = (0..ix.groups.len())
                     .filter(|&rg| ix.groups[rg].may_match(query))
@@ -275,13 +279,17 @@ impl BlockHandle {
                 if rgs.is_empty() {
                     return Ok(());
                 }
+                let attributes = tags
+                    && rgs
+                        .iter()
+                        .any(|&rg| ix.groups[rg].attributes_may_match(query));
                 let events = tags && rgs.iter().any(|&rg| ix.groups[rg].events_may_match(query));
-                (Some(rgs), events)
+                (Some(rgs), attributes, events)
             }
-            None => (None, tags),
+            None => (None, tags, tags),
         };
         // Version 1 keeps attributes inside the span protobuf: a tag needs every column.
-        let columns = (version >= 2 || !tags).then(|| search_columns(version, tags, events));
+        let columns = (version >= 2 || !tags).then(|| search_columns(version, attributes, events));
         let mut matcher = TagMatcher::new(block);
         for batch in self
             .read_row_groups(row_groups, None, columns.as_deref())

@@ -302,8 +302,10 @@ impl<'b> TagMatcher<'b> {
         }
     }
 
-    /// Whether every tag of `q` holds for `row` (span attributes, resource attributes, events
-    /// when `events`, and the two tags that read fields: `error=true` and `span.kind`).
+    /// Whether every tag of `q` holds for `row`: span attributes and resource attributes
+    /// when their columns were read (the caller leaves them out when the row group's filter
+    /// rules every tag out as an attribute), events when `events`, and the two tags that read
+    /// fields, `error=true` and `span.kind`.
     pub fn matches(
         &mut self,
         cols: &Columns<'_>,
@@ -311,22 +313,20 @@ impl<'b> TagMatcher<'b> {
         q: &SearchQuery,
         events: bool,
     ) -> Result<bool, StoreError> {
-        let Some(attrs) = &cols.attributes else {
-            return Err(corrupt(self.block, "attributes column was not read"));
-        };
+        let attrs = cols.attributes.as_ref();
         let resource = match cols.resource {
             Some(r) => {
                 let bytes = r.value(row);
-                match self.resources.get(bytes) {
+                Some(match self.resources.get(bytes) {
                     Some(r) => r.clone(),
                     None => {
                         let r = Arc::new(decode_resource(self.block, bytes)?);
                         self.resources.insert(bytes.to_vec(), r.clone());
                         r
                     }
-                }
+                })
             }
-            None => return Err(corrupt(self.block, "resource column was not read")),
+            None => None,
         };
         let mut event_attrs: Option<Vec<Vec<KeyValue>>> = None;
         for (key, text) in &q.tags {
@@ -341,14 +341,14 @@ impl<'b> TagMatcher<'b> {
             {
                 continue;
             }
-            if attrs.range(row).any(|i| attrs.is(i, key, text)) {
+            if attrs.is_some_and(|a| a.range(row).any(|i| a.is(i, key, text))) {
                 continue;
             }
             let in_list = |list: &[KeyValue]| {
                 list.iter()
                     .any(|kv| kv.key == *key && kv.value.to_text() == *text)
             };
-            if in_list(&resource.attributes) {
+            if resource.as_ref().is_some_and(|r| in_list(&r.attributes)) {
                 continue;
             }
             if events {
