@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, FixedSizeBinaryBuilder, Float64Builder, Int32Builder,
-    Int64Builder, ListBuilder, StringBuilder, StructBuilder,
+    Int64Builder, StringBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
+use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -34,44 +35,73 @@ pub struct BuiltBlock {
     pub data: Vec<u8>,
 }
 
-/// Appends one attribute to the `attributes` list under construction.
-fn append_attribute(b: &mut StructBuilder, kv: &KeyValue) {
-    macro_rules! field {
-        ($i:expr, $t:ty) => {
-            b.field_builder::<$t>($i)
-                .expect("attribute fields are fixed")
-        };
-    }
-    field!(0, StringBuilder).append_value(&kv.key);
-    let (mut s, mut i, mut d, mut bo, mut o) = (None, None, None, None, None);
-    match &kv.value {
-        AnyValue::String(v) => s = Some(v.as_str()),
-        AnyValue::Int(v) => i = Some(*v),
-        AnyValue::Double(v) => d = Some(*v),
-        AnyValue::Bool(v) => bo = Some(*v),
-        other => o = Some(encode_other(other)),
-    }
-    field!(1, StringBuilder).append_option(s);
-    field!(2, Int64Builder).append_option(i);
-    field!(3, Float64Builder).append_option(d);
-    field!(4, BooleanBuilder).append_option(bo);
-    field!(5, BinaryBuilder).append_option(o);
-    b.append(true);
+/// The `attributes` column of one row group under construction: one builder per field and
+/// the list offsets.
+struct AttributeColumns {
+    offsets: Vec<i32>,
+    key: StringBuilder,
+    str: StringBuilder,
+    int: Int64Builder,
+    double: Float64Builder,
+    bool: BooleanBuilder,
+    other: BinaryBuilder,
 }
 
-fn attribute_list_builder(capacity: usize) -> ListBuilder<StructBuilder> {
-    let fields = attribute_fields();
-    let builders: Vec<Box<dyn arrow_array::builder::ArrayBuilder>> = vec![
-        Box::new(StringBuilder::new()),
-        Box::new(StringBuilder::new()),
-        Box::new(Int64Builder::new()),
-        Box::new(Float64Builder::new()),
-        Box::new(BooleanBuilder::new()),
-        Box::new(BinaryBuilder::new()),
-    ];
-    ListBuilder::with_capacity(StructBuilder::new(fields.clone(), builders), capacity).with_field(
-        Arc::new(Field::new("item", DataType::Struct(fields), false)),
-    )
+impl AttributeColumns {
+    fn with_capacity(rows: usize) -> AttributeColumns {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        AttributeColumns {
+            offsets,
+            key: StringBuilder::new(),
+            str: StringBuilder::new(),
+            int: Int64Builder::new(),
+            double: Float64Builder::new(),
+            bool: BooleanBuilder::new(),
+            other: BinaryBuilder::new(),
+        }
+    }
+
+    /// Adds one row: the attributes of one span.
+    fn push(&mut self, attrs: &[KeyValue]) {
+        for kv in attrs {
+            self.key.append_value(&kv.key);
+            let (mut s, mut i, mut d, mut b, mut o) = (None, None, None, None, None);
+            match &kv.value {
+                AnyValue::String(v) => s = Some(v.as_str()),
+                AnyValue::Int(v) => i = Some(*v),
+                AnyValue::Double(v) => d = Some(*v),
+                AnyValue::Bool(v) => b = Some(*v),
+                other => o = Some(encode_other(other)),
+            }
+            self.str.append_option(s);
+            self.int.append_option(i);
+            self.double.append_option(d);
+            self.bool.append_option(b);
+            self.other.append_option(o);
+        }
+        let end = self.offsets.last().copied().unwrap_or(0) + attrs.len() as i32;
+        self.offsets.push(end);
+    }
+
+    fn finish(mut self) -> ArrayRef {
+        let fields = attribute_fields();
+        let children: Vec<ArrayRef> = vec![
+            Arc::new(self.key.finish()),
+            Arc::new(self.str.finish()),
+            Arc::new(self.int.finish()),
+            Arc::new(self.double.finish()),
+            Arc::new(self.bool.finish()),
+            Arc::new(self.other.finish()),
+        ];
+        let values = StructArray::new(fields.clone(), children, None);
+        Arc::new(ListArray::new(
+            Arc::new(Field::new("item", DataType::Struct(fields), false)),
+            OffsetBuffer::new(self.offsets.into()),
+            Arc::new(values),
+            None,
+        ))
+    }
 }
 
 /// Serialises a frozen head into block files. Pure CPU work: the caller stores the bytes.
@@ -153,7 +183,7 @@ pub fn build_block(
         let mut resource = BinaryBuilder::new();
         let mut scope = BinaryBuilder::new();
         let mut extra = BinaryBuilder::new();
-        let mut attributes = attribute_list_builder(n);
+        let mut attributes = AttributeColumns::with_capacity(n);
         let mut group = GroupBuilder::default();
         let mut resources_seen: Vec<*const Resource> = Vec::new();
         for row in chunk {
@@ -187,10 +217,7 @@ pub fn build_block(
                     .or_insert_with(|| encode_scope(row.scope)),
             );
             extra.append_value(encode_extra(s, FORMAT_VERSION));
-            for kv in &s.attributes {
-                append_attribute(attributes.values(), kv);
-            }
-            attributes.append(true);
+            attributes.push(&s.attributes);
 
             group.add_span(s.start_time_unix_nano, s.duration_nanos(), s.is_error());
             group.add(Term::Service(svc));
@@ -240,7 +267,7 @@ pub fn build_block(
             Arc::new(resource.finish()),
             Arc::new(scope.finish()),
             Arc::new(extra.finish()),
-            Arc::new(attributes.finish()),
+            attributes.finish(),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| {
             StoreError::CorruptBlock {
