@@ -1,81 +1,198 @@
 //! OTLP/gRPC: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, gzip accepted.
 //!
 //! Status codes follow the OTLP specification: a request whose spans are partly invalid
-//! succeeds with `partial_success`; overload is `UNAVAILABLE` (which SDKs retry); a message
-//! over the size limit, before or after decompression, is `RESOURCE_EXHAUSTED`.
+//! succeeds with `partial_success`; a message that is not an `ExportTraceServiceRequest` is
+//! `INVALID_ARGUMENT`; overload is `UNAVAILABLE` (which SDKs retry); a message over the size
+//! limit, before or after decompression, is `RESOURCE_EXHAUSTED`; another method is
+//! `UNIMPLEMENTED`.
+//!
+//! The message reaches the handler as bytes ([`RawRequestCodec`]): its size is reserved
+//! against the in-flight budget before it is decoded, it is decoded once, straight into the
+//! model, and the same bytes become the WAL record when every span is valid (no re-encoding).
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
+use bytes::{Buf, BufMut, Bytes};
 use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    ExportTracePartialSuccess, ExportTraceServiceResponse,
 };
 use prost::Message;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::Service;
-use tonic::server::NamedService;
+use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Response, Status};
 
 use crate::{Ingest, IngestError};
 
-/// The OTLP trace service.
-pub struct OtlpGrpc {
+/// The gRPC path of `Export`.
+pub const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// Hands the request message to the handler as bytes, so that a message that does not decode
+/// gets `INVALID_ARGUMENT` (prost's codec would answer `INTERNAL`) and its size is known. `M` is
+/// the response message.
+pub struct RawRequestCodec<M>(PhantomData<fn() -> M>);
+
+impl<M> Default for RawRequestCodec<M> {
+    fn default() -> Self {
+        RawRequestCodec(PhantomData)
+    }
+}
+
+/// Takes the message as it is.
+pub struct RawDecoder;
+/// Encodes the response message with prost.
+pub struct ResponseEncoder<M>(PhantomData<fn() -> M>);
+
+impl Decoder for RawDecoder {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n)))
+    }
+}
+
+impl<M: Message> Encoder for ResponseEncoder<M> {
+    type Item = M;
+    type Error = Status;
+
+    fn encode(&mut self, item: M, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        let mut buf = Vec::with_capacity(item.encoded_len());
+        item.encode(&mut buf)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        dst.put_slice(&buf);
+        Ok(())
+    }
+}
+
+impl<M: Message + Send + 'static> Codec for RawRequestCodec<M> {
+    type Encode = M;
+    type Decode = Bytes;
+    type Encoder = ResponseEncoder<M>;
+    type Decoder = RawDecoder;
+
+    fn encoder(&mut self) -> ResponseEncoder<M> {
+        ResponseEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// `Export` itself: the request's bytes are reserved against the in-flight budget before they
+/// are decoded, decoded once into the model, and kept as the WAL record when every span is
+/// valid.
+#[derive(Clone)]
+struct Export {
     ingest: Arc<Ingest>,
 }
 
-#[tonic::async_trait]
-impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let request = request.into_inner();
-        let permit = self
-            .ingest
-            .reserve(request.encoded_len())
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        // The WAL stores the protobuf encoding; re-encoding the decoded request is cheaper than
-        // encoding the model, and the bytes are identical in meaning.
-        let raw = request.encode_to_vec();
-        let decoded = stitch_wire::otlp::from_proto(request);
-        let result = self.ingest.accept(Some(raw), decoded).await;
-        drop(permit);
-        match result {
-            Ok(acc) => {
-                let partial_success = if acc.rejected_spans > 0 || !acc.error_message.is_empty() {
-                    Some(ExportTracePartialSuccess {
-                        rejected_spans: acc.rejected_spans as i64,
-                        error_message: acc.error_message,
-                    })
-                } else {
-                    None
-                };
-                Ok(Response::new(ExportTraceServiceResponse {
-                    partial_success,
-                }))
-            }
-            Err(e @ IngestError::Overloaded(_)) | Err(e @ IngestError::Unavailable(_)) => {
-                Err(Status::unavailable(e.to_string()))
-            }
+impl UnaryService<Bytes> for Export {
+    type Response = ExportTraceServiceResponse;
+    type Future = BoxFuture<Result<Response<ExportTraceServiceResponse>, Status>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let ingest = self.ingest.clone();
+        Box::pin(async move { export(&ingest, request.into_inner()).await })
+    }
+}
+
+async fn export(
+    ingest: &Ingest,
+    bytes: Bytes,
+) -> Result<Response<ExportTraceServiceResponse>, Status> {
+    let permit = ingest
+        .reserve(bytes.len())
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let decoded = stitch_wire::otlp::decode_export_request(&bytes).map_err(|e| {
+        ingest
+            .stats
+            .malformed_requests
+            .fetch_add(1, Ordering::Relaxed);
+        Status::invalid_argument(format!("not an ExportTraceServiceRequest: {e}"))
+    })?;
+    let raw = bytes.to_vec();
+    drop(bytes);
+    let result = ingest.accept(Some(raw), decoded).await;
+    drop(permit);
+    match result {
+        Ok(acc) => {
+            let partial_success = if acc.rejected_spans > 0 || !acc.error_message.is_empty() {
+                Some(ExportTracePartialSuccess {
+                    rejected_spans: acc.rejected_spans as i64,
+                    error_message: acc.error_message,
+                })
+            } else {
+                None
+            };
+            Ok(Response::new(ExportTraceServiceResponse {
+                partial_success,
+            }))
+        }
+        Err(e @ IngestError::Overloaded(_)) | Err(e @ IngestError::Unavailable(_)) => {
+            Err(Status::unavailable(e.to_string()))
         }
     }
 }
 
+/// The OTLP trace service: gzip accepted, size limited, `Export` only.
+#[derive(Clone)]
+pub struct OtlpGrpc {
+    ingest: Arc<Ingest>,
+}
+
+impl NamedService for OtlpGrpc {
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+}
+
+impl<B> Service<http::Request<B>> for OtlpGrpc
+where
+    B: tonic::codegen::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let ingest = self.ingest.clone();
+        if req.uri().path() != EXPORT_PATH {
+            let path = req.uri().path().to_owned();
+            return Box::pin(async move {
+                Ok(Status::unimplemented(format!(
+                    "unknown method {path}: the trace service has only Export"
+                ))
+                .into_http())
+            });
+        }
+        Box::pin(async move {
+            let limit = ingest.config().max_request_bytes;
+            let mut grpc = Grpc::new(RawRequestCodec::<ExportTraceServiceResponse>::default())
+                .accept_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Gzip)
+                .max_decoding_message_size(limit);
+            Ok(grpc.unary(Export { ingest }, req).await)
+        })
+    }
+}
+
 /// The gRPC service with Stitch's limits applied.
-pub fn service(ingest: Arc<Ingest>) -> OversizeIsResourceExhausted<TraceServiceServer<OtlpGrpc>> {
-    let limit = ingest.config().max_request_bytes;
-    OversizeIsResourceExhausted(
-        TraceServiceServer::new(OtlpGrpc { ingest })
-            .max_decoding_message_size(limit)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Gzip),
-    )
+pub fn service(ingest: Arc<Ingest>) -> OversizeIsResourceExhausted<OtlpGrpc> {
+    OversizeIsResourceExhausted(OtlpGrpc { ingest })
 }
 
 /// Serves OTLP/gRPC on `listener` until `shutdown` completes.

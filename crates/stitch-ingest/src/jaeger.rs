@@ -48,7 +48,6 @@
 //! `UNIMPLEMENTED`.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -61,7 +60,7 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use prost::Message;
 use stitch_pipeline::adaptive::jaeger::{SamplingStrategyResponse, StrategyType};
@@ -69,13 +68,13 @@ use stitch_wire::Decoded;
 use stitch_wire::jaeger::{self, JaegerError, proto};
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::CompressionEncoding;
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Status};
 
 use crate::body::read_body;
-use crate::grpc::OversizeIsResourceExhausted;
+use crate::grpc::{OversizeIsResourceExhausted, RawRequestCodec};
 use crate::{Ingest, IngestError};
 
 /// The most datagrams being decoded and stored at once; more are dropped and counted.
@@ -389,58 +388,6 @@ async fn post_traces(
 }
 
 // ---- gRPC collector ----
-
-/// Hands the request message to the handler as bytes, so that a message that does not decode
-/// gets `INVALID_ARGUMENT` (prost's codec would answer `INTERNAL`) and its size is known. `M` is
-/// the response message.
-struct RawRequestCodec<M>(PhantomData<fn() -> M>);
-
-impl<M> Default for RawRequestCodec<M> {
-    fn default() -> Self {
-        RawRequestCodec(PhantomData)
-    }
-}
-
-struct RawDecoder;
-struct ResponseEncoder<M>(PhantomData<fn() -> M>);
-
-impl Decoder for RawDecoder {
-    type Item = Bytes;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        let n = src.remaining();
-        Ok(Some(src.copy_to_bytes(n)))
-    }
-}
-
-impl<M: Message> Encoder for ResponseEncoder<M> {
-    type Item = M;
-    type Error = Status;
-
-    fn encode(&mut self, item: M, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        let mut buf = Vec::with_capacity(item.encoded_len());
-        item.encode(&mut buf)
-            .map_err(|e| Status::internal(e.to_string()))?;
-        dst.put_slice(&buf);
-        Ok(())
-    }
-}
-
-impl<M: Message + Send + 'static> Codec for RawRequestCodec<M> {
-    type Encode = M;
-    type Decode = Bytes;
-    type Encoder = ResponseEncoder<M>;
-    type Decoder = RawDecoder;
-
-    fn encoder(&mut self) -> ResponseEncoder<M> {
-        ResponseEncoder(PhantomData)
-    }
-
-    fn decoder(&mut self) -> RawDecoder {
-        RawDecoder
-    }
-}
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

@@ -260,6 +260,75 @@ async fn grpc_rejects_oversized_messages_and_reports_invalid_spans() {
     assert!(resp.partial_success.is_none());
 }
 
+/// A message whose field 1 (`resource_spans`) holds bytes that are not a `ResourceSpans`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct NotAnExport {
+    #[prost(bytes = "vec", tag = "1")]
+    resource_spans: Vec<u8>,
+}
+
+/// Calls `path` on the OTLP/gRPC port with any message.
+async fn grpc_call<T: prost::Message + Default + Send + Sync + 'static>(
+    server: &Stitch,
+    path: &'static str,
+    request: T,
+) -> Result<
+    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+    tonic::Status,
+> {
+    let channel = tonic::transport::Channel::from_shared(server.otlp_grpc())
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    grpc.unary(
+        tonic::Request::new(request),
+        tonic::codegen::http::uri::PathAndQuery::from_static(path),
+        tonic_prost::ProstCodec::<T, _>::default(),
+    )
+    .await
+    .map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_refuses_what_is_not_an_export_request_and_unknown_methods() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &[]);
+    let export = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    let e = grpc_call(
+        &server,
+        export,
+        NotAnExport {
+            resource_spans: vec![0xff, 0xff, 0xff],
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("ExportTraceServiceRequest"), "{e:?}");
+    let e = grpc_call(
+        &server,
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Nope",
+        ExportTraceServiceRequest::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+    // The server goes on: a valid export is stored.
+    let (req, ids) = synthetic_request(77, 1, 2);
+    let resp = grpc_call(&server, export, req).await.expect("export");
+    assert!(resp.partial_success.is_none());
+    assert_eq!(
+        fetch_trace(&server.api(), &ids[0])
+            .await
+            .expect("stored")
+            .span_count(),
+        2
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_answers_503_with_retry_after_and_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
