@@ -1,7 +1,7 @@
 //! Writing a frozen head as a block (format version 2): `data.parquet`, the trace-id bloom
 //! filter, the row-group index and the meta.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -185,7 +185,8 @@ pub fn build_block(
         let mut extra = BinaryBuilder::new();
         let mut attributes = AttributeColumns::with_capacity(n);
         let mut group = GroupBuilder::default();
-        let mut resources_seen: Vec<*const Resource> = Vec::new();
+        // Resources whose attributes are in the group's terms (each batch has its own).
+        let mut resources_seen: HashSet<*const Resource> = HashSet::new();
         for row in chunk {
             let s = row.span;
             let append_err = |e| StoreError::CorruptBlock {
@@ -226,9 +227,7 @@ pub fn build_block(
             for e in &s.events {
                 group.add_event_attributes(&e.attributes);
             }
-            let rp = Arc::as_ptr(row.resource);
-            if !resources_seen.contains(&rp) {
-                resources_seen.push(rp);
+            if resources_seen.insert(Arc::as_ptr(row.resource)) {
                 group.add_attributes(&row.resource.attributes);
             }
 
