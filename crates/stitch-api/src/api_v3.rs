@@ -31,12 +31,13 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::{StatusCode, header};
+use http::header;
 use serde_json::{Value, json};
 use stitch_model::SpanKind;
 use stitch_query::{SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
+use crate::error::{ApiError, GatewayError};
 use crate::params::{DEFAULT_SEARCH_LIMIT, Params, parse_trace_id};
 
 type Reader = Arc<dyn TraceReader>;
@@ -50,30 +51,9 @@ pub fn router(reader: Reader) -> Router {
         .with_state(reader)
 }
 
-/// A gateway error.
-struct GatewayError(StatusCode, String);
-
-impl GatewayError {
-    fn param(name: &str, why: impl std::fmt::Display) -> GatewayError {
-        GatewayError(
-            StatusCode::BAD_REQUEST,
-            format!("malformed parameter {name}: {why}"),
-        )
-    }
-}
-
-impl From<stitch_query::ReadError> for GatewayError {
-    fn from(e: stitch_query::ReadError) -> GatewayError {
-        tracing::error!(error = %e, "api_v3 request failed");
-        GatewayError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    }
-}
-
-impl IntoResponse for GatewayError {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"httpCode": self.0.as_u16(), "message": self.1}});
-        (self.0, axum::Json(body)).into_response()
-    }
+/// A refused parameter, named as Jaeger names it.
+fn param(name: &str, why: impl std::fmt::Display) -> GatewayError {
+    GatewayError::bad(format!("malformed parameter {name}: {why}"))
 }
 
 type Answer = Result<Response, GatewayError>;
@@ -89,12 +69,8 @@ fn json_body(value: Value) -> Response {
 fn params(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Params, GatewayError> {
-    let Query(pairs) = query.map_err(|e| {
-        GatewayError(
-            StatusCode::BAD_REQUEST,
-            format!("malformed query string: {e}"),
-        )
-    })?;
+    let Query(pairs) =
+        query.map_err(|e| GatewayError::bad(format!("malformed query string: {e}")))?;
     Ok(Params::new(pairs))
 }
 
@@ -104,7 +80,7 @@ fn bool_param(params: &Params, name: &str) -> Result<Option<bool>, GatewayError>
         .map(|text| match text {
             "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
             "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-            _ => Err(GatewayError::param(name, format!("{text:?} is not a bool"))),
+            _ => Err(param(name, format!("{text:?} is not a bool"))),
         })
         .transpose()
 }
@@ -112,7 +88,7 @@ fn bool_param(params: &Params, name: &str) -> Result<Option<bool>, GatewayError>
 fn time_param(params: &Params, name: &str) -> Result<Option<u64>, GatewayError> {
     params
         .get(name)
-        .map(|text| parse_rfc3339_nanos(text).map_err(|e| GatewayError::param(name, e)))
+        .map(|text| parse_rfc3339_nanos(text).map_err(|e| param(name, e)))
         .transpose()
 }
 
@@ -121,7 +97,7 @@ fn duration_param(params: &Params, name: &str) -> Result<Option<u64>, GatewayErr
         .get(name)
         .map(|text| {
             parse_duration_nanos(text).ok_or_else(|| {
-                GatewayError::param(
+                param(
                     name,
                     format!("{text:?} is not a duration such as 10ms or 1.5s"),
                 )
@@ -135,8 +111,8 @@ async fn get_trace(
     path: Result<Path<String>, PathRejection>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Answer {
-    let Path(text) = path.map_err(|e| GatewayError::param("trace_id", e))?;
-    let id = parse_trace_id(&text).map_err(|e| GatewayError::param("trace_id", e))?;
+    let Path(text) = path.map_err(|e| param("trace_id", e))?;
+    let id = parse_trace_id(&text).map_err(|e| param("trace_id", e))?;
     let params = params(query)?;
     time_param(&params, "start_time")?;
     time_param(&params, "end_time")?;
@@ -145,10 +121,7 @@ async fn get_trace(
         Some(trace) if !trace.is_empty() => Ok(json_body(
             json!({"result": stitch_wire::otlp_json::trace_to_json(&trace)}),
         )),
-        _ => Err(GatewayError(
-            StatusCode::NOT_FOUND,
-            "trace not found".into(),
-        )),
+        _ => Err(GatewayError(ApiError::not_found("trace not found"))),
     }
 }
 
@@ -158,9 +131,8 @@ fn parse_find(params: &Params) -> Result<SearchQuery, GatewayError> {
         time_param(params, "query.start_time_min")?,
         time_param(params, "query.start_time_max")?,
     ) else {
-        return Err(GatewayError(
-            StatusCode::BAD_REQUEST,
-            "query.start_time_min and query.start_time_max are required".into(),
+        return Err(GatewayError::bad(
+            "query.start_time_min and query.start_time_max are required",
         ));
     };
     let limit = match params
@@ -175,13 +147,13 @@ fn parse_find(params: &Params) -> Result<SearchQuery, GatewayError> {
         Some((name, text)) => match text.parse::<i64>() {
             Ok(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
             Ok(_) => DEFAULT_SEARCH_LIMIT,
-            Err(e) => return Err(GatewayError::param(name, e)),
+            Err(e) => return Err(param(name, e)),
         },
     };
     let mut tags = Vec::new();
     if let Some(text) = params.get("query.attributes") {
         let object: serde_json::Map<String, Value> = serde_json::from_str(text).map_err(|e| {
-            GatewayError::param(
+            param(
                 "query.attributes",
                 format!("expected a JSON object of strings: {e}"),
             )
@@ -192,7 +164,7 @@ fn parse_find(params: &Params) -> Result<SearchQuery, GatewayError> {
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
                 other => {
-                    return Err(GatewayError::param(
+                    return Err(param(
                         "query.attributes",
                         format!("the value of {key:?} must be a string, not {other}"),
                     ));
@@ -223,10 +195,7 @@ async fn find_traces(
     let search = parse_find(&params(query)?)?;
     let traces = reader.search(&search).await?;
     if traces.is_empty() {
-        return Err(GatewayError(
-            StatusCode::NOT_FOUND,
-            "No traces found".into(),
-        ));
+        return Err(GatewayError(ApiError::not_found("No traces found")));
     }
     let resource_spans: Vec<Value> = traces
         .iter()
@@ -250,12 +219,12 @@ async fn operations(
     let params = params(query)?;
     let service = params
         .get("service")
-        .ok_or_else(|| GatewayError(StatusCode::BAD_REQUEST, "service is required".into()))?;
+        .ok_or_else(|| GatewayError::bad("service is required"))?;
     let kind = params
         .get("span_kind")
         .map(|text| {
             SpanKind::parse(text).ok_or_else(|| {
-                GatewayError::param(
+                param(
                     "span_kind",
                     format!("{text:?} is not one of internal, server, client, producer, consumer"),
                 )

@@ -27,8 +27,11 @@
 //!   reported in `errors` as `{"msg": "trace not found", "traceID": <id>}` with status 200.
 //!
 //! A malformed or missing parameter is a 400 whose message names the parameter and the value.
-//! A store failure is a 500 carrying the store's message. [`ApiError::status`] is the one place
-//! that maps errors to status codes.
+//! A store failure is a 500 carrying the store's message. Every API family shares one error
+//! type: [`ApiError::status`] is the one place that maps errors to status codes, and
+//! [`ApiError::respond`] writes an error in the family's own form ([`Dialect`]): Jaeger's
+//! envelope here, `{"error": {"code", "message"}}` on `/api/v1`, grpc-gateway's
+//! `{"error": {"httpCode", "message"}}` on `/api/v3`, plain text on Zipkin's `/api/v2`.
 //!
 //! The native API, `GET /api/v1/traces/{traceID}`, returns the trace as OTLP JSON (see
 //! the `native` module); `GET /api/v1/traces/{traceID}/analysis` its critical path, statistics
@@ -85,7 +88,7 @@ use std::sync::Arc;
 
 use stitch_query::{Live, TraceReader};
 
-pub use error::{ApiError, Envelope, EnvelopeError};
+pub use error::{ApiError, Dialect, Envelope, EnvelopeError};
 pub use params::DEFAULT_SEARCH_LIMIT;
 
 /// The query APIs and the web UI over `reader`; the service views answer from `live` when it is

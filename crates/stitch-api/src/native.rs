@@ -11,10 +11,11 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::{StatusCode, header};
+use http::header;
 use serde_json::json;
 use stitch_query::TraceReader;
 
+use crate::error::{ApiError, NativeError};
 use crate::params;
 
 type Reader = Arc<dyn TraceReader>;
@@ -34,38 +35,25 @@ pub fn router(reader: Reader) -> Router {
         .with_state(reader)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"code": status.as_u16(), "message": message.into()}});
-    (status, axum::Json(body)).into_response()
-}
-
-/// Reads the trace named in the path, or the error response to send instead.
+/// Reads the trace named in the path.
 async fn load_trace(
     reader: &Reader,
     path: Result<Path<String>, PathRejection>,
-) -> Result<stitch_model::Trace, Response> {
-    let text = match path {
-        Ok(Path(p)) => p,
-        Err(e) => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                format!("malformed path: {e}"),
-            ));
-        }
-    };
-    let id = params::parse_trace_id(&text).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("invalid trace id {text:?}: {e}"),
-        )
-    })?;
-    match reader.trace(id).await {
-        Ok(Some(trace)) if !trace.is_empty() => Ok(trace),
-        Ok(_) => Err(error(
-            StatusCode::NOT_FOUND,
-            format!("trace {id} not found"),
-        )),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+) -> Result<stitch_model::Trace, NativeError> {
+    let Path(text) = path.map_err(|e| NativeError::bad(format!("malformed path: {e}")))?;
+    read_trace(reader, &text).await
+}
+
+/// Reads the trace whose id is `text`: a 400 for a malformed id, a 404 for an unknown one.
+pub(crate) async fn read_trace(
+    reader: &Reader,
+    text: &str,
+) -> Result<stitch_model::Trace, NativeError> {
+    let id = params::parse_trace_id(text)
+        .map_err(|e| NativeError::bad(format!("invalid trace id {text:?}: {e}")))?;
+    match reader.trace(id).await? {
+        Some(trace) if !trace.is_empty() => Ok(trace),
+        _ => Err(ApiError::not_found(format!("trace {id} not found")).into()),
     }
 }
 
@@ -74,11 +62,8 @@ async fn load_trace(
 async fn get_analysis(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let trace = match load_trace(&reader, path).await {
-        Ok(trace) => trace,
-        Err(resp) => return resp,
-    };
+) -> Result<Response, NativeError> {
+    let trace = load_trace(&reader, path).await?;
     // The trace's own analysis does not depend on its neighbours: without them, it is
     // answered without broken hops.
     let hops = broken_hops_of(&reader, &trace).await.unwrap_or_else(|e| {
@@ -88,7 +73,7 @@ async fn get_analysis(
     let mut analysis =
         stitch_analysis::analyze(&trace, &stitch_analysis::AnalysisOptions::default());
     analysis.add_broken_propagation(&hops);
-    axum::Json(analysis).into_response()
+    Ok(axum::Json(analysis).into_response())
 }
 
 /// `GET /api/v1/traces/{id}/broken-propagation`: the broken hops this trace takes part in
@@ -98,15 +83,10 @@ async fn get_analysis(
 async fn get_trace_broken_propagation(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let trace = match load_trace(&reader, path).await {
-        Ok(trace) => trace,
-        Err(resp) => return resp,
-    };
-    match broken_hops_of(&reader, &trace).await {
-        Ok(hops) => axum::Json(json!({ "hops": hops })).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+) -> Result<Response, NativeError> {
+    let trace = load_trace(&reader, path).await?;
+    let hops = broken_hops_of(&reader, &trace).await?;
+    Ok(axum::Json(json!({ "hops": hops })).into_response())
 }
 
 /// Neighbours read to complete one trace's broken hops, per side.
@@ -186,13 +166,12 @@ const BROKEN_PROPAGATION_MAX_TRACES: usize = 20_000;
 async fn broken_propagation(
     State(reader): State<Reader>,
     axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Response {
+) -> Result<Response, NativeError> {
     let since = q.get("since").map(String::as_str).unwrap_or("1h");
     let Some(window_nanos) = crate::duration::parse_duration_nanos(since) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("invalid since {since:?}: expected a duration such as 30m, 1h or 2d"),
-        );
+        return Err(NativeError::bad(format!(
+            "invalid since {since:?}: expected a duration such as 30m, 1h or 2d"
+        )));
     };
     let now = now_unix_nanos();
     let query = stitch_query::SearchQuery {
@@ -200,32 +179,25 @@ async fn broken_propagation(
         limit: BROKEN_PROPAGATION_MAX_TRACES,
         ..Default::default()
     };
-    let traces = match reader.search(&query).await {
-        Ok(t) => t,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
+    let traces = reader.search(&query).await?;
     let opts = stitch_analysis::PropagationOptions {
         as_of_unix_nano: Some(now),
         ..Default::default()
     };
     let hops = stitch_analysis::find_broken_propagation(&traces, &opts);
-    axum::Json(serde_json::json!({
+    Ok(axum::Json(serde_json::json!({
         "tracesScanned": traces.len(),
         "truncated": traces.len() >= BROKEN_PROPAGATION_MAX_TRACES,
         "hops": hops,
     }))
-    .into_response()
+    .into_response())
 }
 
 async fn get_trace(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
-) -> Response {
-    match load_trace(&reader, path).await {
-        Ok(trace) => {
-            let body = stitch_wire::otlp_json::trace_to_json(&trace).to_string();
-            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-        }
-        Err(resp) => resp,
-    }
+) -> Result<Response, NativeError> {
+    let trace = load_trace(&reader, path).await?;
+    let body = stitch_wire::otlp_json::trace_to_json(&trace).to_string();
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

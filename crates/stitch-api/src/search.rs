@@ -24,7 +24,6 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::StatusCode;
 use serde_json::{Value as Json, json};
 use stitch_query::TraceReader;
 use stitch_query::traceql::{self, SpanMatch, TraceMatch, TraceQl, Value};
@@ -47,36 +46,14 @@ pub fn router(reader: Reader) -> Router {
 async fn search(
     State(reader): State<Reader>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Response {
-    match run(&reader, query).await {
-        Ok(body) => axum::Json(body).into_response(),
-        Err(Refusal::Query(e)) => {
-            let body = json!({"error": {
-                "code": 400,
-                "message": format!("invalid TraceQL query: {e}"),
-                "position": e.position,
-            }});
-            (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
-        }
-        Err(Refusal::Other(f)) => f.into_response(),
-    }
-}
-
-enum Refusal {
-    Query(traceql::QueryError),
-    Other(Failure),
-}
-
-impl From<Failure> for Refusal {
-    fn from(f: Failure) -> Refusal {
-        Refusal::Other(f)
-    }
+) -> Result<Response, Failure> {
+    Ok(axum::Json(run(&reader, query).await?).into_response())
 }
 
 async fn run(
     reader: &Reader,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json, Refusal> {
+) -> Result<Json, Failure> {
     let params = query_params(query)?;
     let text = params
         .get("q")
@@ -84,7 +61,7 @@ async fn run(
         .ok_or_else(|| {
             Failure::bad("missing parameter 'q': a TraceQL query such as { status = error }")
         })?;
-    let q = TraceQl::parse(text).map_err(Refusal::Query)?;
+    let q = TraceQl::parse(text)?;
     let (start, end) = parse_window(&params, now_unix_nanos())?;
     let limit = parse_limit(&params, DEFAULT_LIMIT, MAX_LIMIT)?;
     let spss = match params.get("spss") {
@@ -94,14 +71,11 @@ async fn run(
             _ => {
                 return Err(Failure::bad(format!(
                     "unable to parse param 'spss': {t:?} is not an integer from 1 to {MAX_SPSS}"
-                ))
-                .into());
+                )));
             }
         },
     };
-    let found = traceql::search(&**reader, &q, start, end, limit, spss)
-        .await
-        .map_err(Failure::from)?;
+    let found = traceql::search(&**reader, &q, start, end, limit, spss).await?;
     Ok(json!({
         "traces": found.traces.iter().map(trace_json).collect::<Vec<_>>(),
         "metrics": {

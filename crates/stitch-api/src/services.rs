@@ -55,11 +55,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::StatusCode;
 use serde::Serialize;
-use serde_json::json;
 use stitch_analysis::{
     DependencyEdge, GraphSnapshot, RedAggregator, RedOptions, RedRow, ServiceNode, TimeWindow,
     TransitiveDependency,
@@ -69,6 +66,7 @@ use stitch_query::SpanWeights;
 use stitch_query::{Live, LiveAggregates, Pending, SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
+use crate::error::ApiError;
 use crate::params::Params;
 
 type Reader = Arc<dyn TraceReader>;
@@ -115,29 +113,8 @@ pub fn router(reader: Reader, live: Option<Arc<Live>>) -> Router {
 // ---------------------------------------------------------------------------------------------
 // Errors and parameters.
 
-/// A failed request: its status and the message of the `error` body.
-#[derive(Debug)]
-pub(crate) struct Failure(pub(crate) StatusCode, pub(crate) String);
-
-impl Failure {
-    pub(crate) fn bad(msg: impl Into<String>) -> Failure {
-        Failure(StatusCode::BAD_REQUEST, msg.into())
-    }
-}
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.0.as_u16(), "message": self.1}});
-        (self.0, axum::Json(body)).into_response()
-    }
-}
-
-impl From<stitch_query::ReadError> for Failure {
-    fn from(e: stitch_query::ReadError) -> Failure {
-        tracing::error!(error = %e, "service view failed");
-        Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    }
-}
+/// A failed request of the service views, written in the native dialect.
+pub(crate) type Failure = crate::error::NativeError;
 
 /// The window, scan limit and (for RED) step of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -276,12 +253,9 @@ async fn scan(
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Failure> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        Failure(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("aggregation failed: {e}"),
-        )
-    })
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Failure::from(ApiError::internal(format!("aggregation failed: {e}"))))
 }
 
 #[derive(Debug, Serialize)]
@@ -760,8 +734,9 @@ mod tests {
             ),
         ] {
             let err = parse_view(&params(&pairs), NOW).unwrap_err();
-            assert_eq!(err.0, StatusCode::BAD_REQUEST);
-            assert!(err.1.contains(needle), "{pairs:?}: {}", err.1);
+            assert_eq!(err.0.status(), http::StatusCode::BAD_REQUEST);
+            let message = err.0.to_string();
+            assert!(message.contains(needle), "{pairs:?}: {message}");
         }
     }
 

@@ -50,14 +50,15 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::{StatusCode, header};
+use http::header;
 use serde::Serialize;
 use serde_json::{Value, json};
 use stitch_model::{SpanId, StatusCode as SpanStatus, Trace};
 use stitch_query::TraceReader;
 use stitch_wire::otlp_json::{key_value_to_json, span_to_json};
 
-use crate::params;
+use crate::error::{ApiError, NativeError};
+use crate::native::read_trace;
 
 type Reader = Arc<dyn TraceReader>;
 
@@ -68,11 +69,6 @@ pub fn router(reader: Reader) -> Router {
         .route("/api/v1/traces/{traceID}/waterfall", get(waterfall))
         .route("/api/v1/traces/{traceID}/spans/{spanID}", get(span_detail))
         .with_state(reader)
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let body = json!({"error": {"code": status.as_u16(), "message": message.into()}});
-    (status, axum::Json(body)).into_response()
 }
 
 /// The compact view of a trace. See the module documentation.
@@ -204,23 +200,6 @@ pub fn waterfall_view(trace: &Trace) -> WaterfallView<'_> {
     }
 }
 
-async fn load(reader: &Reader, text: &str) -> Result<Trace, Response> {
-    let id = params::parse_trace_id(text).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("invalid trace id {text:?}: {e}"),
-        )
-    })?;
-    match reader.trace(id).await {
-        Ok(Some(trace)) if !trace.is_empty() => Ok(trace),
-        Ok(_) => Err(error(
-            StatusCode::NOT_FOUND,
-            format!("trace {id} not found"),
-        )),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-    }
-}
-
 fn json_response(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -228,44 +207,28 @@ fn json_response(body: String) -> Response {
 async fn waterfall(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
-) -> Response {
-    let text = match path {
-        Ok(Path(p)) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed path: {e}")),
-    };
-    let trace = match load(&reader, &text).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
-    let body = tokio::task::spawn_blocking(move || {
-        serde_json::to_string(&waterfall_view(&trace)).map_err(|e| e.to_string())
-    })
-    .await;
-    match body {
-        Ok(Ok(body)) => json_response(body),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+) -> Result<Response, NativeError> {
+    let Path(text) = path.map_err(|e| NativeError::bad(format!("malformed path: {e}")))?;
+    let trace = read_trace(&reader, &text).await?;
+    let body = tokio::task::spawn_blocking(move || serde_json::to_string(&waterfall_view(&trace)))
+        .await
+        .map_err(|e| ApiError::internal(format!("waterfall view failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("waterfall view failed: {e}")))?;
+    Ok(json_response(body))
 }
 
 async fn span_detail(
     State(reader): State<Reader>,
     path: Result<Path<(String, String)>, PathRejection>,
-) -> Response {
-    let (trace_text, span_text) = match path {
-        Ok(Path(p)) => p,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("malformed path: {e}")),
-    };
+) -> Result<Response, NativeError> {
+    let Path((trace_text, span_text)) =
+        path.map_err(|e| NativeError::bad(format!("malformed path: {e}")))?;
     let Ok(span_id) = SpanId::from_hex(&span_text.to_ascii_lowercase()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("invalid span id {span_text:?}: expected 16 hex digits"),
-        );
+        return Err(NativeError::bad(format!(
+            "invalid span id {span_text:?}: expected 16 hex digits"
+        )));
     };
-    let trace = match load(&reader, &trace_text).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
+    let trace = read_trace(&reader, &trace_text).await?;
     for rs in &trace.resource_spans {
         for ss in &rs.scope_spans {
             if let Some(span) = ss.spans.iter().find(|s| s.span_id == span_id) {
@@ -279,12 +242,13 @@ async fn span_detail(
                     },
                     "span": span_to_json(span),
                 });
-                return json_response(body.to_string());
+                return Ok(json_response(body.to_string()));
             }
         }
     }
-    error(
-        StatusCode::NOT_FOUND,
-        format!("span {span_text} not found in trace {}", trace.trace_id),
-    )
+    Err(ApiError::not_found(format!(
+        "span {span_text} not found in trace {}",
+        trace.trace_id
+    ))
+    .into())
 }

@@ -40,12 +40,13 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::{StatusCode, header};
+use http::header;
 use serde_json::{Value, json};
 use stitch_model::{SpanKind, SpanRef, Trace};
 use stitch_query::{SearchQuery, TraceReader};
 use stitch_wire::zipkin::{span_to_json, trace_to_zipkin};
 
+use crate::error::{ApiError, ZipkinError};
 use crate::params::{Params, parse_trace_id};
 
 /// Traces read to answer `remoteServices` and `autocompleteValues`.
@@ -116,32 +117,8 @@ pub fn router(reader: Arc<dyn TraceReader>, config: ZipkinApiConfig) -> Router {
         .with_state(Arc::new(Api { reader, config }))
 }
 
-/// A failed request: status and plain-text message.
-struct Error(StatusCode, String);
-
-impl Error {
-    fn bad(message: impl Into<String>) -> Error {
-        Error(StatusCode::BAD_REQUEST, message.into())
-    }
-}
-
-impl From<stitch_query::ReadError> for Error {
-    fn from(e: stitch_query::ReadError) -> Error {
-        tracing::error!(error = %e, "Zipkin API request failed");
-        Error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        (
-            self.0,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            self.1,
-        )
-            .into_response()
-    }
-}
+/// A failed request, answered as plain text.
+type Error = ZipkinError;
 
 type Answer = Result<Response, Error>;
 
@@ -359,10 +336,9 @@ async fn trace(State(api): ApiState, path: Result<Path<String>, PathRejection>) 
     let id = parse_trace_id(&text).map_err(Error::bad)?;
     match api.reader.trace(id).await? {
         Some(t) if !t.is_empty() => ok_json(trace_json(&t)),
-        _ => Err(Error(
-            StatusCode::NOT_FOUND,
-            format!("trace {text} not found"),
-        )),
+        _ => Err(ZipkinError(ApiError::not_found(format!(
+            "trace {text} not found"
+        )))),
     }
 }
 
@@ -579,11 +555,11 @@ mod tests {
     #[test]
     fn bad_numbers_are_named() {
         let e = search(&[("minDuration", "1s")]).err().unwrap();
-        assert_eq!(e.0, StatusCode::BAD_REQUEST);
-        assert!(e.1.contains("minDuration"), "{}", e.1);
+        assert_eq!(e.0.status(), http::StatusCode::BAD_REQUEST);
+        assert!(e.0.to_string().contains("minDuration"), "{}", e.0);
         let e = search(&[("minDuration", "10"), ("maxDuration", "5")])
             .err()
             .unwrap();
-        assert!(e.1.contains("maxDuration"), "{}", e.1);
+        assert!(e.0.to_string().contains("maxDuration"), "{}", e.0);
     }
 }

@@ -966,3 +966,65 @@ async fn store_errors_are_a_500_carrying_the_store_message() {
         );
     }
 }
+
+#[tokio::test]
+async fn store_errors_are_a_500_in_the_form_of_each_api_family() {
+    let failing = Arc::new(MemoryStore::new());
+    failing.fail_reads(Some("the write-ahead log is closed"));
+    let router = stitch_api::router(failing.clone(), None);
+    // The native API (`/api/v1`): `{"error": {"code", "message"}}`.
+    for uri in [
+        format!("/api/v1/traces/{TRACE_A}"),
+        format!("/api/v1/traces/{TRACE_A}/waterfall"),
+        format!("/api/v1/search?q={}", enc("{ status = error }")),
+    ] {
+        let (status, body) = get(&router, &uri).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{uri}");
+        assert_eq!(
+            body,
+            json!({"error": {"code": 500, "message": "the write-ahead log is closed"}}),
+            "{uri}"
+        );
+    }
+    // Jaeger's api_v3 gateway: `{"error": {"httpCode", "message"}}`.
+    let (status, body) = get(&router, "/api/v3/services").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        body,
+        json!({"error": {"httpCode": 500, "message": "the write-ahead log is closed"}})
+    );
+    // Zipkin's API: the message as plain text.
+    let zipkin = stitch_api::zipkin::router(failing, Default::default());
+    let response = zipkin
+        .oneshot(
+            Request::get("/api/v2/services")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        response.headers()[http::header::CONTENT_TYPE],
+        "text/plain; charset=utf-8"
+    );
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&bytes[..], b"the write-ahead log is closed");
+}
+
+#[tokio::test]
+async fn a_refused_traceql_query_names_its_position_in_the_native_form() {
+    let (router, reader) = app();
+    let (status, body) = get(&router, &format!("/api/v1/search?q={}", enc("{ .a = }"))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], 400);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid TraceQL query: "),
+        "{body}"
+    );
+    assert!(body["error"]["position"].is_u64(), "{body}");
+    assert!(reader.searches().is_empty());
+}
