@@ -409,21 +409,39 @@ fn remove_incomplete_blocks(blocks_dir: &Path, disk: &Disk) {
 
 /// Every stored span of trace `id`: the active head, frozen heads, then blocks.
 pub(crate) async fn read_trace(inner: &Inner, id: TraceId) -> Result<Option<Trace>, StoreError> {
-    let mut trace = Trace::new(id);
-    inner.active.read().collect_trace(id, &mut trace);
+    Ok(read_traces(inner, &[id]).await?.remove(&id))
+}
+
+/// The traces `ids` (sorted, without repeats) as the store holds them, from the heads and the
+/// blocks; each block is read once for all of them. Ids the store does not hold are absent.
+pub(crate) async fn read_traces(
+    inner: &Inner,
+    ids: &[TraceId],
+) -> Result<HashMap<TraceId, Trace>, StoreError> {
+    // In the order spans move (active head, frozen heads, blocks), so that a span moving on
+    // meanwhile is seen twice (normalize drops the copy) rather than not at all.
+    let mut found: HashMap<TraceId, Trace> = ids.iter().map(|&id| (id, Trace::new(id))).collect();
+    {
+        let active = inner.active.read();
+        for (&id, trace) in found.iter_mut() {
+            active.collect_trace(id, trace);
+        }
+    }
     let frozen = inner.frozen.read().clone();
-    let blocks = inner.blocks.read().clone();
     for h in &frozen {
-        h.collect_trace(id, &mut trace);
+        for (&id, trace) in found.iter_mut() {
+            h.collect_trace(id, trace);
+        }
     }
+    let blocks = inner.blocks.read().clone();
     for b in &blocks {
-        b.collect_trace(id, &mut trace).await?;
+        b.collect_traces(ids, &mut found).await?;
     }
-    if trace.is_empty() {
-        return Ok(None);
+    found.retain(|_, t| !t.is_empty());
+    for trace in found.values_mut() {
+        trace.normalize();
     }
-    trace.normalize();
-    Ok(Some(trace))
+    Ok(found)
 }
 
 impl From<StoreError> for ReadError {
@@ -483,13 +501,13 @@ impl TraceReader for Store {
         let mut ranked: Vec<(TraceId, u64)> = hits.into_iter().collect();
         ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         ranked.truncate(query.limit);
-        let mut out = Vec::with_capacity(ranked.len());
-        for (id, _) in ranked {
-            if let Some(t) = self.trace(id).await? {
-                out.push(t);
-            }
-        }
-        Ok(out)
+        let mut ids: Vec<TraceId> = ranked.iter().map(|(id, _)| *id).collect();
+        ids.sort_unstable();
+        let mut found = read_traces(&self.inner, &ids).await?;
+        Ok(ranked
+            .iter()
+            .filter_map(|(id, _)| found.remove(id))
+            .collect())
     }
 
     async fn services(&self) -> Result<Vec<String>, ReadError> {

@@ -274,6 +274,26 @@ async fn traces_are_found_in_a_block_of_several_row_groups() {
         assert_eq!(t, expected(id, &[&batch]));
         assert_eq!(t.span_count(), 3);
     }
+    // A search answering many traces reads them from the block in one pass: every trace whole,
+    // across both row groups and all their pages, newest first.
+    let traces = (rows + 1_000) / 3;
+    let found = store
+        .search(&stitch_query::SearchQuery {
+            service: Some("svc".into()),
+            limit: traces as usize,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.len() as u64, traces);
+    for (i, t) in found.iter().enumerate() {
+        assert_eq!(t.trace_id, trace_id(traces - i as u64), "newest first");
+        assert_eq!(t.span_count(), 3, "{}", t.trace_id);
+    }
+    assert!(found.iter().any(|t| t.trace_id == boundary));
+    for t in found.iter().step_by(997) {
+        assert_eq!(*t, expected(t.trace_id, &[&batch]));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

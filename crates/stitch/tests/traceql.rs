@@ -137,7 +137,9 @@ async fn traceql_finds_sdk_traces_through_the_api_and_the_cli() {
         set["spans"][0]["attributes"][0],
         serde_json::json!({"key": "resource.service.name", "value": {"stringValue": "db"}})
     );
-    assert_eq!(body["metrics"]["inspectedTraces"], 3);
+    // Only the traces with a span of service db can match, and only they are evaluated: the
+    // 500 and the 200 that called db, not the 503 that did not.
+    assert_eq!(body["metrics"]["inspectedTraces"], 2);
     assert_eq!(body["metrics"]["truncated"], false);
 
     // Every trace with a server span: newest first; two spans listed of the two matched.

@@ -193,31 +193,48 @@ impl BlockHandle {
         stream.try_collect().await.map_err(perr)
     }
 
-    /// The spans of one trace in this block, appended to `into`.
-    pub async fn collect_trace(&self, id: TraceId, into: &mut Trace) -> Result<(), StoreError> {
-        if !self.bloom.may_contain(&id) {
-            return Ok(());
-        }
+    /// The spans of the traces `ids` (sorted, without repeats) held in this block, appended to
+    /// their entries of `into`. The block is read once for all of them: only the row groups and
+    /// pages whose trace-id ranges can hold one of the ids that pass the bloom filter.
+    pub async fn collect_traces(
+        &self,
+        ids: &[TraceId],
+        into: &mut HashMap<TraceId, Trace>,
+    ) -> Result<(), StoreError> {
+        debug_assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "ids sorted, no repeats"
+        );
+        let wanted: Vec<TraceId> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.bloom.may_contain(id))
+            .collect();
+        // Whether one of the wanted ids lies in `[first, last]` (`last` unbounded when `None`).
+        let any_in = |first: TraceId, last: Option<TraceId>| {
+            let i = wanted.partition_point(|id| *id < first);
+            wanted
+                .get(i)
+                .is_some_and(|id| last.is_none_or(|l| *id <= l))
+        };
         let rgs: Vec<usize> = self
             .row_group_ranges
             .iter()
             .enumerate()
-            .filter(|(_, (first, last))| *first <= id && id <= *last)
+            .filter(|(_, (first, last))| any_in(*first, Some(*last)))
             .map(|(i, _)| i)
             .collect();
         if rgs.is_empty() {
             return Ok(());
         }
-        // Within each row group, select only the pages whose trace-id range can hold `id`.
+        // Within each row group, select only the pages whose trace-id range can hold an id.
         let mut selectors = Vec::new();
         for &rg in &rgs {
             let firsts = &self.page_firsts[rg];
             let rows = self.meta.row_groups[rg].rows as usize;
             for (p, first) in firsts.iter().enumerate() {
                 let page_rows = PAGE_ROWS.min(rows - p * PAGE_ROWS);
-                let next_first = firsts.get(p + 1);
-                let may_hold = *first <= id && next_first.is_none_or(|n| *n >= id);
-                selectors.push(if may_hold {
+                selectors.push(if any_in(*first, firsts.get(p + 1).copied()) {
                     RowSelector::select(page_rows)
                 } else {
                     RowSelector::skip(page_rows)
@@ -225,19 +242,27 @@ impl BlockHandle {
             }
         }
         let selection = RowSelection::from(selectors);
-        let mut decoder = RowDecoder::new(&self.meta.block_id);
+        let mut decoders: HashMap<TraceId, RowDecoder> = HashMap::new();
         for batch in self
             .read_row_groups(Some(rgs), Some(selection), None)
             .await?
         {
             let cols = Columns::of(&self.meta.block_id, &batch)?;
             for row in 0..batch.num_rows() {
-                if cols.trace_id.value(row) == id.0 {
-                    decoder.push(&cols, row)?;
+                let bytes = cols.trace_id.value(row);
+                if let Ok(i) = wanted.binary_search_by(|w| w.0.as_slice().cmp(bytes)) {
+                    decoders
+                        .entry(wanted[i])
+                        .or_insert_with(|| RowDecoder::new(&self.meta.block_id))
+                        .push(&cols, row)?;
                 }
             }
         }
-        into.extend(decoder.finish());
+        for (id, decoder) in decoders {
+            into.entry(id)
+                .or_insert_with(|| Trace::new(id))
+                .extend(decoder.finish());
+        }
         Ok(())
     }
 
