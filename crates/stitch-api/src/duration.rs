@@ -6,19 +6,14 @@
 //! `μs`), `ms`, `s`, `m` and `h`; `d` (24 h) and `w` (7 d) are accepted too, because the Jaeger
 //! UI's lookback values use them (`2d`). The result is in nanoseconds.
 
-/// Nanoseconds per unit, longest spellings first so that `ms` is not read as `m`.
-const UNITS: &[(&str, u128)] = &[
-    ("ns", 1),
-    ("us", 1_000),
-    ("µs", 1_000),
-    ("μs", 1_000),
-    ("ms", 1_000_000),
-    ("s", 1_000_000_000),
-    ("m", 60_000_000_000),
-    ("h", 3_600_000_000_000),
-    ("d", 86_400_000_000_000),
-    ("w", 604_800_000_000_000),
-];
+/// Nanoseconds per unit: Go's, and the Jaeger UI's days and weeks.
+fn unit_nanos(unit: &str) -> Option<u128> {
+    match unit {
+        "d" => Some(86_400_000_000_000),
+        "w" => Some(604_800_000_000_000),
+        _ => stitch_model::duration_unit_nanos(unit).map(u128::from),
+    }
+}
 
 /// Parses a duration into nanoseconds; `None` when the text is not a valid, non-negative
 /// duration that fits in a `u64`.
@@ -49,7 +44,7 @@ pub fn parse_duration_nanos(text: &str) -> Option<u64> {
             .find(|(_, c)| c.is_ascii_digit() || *c == '.')
             .map_or(after.len(), |(i, _)| i);
         let (unit, after) = after.split_at(unit_len);
-        let scale = UNITS.iter().find(|(u, _)| *u == unit)?.1;
+        let scale = unit_nanos(unit)?;
 
         let int: u128 = if int_digits.is_empty() {
             0

@@ -87,14 +87,19 @@ impl<M: Message + Send + 'static> Codec for RawRequestCodec<M> {
     }
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// `Export` itself: the request's bytes are reserved against the in-flight budget before they
 /// are decoded, decoded once into the model, and kept as the WAL record when every span is
 /// valid.
 #[derive(Clone)]
-struct Export {
+pub struct Export {
     ingest: Arc<Ingest>,
+}
+
+impl UnaryMethod for Export {
+    const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const PATH: &'static str = EXPORT_PATH;
 }
 
 impl UnaryService<Bytes> for Export {
@@ -145,18 +150,41 @@ async fn export(
     }
 }
 
-/// The OTLP trace service: gzip accepted, size limited, `Export` only.
+/// The one method of a gRPC service served by [`UnaryGrpc`]: its handler, which receives the
+/// request message as bytes ([`RawRequestCodec`]), and where it lives.
+pub trait UnaryMethod: UnaryService<Bytes, Future = BoxFuture<UnaryResult<Self>>> + Clone {
+    /// The service's full name, such as `jaeger.api_v2.CollectorService`.
+    const SERVICE: &'static str;
+    /// The method's path, `/<service>/<method>`.
+    const PATH: &'static str;
+}
+
+/// What a [`UnaryMethod`] answers.
+pub type UnaryResult<M> = Result<Response<<M as UnaryService<Bytes>>::Response>, Status>;
+
+/// A gRPC service of one unary method: gzip accepted and sent, a request over `limit` bytes
+/// refused, any other method `UNIMPLEMENTED`.
 #[derive(Clone)]
-pub struct OtlpGrpc {
-    ingest: Arc<Ingest>,
+pub struct UnaryGrpc<M> {
+    method: M,
+    limit: usize,
 }
 
-impl NamedService for OtlpGrpc {
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+impl<M: UnaryMethod> UnaryGrpc<M> {
+    /// `method` behind [`OversizeIsResourceExhausted`], as every Stitch gRPC service is served.
+    pub fn serve(method: M, limit: usize) -> OversizeIsResourceExhausted<UnaryGrpc<M>> {
+        OversizeIsResourceExhausted(UnaryGrpc { method, limit })
+    }
 }
 
-impl<B> Service<http::Request<B>> for OtlpGrpc
+impl<M: UnaryMethod> NamedService for UnaryGrpc<M> {
+    const NAME: &'static str = M::SERVICE;
+}
+
+impl<M, B> Service<http::Request<B>> for UnaryGrpc<M>
 where
+    M: UnaryMethod + Send + 'static,
+    M::Response: Message + Send + 'static,
     B: tonic::codegen::Body + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
 {
@@ -169,30 +197,30 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let ingest = self.ingest.clone();
-        if req.uri().path() != EXPORT_PATH {
-            let path = req.uri().path().to_owned();
-            return Box::pin(async move {
-                Ok(Status::unimplemented(format!(
-                    "unknown method {path}: the trace service has only Export"
-                ))
-                .into_http())
-            });
-        }
+        let (method, limit) = (self.method.clone(), self.limit);
         Box::pin(async move {
-            let limit = ingest.config().max_request_bytes;
-            let mut grpc = Grpc::new(RawRequestCodec::<ExportTraceServiceResponse>::default())
+            let path = req.uri().path();
+            if path != M::PATH {
+                let only = M::PATH.rsplit('/').next().unwrap_or(M::PATH);
+                return Ok(Status::unimplemented(format!(
+                    "unknown method {path}: {} has only {only}",
+                    M::SERVICE
+                ))
+                .into_http());
+            }
+            let mut grpc = Grpc::new(RawRequestCodec::<M::Response>::default())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .send_compressed(CompressionEncoding::Gzip)
                 .max_decoding_message_size(limit);
-            Ok(grpc.unary(Export { ingest }, req).await)
+            Ok(grpc.unary(method, req).await)
         })
     }
 }
 
-/// The gRPC service with Stitch's limits applied.
-pub fn service(ingest: Arc<Ingest>) -> OversizeIsResourceExhausted<OtlpGrpc> {
-    OversizeIsResourceExhausted(OtlpGrpc { ingest })
+/// The OTLP trace service (`Export` only) with Stitch's limits applied.
+pub fn service(ingest: Arc<Ingest>) -> OversizeIsResourceExhausted<UnaryGrpc<Export>> {
+    let limit = ingest.config().max_request_bytes;
+    UnaryGrpc::serve(Export { ingest }, limit)
 }
 
 /// Serves OTLP/gRPC on `listener` until `shutdown` completes.
@@ -212,13 +240,6 @@ pub async fn serve(
 /// wrapper rewrites that one status and passes everything else through.
 #[derive(Clone)]
 pub struct OversizeIsResourceExhausted<S>(S);
-
-impl<S> OversizeIsResourceExhausted<S> {
-    /// Wraps another gRPC service (the Jaeger collector's uses it too).
-    pub fn new(inner: S) -> Self {
-        OversizeIsResourceExhausted(inner)
-    }
-}
 
 impl<S: NamedService> NamedService for OversizeIsResourceExhausted<S> {
     const NAME: &'static str = S::NAME;

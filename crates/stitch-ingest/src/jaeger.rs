@@ -48,11 +48,9 @@
 //! `UNIMPLEMENTED`.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -68,13 +66,12 @@ use stitch_wire::Decoded;
 use stitch_wire::jaeger::{self, JaegerError, proto};
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
-use tonic::codec::CompressionEncoding;
-use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::server::UnaryService;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Status};
 
 use crate::body::read_body;
-use crate::grpc::{OversizeIsResourceExhausted, RawRequestCodec};
+use crate::grpc::{BoxFuture, OversizeIsResourceExhausted, UnaryGrpc, UnaryMethod};
 use crate::{Ingest, IngestError};
 
 /// The most datagrams being decoded and stored at once; more are dropped and counted.
@@ -389,12 +386,15 @@ async fn post_traces(
 
 // ---- gRPC collector ----
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
-
 /// `PostSpans` itself.
 #[derive(Clone)]
-struct PostSpans {
+pub struct PostSpans {
     ingest: Arc<Ingest>,
+}
+
+impl UnaryMethod for PostSpans {
+    const SERVICE: &'static str = proto::COLLECTOR_SERVICE;
+    const PATH: &'static str = proto::POST_SPANS_PATH;
 }
 
 impl UnaryService<Bytes> for PostSpans {
@@ -443,54 +443,10 @@ async fn post_spans(
     }
 }
 
-/// The `jaeger.api_v2.CollectorService` gRPC service: gzip accepted, size limited.
-#[derive(Clone)]
-pub struct CollectorService {
-    ingest: Arc<Ingest>,
-}
-
-impl NamedService for CollectorService {
-    const NAME: &'static str = proto::COLLECTOR_SERVICE;
-}
-
-impl<B> tonic::codegen::Service<http::Request<B>> for CollectorService
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let ingest = self.ingest.clone();
-        if req.uri().path() != proto::POST_SPANS_PATH {
-            return Box::pin(async move {
-                Ok(Status::unimplemented(format!(
-                    "unknown method {}: this service has only PostSpans",
-                    req.uri().path()
-                ))
-                .into_http())
-            });
-        }
-        Box::pin(async move {
-            let limit = ingest.config().max_request_bytes;
-            let mut grpc = Grpc::new(RawRequestCodec::<proto::PostSpansResponse>::default())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(limit);
-            Ok(grpc.unary(PostSpans { ingest }, req).await)
-        })
-    }
-}
-
-/// The collector gRPC service with Stitch's limits applied.
-pub fn grpc_service(ingest: Arc<Ingest>) -> OversizeIsResourceExhausted<CollectorService> {
-    OversizeIsResourceExhausted::new(CollectorService { ingest })
+/// The collector gRPC service (`PostSpans` only) with Stitch's limits applied.
+pub fn grpc_service(ingest: Arc<Ingest>) -> OversizeIsResourceExhausted<UnaryGrpc<PostSpans>> {
+    let limit = ingest.config().max_request_bytes;
+    UnaryGrpc::serve(PostSpans { ingest }, limit)
 }
 
 // ---- gRPC remote sampling ----
@@ -550,8 +506,13 @@ pub fn strategy_to_proto(s: &SamplingStrategyResponse) -> proto::SamplingStrateg
 
 /// `GetSamplingStrategy` itself.
 #[derive(Clone)]
-struct GetSamplingStrategy {
+pub struct GetSamplingStrategy {
     strategies: Arc<dyn SamplingStrategies>,
+}
+
+impl UnaryMethod for GetSamplingStrategy {
+    const SERVICE: &'static str = proto::SAMPLING_MANAGER;
+    const PATH: &'static str = proto::GET_SAMPLING_STRATEGY_PATH;
 }
 
 impl UnaryService<Bytes> for GetSamplingStrategy {
@@ -579,55 +540,14 @@ fn get_sampling_strategy(
     }
 }
 
-/// The `jaeger.api_v2.SamplingManager` gRPC service: gzip accepted, size limited.
-#[derive(Clone)]
-pub struct SamplingManager {
-    strategies: Arc<dyn SamplingStrategies>,
-}
-
-impl NamedService for SamplingManager {
-    const NAME: &'static str = proto::SAMPLING_MANAGER;
-}
-
-impl<B> tonic::codegen::Service<http::Request<B>> for SamplingManager
-where
-    B: tonic::codegen::Body + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let strategies = self.strategies.clone();
-        if req.uri().path() != proto::GET_SAMPLING_STRATEGY_PATH {
-            return Box::pin(async move {
-                Ok(Status::unimplemented(format!(
-                    "unknown method {}: this service has only GetSamplingStrategy",
-                    req.uri().path()
-                ))
-                .into_http())
-            });
-        }
-        Box::pin(async move {
-            let mut grpc = Grpc::new(RawRequestCodec::<proto::SamplingStrategyResponse>::default())
-                .accept_compressed(CompressionEncoding::Gzip)
-                .send_compressed(CompressionEncoding::Gzip)
-                .max_decoding_message_size(MAX_SAMPLING_REQUEST_BYTES);
-            Ok(grpc.unary(GetSamplingStrategy { strategies }, req).await)
-        })
-    }
-}
-
-/// The remote-sampling gRPC service with Stitch's limits applied.
+/// The remote-sampling gRPC service (`GetSamplingStrategy` only) with Stitch's limits applied.
 pub fn sampling_service(
     strategies: Arc<dyn SamplingStrategies>,
-) -> OversizeIsResourceExhausted<SamplingManager> {
-    OversizeIsResourceExhausted::new(SamplingManager { strategies })
+) -> OversizeIsResourceExhausted<UnaryGrpc<GetSamplingStrategy>> {
+    UnaryGrpc::serve(
+        GetSamplingStrategy { strategies },
+        MAX_SAMPLING_REQUEST_BYTES,
+    )
 }
 
 /// Serves the Jaeger gRPC port on `listener` until `shutdown` completes: the collector

@@ -24,6 +24,21 @@ pub const SERVICE_NAME: &str = "service.name";
 /// The service name used when a resource carries none, as the OpenTelemetry SDKs do.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
 
+/// Nanoseconds in one of the duration units Go's `time.ParseDuration` knows, as every duration
+/// Stitch reads is written (TraceQL, sampling conditions, API parameters): `ns`, `us` (also
+/// `µs` and `μs`), `ms`, `s`, `m`, `h`. `None` for anything else.
+pub fn duration_unit_nanos(unit: &str) -> Option<u64> {
+    Some(match unit {
+        "ns" => 1,
+        "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        _ => return None,
+    })
+}
+
 /// A batch of spans as it arrives from one export request.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
@@ -258,4 +273,28 @@ pub struct Link {
     pub attributes: Vec<KeyValue>,
     pub dropped_attributes_count: u32,
     pub flags: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration_unit_nanos;
+
+    #[test]
+    fn go_duration_units_and_both_micro_signs() {
+        for (unit, nanos) in [
+            ("ns", 1),
+            ("us", 1_000),
+            ("\u{b5}s", 1_000),
+            ("\u{3bc}s", 1_000),
+            ("ms", 1_000_000),
+            ("s", 1_000_000_000),
+            ("m", 60_000_000_000),
+            ("h", 3_600_000_000_000),
+        ] {
+            assert_eq!(duration_unit_nanos(unit), Some(nanos), "{unit}");
+        }
+        for unit in ["", "d", "w", "sec", "MS", "H"] {
+            assert_eq!(duration_unit_nanos(unit), None, "{unit}");
+        }
+    }
 }

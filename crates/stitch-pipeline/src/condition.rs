@@ -524,24 +524,14 @@ fn lex(source: &str) -> Result<Vec<Tok>, ParseError> {
                 }
                 if k > j {
                     let unit = &source[j..k];
-                    let per = match unit {
-                        "ns" => 1.0,
-                        "us" | "µs" => 1e3,
-                        "ms" => 1e6,
-                        "s" => 1e9,
-                        "m" => 60e9,
-                        "h" => 3600e9,
-                        _ => {
-                            return Err(lex_error(
-                                source,
-                                j,
-                                format!(
-                                    "`{unit}` is not a duration unit; use ns, us, ms, s, m or h"
-                                ),
-                            ));
-                        }
+                    let Some(per) = stitch_model::duration_unit_nanos(unit) else {
+                        return Err(lex_error(
+                            source,
+                            j,
+                            format!("`{unit}` is not a duration unit; use ns, us, ms, s, m or h"),
+                        ));
                     };
-                    (TokKind::Dur(value * per), k - i)
+                    (TokKind::Dur(value * per as f64), k - i)
                 } else {
                     (TokKind::Num(value), j - i)
                 }

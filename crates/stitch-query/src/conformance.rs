@@ -135,8 +135,9 @@ async fn get(store: &dyn Subject, n: u64, name: &str) -> Option<Trace> {
         .unwrap_or_else(|e| panic!("[{name}] trace read failed: {e}"))
 }
 
-/// The spans of a trace as (service, span), sorted by span id.
-fn spans_of(trace: &Trace) -> Vec<(String, Span)> {
+/// The spans of a trace with their service, in span id order; duplicates are kept, so a trace
+/// that returns a span twice does not compare equal to one that returns it once.
+pub fn spans_of(trace: &Trace) -> Vec<(String, Span)> {
     let mut out: Vec<(String, Span)> = trace
         .spans()
         .map(|s| (s.service_name().to_owned(), s.span.clone()))

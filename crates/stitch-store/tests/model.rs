@@ -28,6 +28,7 @@ use stitch_model::{
     AnyValue, Batch, Event, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, SpanId, SpanKind,
     TraceId,
 };
+use stitch_query::conformance::spans_of;
 use stitch_query::{SearchQuery, TraceReader};
 use stitch_store::disk::{FaultInjector, IoStep};
 use stitch_store::{Store, StoreConfig, StoreError};

@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::*;
 use stitch_model::{AnyValue, Span, SpanId, StatusCode, Trace, TraceId, find_attribute};
 use stitch_pipeline::SamplingConfig;
+use stitch_query::conformance::spans_of;
 use stitch_store::sampling::{POLICY_ATTRIBUTE, PROBABILITY_ATTRIBUTE};
 use stitch_store::wal::{self, Verdict};
 use stitch_store::{SamplingStatus, Store, StoreConfig};

@@ -316,6 +316,8 @@ async fn grpc_refuses_what_is_not_an_export_request_and_unknown_methods() {
     .await
     .unwrap_err();
     assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+    assert!(e.message().contains("TraceService/Nope"), "{e:?}");
+    assert!(e.message().contains("has only Export"), "{e:?}");
     // The server goes on: a valid export is stored.
     let (req, ids) = synthetic_request(77, 1, 2);
     let resp = grpc_call(&server, export, req).await.expect("export");

@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{Stitch, get_json, hex_of, service_spans};
+use common::{Stitch, get_json, hex_of, service_spans, stitch};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, Status};
@@ -63,19 +61,6 @@ fn checkout_trace() -> ExportTraceServiceRequest {
             ),
         ],
     }
-}
-
-fn stitch(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stitch"))
-        .args(args)
-        .env_remove("COLUMNS")
-        .output()
-        .expect("run stitch");
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

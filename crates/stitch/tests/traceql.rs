@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::{Stitch, eventually, get_json};
+use common::{Stitch, eventually, get_json, stitch};
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::WithExportConfig;
@@ -86,19 +85,6 @@ fn search_url(api: &str, query: &str, extra: &str) -> String {
         })
         .collect();
     format!("{api}/api/v1/search?q={q}{extra}")
-}
-
-fn stitch(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_stitch"))
-        .args(args)
-        .env_remove("COLUMNS")
-        .output()
-        .expect("run stitch");
-    (
-        out.status.success(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

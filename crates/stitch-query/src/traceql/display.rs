@@ -38,27 +38,6 @@ pub fn duration(nanos: i64) -> String {
     format!("{nanos}ns")
 }
 
-fn op_text(op: BinOp) -> &'static str {
-    match op {
-        BinOp::Eq => "=",
-        BinOp::Neq => "!=",
-        BinOp::Lt => "<",
-        BinOp::Lte => "<=",
-        BinOp::Gt => ">",
-        BinOp::Gte => ">=",
-        BinOp::Re => "=~",
-        BinOp::Nre => "!~",
-        BinOp::Add => "+",
-        BinOp::Sub => "-",
-        BinOp::Mul => "*",
-        BinOp::Div => "/",
-        BinOp::Mod => "%",
-        BinOp::Pow => "^",
-        BinOp::And => "&&",
-        BinOp::Or => "||",
-    }
-}
-
 /// An attribute name as written after its scope, quoted when it needs to be.
 fn attribute_name(name: &str) -> String {
     let plain = name
@@ -82,7 +61,7 @@ pub fn field(f: &Field) -> String {
         Field::Intrinsic(i) => i.name().to_owned(),
         Field::Attribute(scope, name) => format!("{}{}", scope.prefix(), attribute_name(name)),
         Field::Binary { op, lhs, rhs, .. } => {
-            format!("{} {} {}", operand(lhs), op_text(*op), operand(rhs))
+            format!("{} {} {}", operand(lhs), op.symbol(), operand(rhs))
         }
         Field::Not(x) => format!("!{}", operand(x)),
         Field::Neg(x) => format!("-{}", operand(x)),
@@ -144,7 +123,7 @@ fn scalar(s: &Scalar) -> String {
             format!("{name}({})", f.as_ref().map(field).unwrap_or_default())
         }
         Scalar::Binary { op, lhs, rhs } => {
-            format!("({} {} {})", scalar(lhs), op_text(*op), scalar(rhs))
+            format!("({} {} {})", scalar(lhs), op.symbol(), scalar(rhs))
         }
     }
 }
@@ -161,7 +140,7 @@ pub fn pipeline(p: &Pipeline) -> String {
         out.push_str(&match stage {
             Stage::Spanset(e) => spanset(e),
             Stage::ScalarFilter { op, lhs, rhs } => {
-                format!("{} {} {}", scalar(lhs), op_text(*op), scalar(rhs))
+                format!("{} {} {}", scalar(lhs), op.symbol(), scalar(rhs))
             }
             Stage::By(fs) => format!("by({})", fields(fs)),
             Stage::Select(fs) => format!("select({})", fields(fs)),

@@ -356,22 +356,14 @@ fn number(chars: &[char], i: usize) -> Result<(Tok, usize), QueryError> {
         };
         return Ok((tok, j));
     }
-    let per_unit: f64 = match unit.as_str() {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" => 60e9,
-        "h" => 3600e9,
-        _ => {
-            return Err(QueryError::new(
-                j,
-                format!("unknown duration unit {unit:?}: use ns, us, ms, s, m or h"),
-            ));
-        }
+    let Some(per_unit) = stitch_model::duration_unit_nanos(&unit) else {
+        return Err(QueryError::new(
+            j,
+            format!("unknown duration unit {unit:?}: use ns, us, ms, s, m or h"),
+        ));
     };
     let value: f64 = digits.parse().map_err(|_| bad_number(i, &digits))?;
-    let nanos = value * per_unit;
+    let nanos = value * per_unit as f64;
     if !nanos.is_finite() || nanos > i64::MAX as f64 {
         return Err(QueryError::new(i, "the duration is too long"));
     }

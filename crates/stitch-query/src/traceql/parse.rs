@@ -516,24 +516,7 @@ fn binary(
     rhs_pos: usize,
 ) -> Result<Field, QueryError> {
     let (lt, rt) = (type_of(&lhs), type_of(&rhs));
-    let sym = match op {
-        BinOp::And => "&&",
-        BinOp::Or => "||",
-        BinOp::Eq => "=",
-        BinOp::Neq => "!=",
-        BinOp::Lt => "<",
-        BinOp::Lte => "<=",
-        BinOp::Gt => ">",
-        BinOp::Gte => ">=",
-        BinOp::Re => "=~",
-        BinOp::Nre => "!~",
-        BinOp::Add => "+",
-        BinOp::Sub => "-",
-        BinOp::Mul => "*",
-        BinOp::Div => "/",
-        BinOp::Mod => "%",
-        BinOp::Pow => "^",
-    };
+    let sym = op.symbol();
     let mismatch = |detail: String| Err(QueryError::new(at, format!("`{sym}`: {detail}")));
     let mut regex = None;
     match op {

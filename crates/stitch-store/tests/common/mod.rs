@@ -111,17 +111,6 @@ pub async fn get(store: &Store, id: TraceId) -> Option<Trace> {
     store.trace(id).await.unwrap()
 }
 
-/// The spans of a trace with their service, in span id order; duplicates are kept, so a trace
-/// that returns a span twice does not compare equal to one that returns it once.
-pub fn spans_of(trace: &Trace) -> Vec<(String, Span)> {
-    let mut out: Vec<(String, Span)> = trace
-        .spans()
-        .map(|s| (s.service_name().to_owned(), s.span.clone()))
-        .collect();
-    out.sort_by_key(|(_, s)| s.span_id);
-    out
-}
-
 pub fn wal_dir(data: &Path) -> PathBuf {
     data.join("wal")
 }

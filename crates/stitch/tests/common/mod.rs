@@ -329,6 +329,21 @@ impl Stitch {
     }
 }
 
+/// Runs the `stitch` command line with `COLUMNS` unset (so its width is its default): whether it
+/// succeeded, its standard output and its standard error.
+pub fn stitch(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stitch"))
+        .args(args)
+        .env_remove("COLUMNS")
+        .output()
+        .expect("run stitch");
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 pub fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
