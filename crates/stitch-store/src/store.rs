@@ -359,11 +359,27 @@ impl Store {
         &self.inner.config.data_dir
     }
 
+    /// Tells when nothing of this store runs any more: every clone dropped, its runtime shut
+    /// down (ending the flusher) and the WAL writer thread finished. A test that reopens the
+    /// same directory waits for it, as a restarted process would find its predecessor gone.
+    pub fn watch_gone(&self) -> StoreGone {
+        StoreGone(Arc::downgrade(&self.inner))
+    }
+
     fn snapshot(&self) -> (Vec<Arc<Head>>, Vec<Arc<BlockHandle>>) {
         (
             self.inner.frozen.read().clone(),
             self.inner.blocks.read().clone(),
         )
+    }
+}
+
+/// See [`Store::watch_gone`].
+pub struct StoreGone(std::sync::Weak<Inner>);
+
+impl StoreGone {
+    pub fn is_gone(&self) -> bool {
+        self.0.strong_count() == 0
     }
 }
 

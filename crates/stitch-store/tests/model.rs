@@ -372,11 +372,21 @@ impl Harness {
         if self.disk.is_none() {
             synced.unwrap();
         }
+        let gone = store.watch_gone();
         drop(store);
         self.runtime
             .take()
             .unwrap()
             .shutdown_timeout(Duration::from_secs(10));
+        // The WAL writer may still be deleting segments a finished flush made obsolete.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !gone.is_gone() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the store's WAL writer did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
         // (With faults, a store that could not make a segment may have none.)
         if garbage && let Some(newest) = wal_segments(self.dir.path()).pop() {
             let mut f = std::fs::OpenOptions::new()

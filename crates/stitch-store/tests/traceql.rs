@@ -10,7 +10,7 @@ use std::sync::Arc;
 use common::*;
 use proptest::prelude::*;
 use stitch_model::{
-    Batch, KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanKind, Status,
+    AnyValue, Batch, KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanKind, Status,
     StatusCode, TraceId,
 };
 use stitch_query::traceql::{self, TraceMatch, TraceQl};
@@ -91,8 +91,17 @@ fn build(traces: &[Vec<SpanSpec>], t0: u64) -> Vec<Batch> {
                     sp.attributes.push(KeyValue::new("user", format!("u{u}")));
                 }
                 if let Some(c) = s.code {
-                    sp.attributes
-                        .push(KeyValue::new("http.status_code", i64::from(c)));
+                    // `http.status_code` has a dedicated column in blocks; 503 as text and a
+                    // second 404 are values the column does not take, so they stay in the list.
+                    let value = match c {
+                        503 => AnyValue::String("503".into()),
+                        c => AnyValue::Int(i64::from(c)),
+                    };
+                    sp.attributes.push(KeyValue::new("http.status_code", value));
+                    if c == 404 {
+                        sp.attributes
+                            .push(KeyValue::new("http.status_code", 404i64));
+                    }
                 }
                 ids.push(sid);
                 by_service[s.service].push(sp);

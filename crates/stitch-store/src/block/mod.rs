@@ -31,7 +31,8 @@
 //! | resource | Binary | OTLP `ResourceSpans` protobuf holding only the resource and its schema URL |
 //! | scope | Binary | OTLP `ScopeSpans` protobuf holding only the scope and its schema URL |
 //! | extra | Binary | OTLP `Span` protobuf holding the remaining fields: events, links, trace state, flags, dropped counts; in version 1 also the attributes |
-//! | attributes | List(Struct(key Utf8, str Utf8?, int Int64?, double Float64?, bool Boolean?, other Binary?)) | version 2: the span's attributes in order; exactly one value field is set, `other` holding an OTLP `AnyValue` protobuf for bytes, arrays, maps and empty values |
+//! | attributes | List(Struct(key Utf8, str Utf8?, int Int64?, double Float64?, bool Boolean?, other Binary?)) | version 2: the span's attributes in order; exactly one value field is set, `other` holding an OTLP `AnyValue` protobuf for bytes, arrays, maps and empty values; none is set for a placeholder whose value is in the key's dedicated column |
+//! | `span.<key>` | Utf8 or Int64, nullable | version 2, blocks whose `meta.json` lists `dedicated` keys: one column per common semantic-convention span attribute (`http.route`, `http.response.status_code`, `db.system`, ...; [`dedicated`]) |
 //!
 //! The resource and scope columns repeat the same bytes for every span of a process, which the
 //! Parquet dictionary encoding stores once per row group; attribute keys and repeated values
@@ -44,8 +45,15 @@
 //! (no `attributes` column, no `index.bin`) stay readable: every row group is a candidate and
 //! attributes are read from `extra`. New blocks are written in version 2. A fixture block of
 //! version 1 is read back by `tests/format_v1.rs`.
+//!
+//! Within version 2, blocks written since dedicated attribute columns exist list their keys in
+//! `meta.json` (`dedicated`) and mark per row group which of those keys also have values in
+//! the list (`list_dedicated`); earlier version 2 blocks have neither and keep every attribute
+//! in the list. Both read the same way, since a reader takes a placeholder's value from the
+//! column of that name (`tests/formats.rs` reads a kept block of the earlier layout).
 
 mod bloom;
+pub mod dedicated;
 pub mod index;
 mod objects;
 mod read;
@@ -102,6 +110,10 @@ pub struct BlockMeta {
     /// Size of `index.bin` (version 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_bytes: Option<u64>,
+    /// The span attribute keys with a dedicated column, in column order ([`dedicated`]); empty
+    /// in blocks written before dedicated columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dedicated: Vec<String>,
     /// Per row group: the first and last trace id (hex) and the number of rows.
     pub row_groups: Vec<RowGroupRange>,
     /// service → (operation, span kind number)
@@ -113,8 +125,16 @@ pub struct RowGroupRange {
     pub first: String,
     pub last: String,
     pub rows: u64,
+    /// Bit `i`: the `attributes` list holds a value for `dedicated[i]` in this row group (an
+    /// attribute of that key that did not go to its column).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub list_dedicated: u64,
     /// The trace id (hex) of the first row of each page of PAGE_ROWS rows.
     pub pages: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub fn encode_resource(r: &Resource) -> Vec<u8> {

@@ -20,7 +20,7 @@ use stitch_query::{Operation, SearchQuery};
 
 use super::index::BlockIndex;
 use super::objects::block_dir;
-use super::rows::{Columns, RowDecoder, TagMatcher, search_columns};
+use super::rows::{AttributeRead, Columns, RowDecoder, TagMatcher, search_columns};
 use super::{BlockMeta, Bloom, FORMAT_VERSION, OLDEST_FORMAT_VERSION, PAGE_ROWS, corrupt};
 use crate::StoreError;
 
@@ -313,8 +313,19 @@ impl BlockHandle {
             }
             None => (None, tags, tags),
         };
+        let read = if attributes {
+            self.attribute_read(query, row_groups.as_deref(), events)
+        } else {
+            AttributeRead {
+                events,
+                ..Default::default()
+            }
+        };
         // Version 1 keeps attributes inside the span protobuf: a tag needs every column.
-        let columns = (version >= 2 || !tags).then(|| search_columns(version, attributes, events));
+        let columns = (version >= 2 || !tags).then(|| search_columns(version, &read));
+        let columns: Option<Vec<&str>> = columns
+            .as_ref()
+            .map(|c| c.iter().map(String::as_str).collect());
         let mut matcher = TagMatcher::new(block);
         for batch in self
             .read_row_groups(row_groups, None, columns.as_deref())
@@ -348,6 +359,40 @@ impl BlockHandle {
             }
         }
         Ok(())
+    }
+
+    /// The attribute columns a search for the tags of `q` reads in `row_groups` (all when
+    /// `None`): a tag with a dedicated column reads that column, and the list only where a
+    /// row group's list holds values of that key; any other tag reads the list. The resources
+    /// are read for every tag.
+    fn attribute_read(
+        &self,
+        q: &SearchQuery,
+        row_groups: Option<&[usize]>,
+        events: bool,
+    ) -> AttributeRead {
+        let mut read = AttributeRead {
+            resource: true,
+            events,
+            ..Default::default()
+        };
+        let groups = &self.meta.row_groups;
+        for (key, _) in &q.tags {
+            match self.meta.dedicated.iter().position(|k| k == key) {
+                Some(bit) => {
+                    if !read.dedicated.contains(key) {
+                        read.dedicated.push(key.clone());
+                    }
+                    let in_list = |rg: usize| groups[rg].list_dedicated & (1 << bit) != 0;
+                    read.list |= match row_groups {
+                        Some(rgs) => rgs.iter().any(|&rg| in_list(rg)),
+                        None => (0..groups.len()).any(in_list),
+                    };
+                }
+                None => read.list = true,
+            }
+        }
+        read
     }
 
     /// Operations in this block, as (service, operation).

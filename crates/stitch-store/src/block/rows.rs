@@ -19,6 +19,7 @@ use stitch_model::{
 };
 use stitch_query::SearchQuery;
 
+use super::dedicated;
 use super::{corrupt, decode_resource, decode_scope};
 use crate::StoreError;
 
@@ -34,8 +35,8 @@ pub fn attribute_fields() -> Fields {
     ])
 }
 
-/// The schema of `data.parquet` in `version`.
-pub fn schema(version: u32) -> SchemaRef {
+/// The schema of `data.parquet` in `version`, with these dedicated attribute columns.
+pub fn schema(version: u32, dedicated: &dedicated::Layout) -> SchemaRef {
     let mut fields = vec![
         Field::new("trace_id", DataType::FixedSizeBinary(16), false),
         Field::new("span_id", DataType::FixedSizeBinary(8), false),
@@ -61,14 +62,28 @@ pub fn schema(version: u32) -> SchemaRef {
             ))),
             false,
         ));
+        fields.extend(dedicated.fields());
     }
     Arc::new(Schema::new(fields))
 }
 
-/// The columns a search needs: the plain ones always; the rest only when the query reads
-/// attributes (`with_attributes`) or events too (`with_extra`).
-pub fn search_columns(version: u32, with_attributes: bool, with_extra: bool) -> Vec<&'static str> {
-    let mut cols = vec![
+/// What a search reads of the attributes.
+#[derive(Clone, Debug, Default)]
+pub struct AttributeRead {
+    /// The `resource` column.
+    pub resource: bool,
+    /// The `attributes` list.
+    pub list: bool,
+    /// These dedicated columns (by key).
+    pub dedicated: Vec<String>,
+    /// The `extra` column (events).
+    pub events: bool,
+}
+
+/// The columns a search needs: the plain ones always, and what `read` names of the rest (in
+/// version 1 attributes are inside `extra`).
+pub fn search_columns(version: u32, read: &AttributeRead) -> Vec<String> {
+    let mut cols: Vec<String> = [
         "trace_id",
         "service",
         "name",
@@ -76,15 +91,20 @@ pub fn search_columns(version: u32, with_attributes: bool, with_extra: bool) -> 
         "start_unix_nano",
         "duration_nano",
         "status_code",
-    ];
-    if with_attributes {
-        cols.push("resource");
-        if version >= 2 {
-            cols.push("attributes");
-        }
+    ]
+    .map(String::from)
+    .to_vec();
+    if read.resource {
+        cols.push("resource".into());
     }
-    if with_extra || (with_attributes && version < 2) {
-        cols.push("extra");
+    if version >= 2 {
+        if read.list {
+            cols.push("attributes".into());
+        }
+        cols.extend(read.dedicated.iter().map(|k| dedicated::column_name(k)));
+    }
+    if read.events || (version < 2 && (read.list || read.resource)) {
+        cols.push("extra".into());
     }
     cols
 }
@@ -127,6 +147,8 @@ pub struct Columns<'a> {
     scope: Option<&'a BinaryArray>,
     extra: Option<&'a BinaryArray>,
     attributes: Option<Attributes<'a>>,
+    /// The dedicated attribute columns read, by key.
+    dedicated: HashMap<&'a str, dedicated::Column<'a>>,
 }
 
 /// The `attributes` column, taken apart.
@@ -177,8 +199,10 @@ impl<'a> Attributes<'a> {
         offsets[row] as usize..offsets[row + 1] as usize
     }
 
-    fn value(&self, block: &str, i: usize) -> Result<AnyValue, StoreError> {
-        Ok(if !self.str.is_null(i) {
+    /// The value of the attribute at `i`; `None` for a placeholder (the value is in its
+    /// dedicated column).
+    fn value(&self, block: &str, i: usize) -> Result<Option<AnyValue>, StoreError> {
+        Ok(Some(if !self.str.is_null(i) {
             AnyValue::String(self.str.value(i).to_owned())
         } else if !self.int.is_null(i) {
             AnyValue::Int(self.int.value(i))
@@ -191,8 +215,8 @@ impl<'a> Attributes<'a> {
                 .map_err(|e| corrupt(block, format!("attribute value: {e}")))?;
             stitch_wire::otlp::any_value_from_proto(v)
         } else {
-            return Err(corrupt(block, "an attribute has no value"));
-        })
+            return Ok(None);
+        }))
     }
 
     /// Whether the attribute at `i` has key `key` and a value that reads as `text`.
@@ -208,9 +232,12 @@ impl<'a> Attributes<'a> {
             self.bool.value(i).to_string() == text
         } else if !self.double.is_null(i) {
             AnyValue::Double(self.double.value(i)).to_text() == text
-        } else {
+        } else if !self.other.is_null(i) {
             pc::AnyValue::decode(self.other.value(i))
                 .is_ok_and(|v| stitch_wire::otlp::any_value_from_proto(v).to_text() == text)
+        } else {
+            // A placeholder: the value is in the dedicated column.
+            false
         }
     }
 }
@@ -247,7 +274,26 @@ impl<'a> Columns<'a> {
                     .ok_or_else(|| corrupt(block, "column attributes is mistyped"))?,
             )?),
         };
+        let mut dedicated = HashMap::new();
+        for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+            let Some(key) = dedicated::key_of_column(field.name()) else {
+                continue;
+            };
+            let any = column.as_any();
+            let c = if let Some(a) = any.downcast_ref() {
+                dedicated::Column::Str(a)
+            } else if let Some(a) = any.downcast_ref() {
+                dedicated::Column::Int(a)
+            } else {
+                return Err(corrupt(
+                    block,
+                    format!("column {} is mistyped", field.name()),
+                ));
+            };
+            dedicated.insert(key, c);
+        }
         Ok(Columns {
+            dedicated,
             trace_id: col(block, batch, "trace_id")?,
             service: col(block, batch, "service")?,
             name: col(block, batch, "name")?,
@@ -338,6 +384,13 @@ impl<'b> TagMatcher<'b> {
             }
             if key == "span.kind"
                 && SpanKind::from_i32(cols.kind.value(row)).is_some_and(|k| k.as_str() == text)
+            {
+                continue;
+            }
+            if cols
+                .dedicated
+                .get(key.as_str())
+                .is_some_and(|c| c.is(row, text))
             {
                 continue;
             }
@@ -437,9 +490,20 @@ impl<'b> RowDecoder<'b> {
             span.attributes = attrs
                 .range(row)
                 .map(|i| {
+                    let key = attrs.key.value(i);
+                    let value = match attrs.value(block, i)? {
+                        Some(v) => v,
+                        None => cols
+                            .dedicated
+                            .get(key)
+                            .and_then(|c| c.value(row))
+                            .ok_or_else(|| {
+                                corrupt(block, format!("attribute {key} of row {row} has no value"))
+                            })?,
+                    };
                     Ok(KeyValue {
-                        key: attrs.key.value(i).to_owned(),
-                        value: attrs.value(block, i)?,
+                        key: key.to_owned(),
+                        value,
                     })
                 })
                 .collect::<Result<_, StoreError>>()?;

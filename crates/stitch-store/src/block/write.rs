@@ -13,9 +13,11 @@ use arrow_buffer::OffsetBuffer;
 use arrow_schema::{DataType, Field};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use stitch_model::{AnyValue, KeyValue, Resource, Scope, Span};
 
+use super::dedicated;
 use super::index::{BlockIndex, GroupBuilder, Term};
 use super::rows::{attribute_fields, encode_extra, encode_other, schema};
 use super::{
@@ -62,12 +64,13 @@ impl AttributeColumns {
         }
     }
 
-    /// Adds one row: the attributes of one span.
-    fn push(&mut self, attrs: &[KeyValue]) {
+    /// Adds one row: the attributes of one span, those `dedicated` takes as placeholders.
+    fn push(&mut self, attrs: &[KeyValue], dedicated: &mut dedicated::Builders) {
         for kv in attrs {
             self.key.append_value(&kv.key);
             let (mut s, mut i, mut d, mut b, mut o) = (None, None, None, None, None);
             match &kv.value {
+                _ if dedicated.take(&kv.key, &kv.value) => {}
                 AnyValue::String(v) => s = Some(v.as_str()),
                 AnyValue::Int(v) => i = Some(*v),
                 AnyValue::Double(v) => d = Some(*v),
@@ -82,6 +85,7 @@ impl AttributeColumns {
         }
         let end = self.offsets.last().copied().unwrap_or(0) + attrs.len() as i32;
         self.offsets.push(end);
+        dedicated.end_row();
     }
 
     fn finish(mut self) -> ArrayRef {
@@ -148,19 +152,32 @@ pub fn build_block(
         min_source_segment: (head.min_source != u64::MAX).then_some(head.min_source),
         data_bytes: 0,
         index_bytes: None,
+        dedicated: Vec::new(),
         row_groups: Vec::new(),
         services: BTreeMap::new(),
     };
 
-    let props = WriterProperties::builder()
+    let layout =
+        dedicated::Layout::for_attributes(rows.iter().map(|r| r.span.attributes.as_slice()));
+    meta.dedicated = layout.keys();
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("3 is a valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(PAGE_ROWS)
         .set_write_batch_size(PAGE_ROWS)
-        .build();
-    let schema = schema(FORMAT_VERSION);
+        .set_statistics_enabled(EnabledStatistics::Chunk);
+    // Searches skip data with `index.bin`, never with Parquet's statistics; per page, those of
+    // a column of long values (URLs, statements) would cost more than its data.
+    for field in layout.fields() {
+        props = props.set_column_statistics_enabled(
+            ColumnPath::from(field.name().as_str()),
+            EnabledStatistics::None,
+        );
+    }
+    let props = props.build();
+    let schema = schema(FORMAT_VERSION, &layout);
     let parquet_err = |e| StoreError::Parquet {
         block: block_id.to_owned(),
         source: e,
@@ -184,6 +201,7 @@ pub fn build_block(
         let mut scope = BinaryBuilder::new();
         let mut extra = BinaryBuilder::new();
         let mut attributes = AttributeColumns::with_capacity(n);
+        let mut dedicated = dedicated::Builders::new(&layout);
         let mut group = GroupBuilder::default();
         // Resources whose attributes are in the group's terms (each batch has its own).
         let mut resources_seen: HashSet<*const Resource> = HashSet::new();
@@ -218,7 +236,7 @@ pub fn build_block(
                     .or_insert_with(|| encode_scope(row.scope)),
             );
             extra.append_value(encode_extra(s, FORMAT_VERSION));
-            attributes.push(&s.attributes);
+            attributes.push(&s.attributes, &mut dedicated);
 
             group.add_span(s.start_time_unix_nano, s.duration_nanos(), s.is_error());
             group.add(Term::Service(svc));
@@ -252,7 +270,8 @@ pub fn build_block(
                 }
             }
         }
-        let columns: Vec<ArrayRef> = vec![
+        let list_dedicated = dedicated.list_dedicated;
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(trace_id.finish()),
             Arc::new(span_id.finish()),
             Arc::new(parent.finish()),
@@ -268,6 +287,7 @@ pub fn build_block(
             Arc::new(extra.finish()),
             attributes.finish(),
         ];
+        columns.extend(dedicated.finish());
         let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| {
             StoreError::CorruptBlock {
                 block: block_id.to_owned(),
@@ -281,6 +301,7 @@ pub fn build_block(
             first: chunk[0].span.trace_id.to_hex(),
             last: chunk[n - 1].span.trace_id.to_hex(),
             rows: n as u64,
+            list_dedicated,
             pages: chunk
                 .chunks(PAGE_ROWS)
                 .map(|page| page[0].span.trace_id.to_hex())
