@@ -38,7 +38,9 @@ use stitch_query::{SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
 use crate::error::{ApiError, GatewayError};
-use crate::params::{DEFAULT_SEARCH_LIMIT, Params, parse_trace_id};
+use crate::params::{
+    self, DEFAULT_SEARCH_LIMIT, Params, check_limit, check_tags, parse_trace_id,
+};
 
 type Reader = Arc<dyn TraceReader>;
 
@@ -145,7 +147,9 @@ fn parse_find(params: &Params) -> Result<SearchQuery, GatewayError> {
         }) {
         None => DEFAULT_SEARCH_LIMIT,
         Some((name, text)) => match text.parse::<i64>() {
-            Ok(n) if n > 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            Ok(n) if n > 0 => {
+                check_limit(name, usize::try_from(n).unwrap_or(usize::MAX)).map_err(GatewayError)?
+            }
             Ok(_) => DEFAULT_SEARCH_LIMIT,
             Err(e) => return Err(param(name, e)),
         },
@@ -174,6 +178,7 @@ fn parse_find(params: &Params) -> Result<SearchQuery, GatewayError> {
         }
     }
     bool_param(params, "query.raw_traces")?;
+    check_tags("query.attributes", tags.len()).map_err(GatewayError)?;
     Ok(SearchQuery {
         service: params.get("query.service_name").map(str::to_owned),
         operation: params.get("query.operation_name").map(str::to_owned),
@@ -193,7 +198,9 @@ async fn find_traces(
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Answer {
     let search = parse_find(&params(query)?)?;
-    let traces = reader.search(&search).await?;
+    let mut traces = reader.search(&search).await?;
+    // api_v3 has no field for a note: a cut answer holds the newest traces that fit.
+    params::fit_answer(&mut traces);
     if traces.is_empty() {
         return Err(GatewayError(ApiError::not_found("No traces found")));
     }

@@ -66,9 +66,18 @@ async fn search(
     let params = query_params(query)?;
     match params::parse_search(&params, now_unix_nanos())? {
         SearchRequest::Query(query) => {
-            let traces = reader.search(&query).await?;
+            let mut traces = reader.search(&query).await?;
+            let cut = params::fit_answer(&mut traces);
             let data = traces.iter().map(trace_to_jaeger).collect();
-            Ok(Json(Envelope::new(data, 0)))
+            let mut envelope = Envelope::new(data, 0);
+            envelope.errors = cut.map(|msg| {
+                vec![EnvelopeError {
+                    code: None,
+                    msg,
+                    trace_id: None,
+                }]
+            });
+            Ok(Json(envelope))
         }
         SearchRequest::ByIds(ids) => {
             let mut data = Vec::with_capacity(ids.len());

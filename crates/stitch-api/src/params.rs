@@ -9,6 +9,86 @@ use crate::error::ApiError;
 /// Number of traces a search returns when `limit` is absent (the Jaeger UI's default).
 pub const DEFAULT_SEARCH_LIMIT: usize = 20;
 
+// Caps on the work one request may ask for, shared by every API family; a request over one is
+// a 400 whose message states the cap.
+
+/// The most traces one search returns (the Jaeger UI's own maximum).
+pub const MAX_SEARCH_LIMIT: usize = 1_500;
+/// The most trace ids one request names.
+pub const MAX_TRACE_IDS: usize = 100;
+/// The most tags (attribute conditions) one search holds.
+pub const MAX_TAGS: usize = 32;
+/// The longest `lookback` one search takes: 366 days. Explicit windows (`start`, `end`) are not
+/// capped: clients compute them, and a window longer than the data held costs nothing more,
+/// since blocks outside the data's time range are never read.
+pub const MAX_WINDOW_NANOS: u64 = 366 * 86_400 * 1_000_000_000;
+/// The most spans one search answer carries: the newest traces that fit are returned, and the
+/// answer says how many were left out (see [`fit_answer`]).
+pub const MAX_ANSWER_SPANS: usize = 20_000;
+
+/// `n`, when it is within [`MAX_SEARCH_LIMIT`].
+pub fn check_limit(param: &str, n: usize) -> Result<usize, ApiError> {
+    if n > MAX_SEARCH_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "parameter '{param}' is {n}, over the cap of {MAX_SEARCH_LIMIT} traces per search"
+        )));
+    }
+    Ok(n)
+}
+
+/// Refuses a window longer than [`MAX_WINDOW_NANOS`]; `what` names the parameters.
+pub fn check_window(what: &str, nanos: u64) -> Result<(), ApiError> {
+    if nanos > MAX_WINDOW_NANOS {
+        return Err(ApiError::bad_request(format!(
+            "{what} covers {} days, over the cap of {} days per search",
+            nanos / 86_400_000_000_000,
+            MAX_WINDOW_NANOS / 86_400_000_000_000
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses more than [`MAX_TAGS`] tags.
+pub fn check_tags(param: &str, n: usize) -> Result<(), ApiError> {
+    if n > MAX_TAGS {
+        return Err(ApiError::bad_request(format!(
+            "'{param}' holds {n} conditions, over the cap of {MAX_TAGS}"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses more than [`MAX_TRACE_IDS`] trace ids.
+pub fn check_trace_ids(param: &str, n: usize) -> Result<(), ApiError> {
+    if n > MAX_TRACE_IDS {
+        return Err(ApiError::bad_request(format!(
+            "'{param}' names {n} traces, over the cap of {MAX_TRACE_IDS} per request"
+        )));
+    }
+    Ok(())
+}
+
+/// Cuts a search answer (newest first) to the traces that fit [`MAX_ANSWER_SPANS`] together,
+/// always keeping the first. Returns what to tell the client when traces were left out.
+pub fn fit_answer(traces: &mut Vec<stitch_model::Trace>) -> Option<String> {
+    let mut spans = 0;
+    let keep = traces
+        .iter()
+        .position(|t| {
+            spans += t.span_count();
+            spans > MAX_ANSWER_SPANS
+        })
+        .map(|i| i.max(1))?;
+    let found = traces.len();
+    traces.truncate(keep);
+    (keep < found).then(|| {
+        format!(
+            "answer cut to the newest {keep} of {found} traces: together they hold more than \
+             {MAX_ANSWER_SPANS} spans; narrow the search or lower 'limit'"
+        )
+    })
+}
+
 /// Parses a trace id of 1 to 32 hex digits (either case); shorter ids are left-padded with
 /// zeros, as Jaeger accepts them.
 pub fn parse_trace_id(text: &str) -> Result<TraceId, String> {
@@ -88,6 +168,7 @@ pub enum SearchRequest {
 /// window when `end` is absent.
 pub fn parse_search(params: &Params, now_unix_nanos: u64) -> Result<SearchRequest, ApiError> {
     let mut ids = Vec::new();
+    check_trace_ids("traceID", params.all("traceID").count())?;
     for text in params.all("traceID") {
         let id = parse_trace_id(text)
             .map_err(|e| ApiError::bad_request(format!("unable to parse param 'traceID': {e}")))?;
@@ -110,7 +191,7 @@ pub fn parse_search(params: &Params, now_unix_nanos: u64) -> Result<SearchReques
         None => DEFAULT_SEARCH_LIMIT,
         Some(text) => match text.parse::<usize>() {
             Ok(0) => DEFAULT_SEARCH_LIMIT,
-            Ok(n) => n,
+            Ok(n) => check_limit("limit", n)?,
             Err(_) => return Err(invalid("limit", text, "a non-negative integer")),
         },
     };
@@ -121,7 +202,11 @@ pub fn parse_search(params: &Params, now_unix_nanos: u64) -> Result<SearchReques
                 .ok_or_else(|| invalid("lookback", text, "a duration such as 1h or 2d"))?,
         ),
     };
+    if let Some(lookback) = lookback {
+        check_window("'lookback'", lookback)?;
+    }
     let tags = tags(params)?;
+    check_tags("tags", tags.len())?;
 
     if !ids.is_empty() {
         return Ok(SearchRequest::ByIds(ids));

@@ -6,7 +6,7 @@
 //! | `q` | the TraceQL query (required) |
 //! | `start`, `end` | Unix microseconds; traces with a span starting in between (default: the last `lookback`) |
 //! | `lookback` | `1h` by default, when `start` is absent |
-//! | `limit` | most traces returned, 20 by default, at most 1,000 |
+//! | `limit` | most traces returned, 20 by default, at most 1,500 |
 //! | `spss` | most spans listed per spanset, 3 by default, at most 1,000 (`matched` counts them all) |
 //!
 //! The answer has the shape of Tempo's search response (`traceID`, `rootServiceName`,
@@ -33,7 +33,7 @@ use crate::services::{Failure, now_unix_nanos, parse_limit, parse_window, query_
 type Reader = Arc<dyn TraceReader>;
 
 const DEFAULT_LIMIT: usize = 20;
-const MAX_LIMIT: usize = 1_000;
+const MAX_LIMIT: usize = crate::params::MAX_SEARCH_LIMIT;
 const DEFAULT_SPSS: usize = 3;
 const MAX_SPSS: usize = 1_000;
 

@@ -161,7 +161,13 @@ fn duration_param(params: &Params, name: &str) -> Result<Option<u64>, Failure> {
 /// defaults to now, `start` to `end - lookback`, `lookback` to one hour.
 pub(crate) fn parse_window(params: &Params, now_unix_nanos: u64) -> Result<(u64, u64), Failure> {
     let end = micros_param(params, "end")?.unwrap_or(now_unix_nanos);
-    let lookback = duration_param(params, "lookback")?.unwrap_or(DEFAULT_LOOKBACK_NANOS);
+    let lookback = match duration_param(params, "lookback")? {
+        Some(l) => {
+            crate::params::check_window("'lookback'", l)?;
+            l
+        }
+        None => DEFAULT_LOOKBACK_NANOS,
+    };
     let start = match micros_param(params, "start")? {
         Some(s) => s,
         None => end.saturating_sub(lookback),

@@ -47,7 +47,9 @@ use stitch_query::{SearchQuery, TraceReader};
 use stitch_wire::zipkin::{span_to_json, trace_to_zipkin};
 
 use crate::error::{ApiError, ZipkinError};
-use crate::params::{Params, parse_trace_id};
+use crate::params::{
+    self, Params, check_limit, check_tags, check_trace_ids, check_window, parse_trace_id,
+};
 
 /// Traces read to answer `remoteServices` and `autocompleteValues`.
 pub const SCAN_TRACES: usize = 1_000;
@@ -228,9 +230,12 @@ fn parse_trace_search(
     {
         return Err(Error::bad("maxDuration must not be less than minDuration"));
     }
+    check_window("'lookback'", lookback_ms.saturating_mul(1_000_000)).map_err(ZipkinError)?;
     let limit = match number(params, "limit", "a positive integer")? {
         None | Some(0) => DEFAULT_LIMIT,
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(n) => {
+            check_limit("limit", usize::try_from(n).unwrap_or(usize::MAX)).map_err(ZipkinError)?
+        }
     };
     let mut tags = Vec::new();
     let mut bare_terms = Vec::new();
@@ -243,6 +248,7 @@ fn parse_trace_search(
             }
         }
     }
+    check_tags("annotationQuery", tags.len() + bare_terms.len()).map_err(ZipkinError)?;
     let to_nanos = |ms: u64| ms.saturating_mul(1_000_000);
     Ok(TraceSearch {
         query: SearchQuery {
@@ -313,7 +319,7 @@ fn has_term(s: &SpanRef<'_>, term: &str) -> bool {
 async fn traces(State(api): ApiState, query: Q) -> Answer {
     let params = params(query)?;
     let search = parse_trace_search(&params, now_millis(), &api.config)?;
-    let found = if search.needs_post_filter() {
+    let mut found = if search.needs_post_filter() {
         let mut wide = search.query.clone();
         wide.limit = search
             .query
@@ -328,7 +334,15 @@ async fn traces(State(api): ApiState, query: Q) -> Answer {
     } else {
         api.reader.search(&search.query).await?
     };
-    ok_json(Value::Array(found.iter().map(trace_json).collect()))
+    // Zipkin's answer is a bare list: a cut answer says so in a header.
+    let cut = params::fit_answer(&mut found);
+    let mut answer = ok_json(Value::Array(found.iter().map(trace_json).collect()))?;
+    if let Some(note) = cut
+        && let Ok(value) = http::HeaderValue::from_str(&note)
+    {
+        answer.headers_mut().insert("x-stitch-truncated", value);
+    }
+    Ok(answer)
 }
 
 async fn trace(State(api): ApiState, path: Result<Path<String>, PathRejection>) -> Answer {
@@ -355,6 +369,7 @@ async fn trace_many(State(api): ApiState, query: Q) -> Answer {
     if ids.is_empty() {
         return Err(Error::bad("traceIds is required"));
     }
+    check_trace_ids("traceIds", ids.len()).map_err(ZipkinError)?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(t) = api.reader.trace(id).await?
@@ -372,6 +387,7 @@ async fn dependencies(State(api): ApiState, query: Q) -> Answer {
         .ok_or_else(|| Error::bad("endTs is required"))?;
     let lookback_ms =
         number(&params, "lookback", "milliseconds")?.unwrap_or(api.config.default_lookback_millis);
+    check_window("'lookback'", lookback_ms.saturating_mul(1_000_000)).map_err(ZipkinError)?;
     let traces = api
         .reader
         .search(&SearchQuery {

@@ -119,13 +119,15 @@ async fn export(
     let permit = ingest
         .reserve(bytes.len())
         .map_err(|e| Status::unavailable(e.to_string()))?;
-    let decoded = stitch_wire::otlp::decode_export_request(&bytes).map_err(|e| {
-        ingest
-            .stats
-            .malformed_requests
-            .fetch_add(1, Ordering::Relaxed);
-        Status::invalid_argument(format!("not an ExportTraceServiceRequest: {e}"))
-    })?;
+    let decoded = ingest
+        .screened(stitch_wire::otlp::decode_export_request(&bytes))
+        .map_err(|e| {
+            ingest
+                .stats
+                .malformed_requests
+                .fetch_add(1, Ordering::Relaxed);
+            Status::invalid_argument(format!("not an ExportTraceServiceRequest: {e}"))
+        })?;
     let raw = bytes.to_vec();
     drop(bytes);
     let result = ingest.accept(Some(raw), decoded).await;

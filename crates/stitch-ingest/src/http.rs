@@ -126,7 +126,7 @@ async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bod
         Encoding::Json => stitch_wire::otlp_json::decode_export_request(&bytes)
             .map_err(|e| format!("failed to decode OTLP JSON request: {e}")),
     };
-    let decoded = match decoded {
+    let decoded = match ingest.screened(decoded) {
         Ok(d) => d,
         Err(message) => {
             ingest

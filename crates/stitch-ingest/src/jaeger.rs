@@ -205,7 +205,7 @@ pub async fn serve_udp(
         let drop_log = drop_log.clone();
         tokio::spawn(async move {
             let stats = &ingest.stats;
-            let decoded = match protocol.decode(&datagram) {
+            let decoded = match ingest.screened(protocol.decode(&datagram)) {
                 Ok(d) => d,
                 Err(e) => {
                     stats
@@ -328,7 +328,7 @@ async fn post_traces(
         Ok(b) => b,
         Err(e) => return text(e.status(), e.message()),
     };
-    let decoded = match jaeger::decode_collector_thrift(&body.bytes) {
+    let decoded = match ingest.screened(jaeger::decode_collector_thrift(&body.bytes)) {
         Ok(d) => d,
         Err(e) => {
             ingest
@@ -414,13 +414,15 @@ async fn post_spans(
     let permit = ingest
         .reserve(bytes.len())
         .map_err(|e| Status::unavailable(e.to_string()))?;
-    let decoded = jaeger::decode_post_spans(&bytes).map_err(|e| {
-        ingest
-            .stats
-            .malformed_requests
-            .fetch_add(1, Ordering::Relaxed);
-        Status::invalid_argument(e.to_string())
-    })?;
+    let decoded = ingest
+        .screened(jaeger::decode_post_spans(&bytes))
+        .map_err(|e| {
+            ingest
+                .stats
+                .malformed_requests
+                .fetch_add(1, Ordering::Relaxed);
+            Status::invalid_argument(e.to_string())
+        })?;
     drop(bytes);
     let rejected = decoded.rejected_spans;
     if rejected > 0 && decoded.batch.span_count() == 0 {

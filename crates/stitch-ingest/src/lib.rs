@@ -6,7 +6,8 @@
 //! Every receiver does the same four things, in this order:
 //! 1. bounds the request: size before and after decompression, and the bytes of all requests
 //!    in flight together (beyond which the sender is told to retry later);
-//! 2. decodes it at the edge into the model with `stitch-wire` (no I/O in codecs);
+//! 2. decodes it at the edge into the model with `stitch-wire` (no I/O in codecs), then rejects
+//!    the spans whose times cannot be right ([`Ingest::screen`]);
 //! 3. hands the valid spans to the store, which acknowledges only once they are durable;
 //! 4. answers in the sender's protocol: success, partial success naming the rejected spans,
 //!    or an error status that says what was wrong and whether to retry.
@@ -35,6 +36,8 @@ pub struct IngestConfig {
     /// Requests in flight may together hold at most this many bytes of memory; beyond it,
     /// senders are asked to retry.
     pub max_inflight_bytes: usize,
+    /// Spans lasting longer are rejected ([`Ingest::screen`]).
+    pub max_span_duration_nanos: u64,
 }
 
 impl Default for IngestConfig {
@@ -42,9 +45,12 @@ impl Default for IngestConfig {
         IngestConfig {
             max_request_bytes: 16 * 1024 * 1024,
             max_inflight_bytes: 512 * 1024 * 1024,
+            max_span_duration_nanos: 7 * DAY_NANOS,
         }
     }
 }
+
+const DAY_NANOS: u64 = 86_400 * 1_000_000_000;
 
 /// Counters of what the receivers saw, for `/metrics`.
 #[derive(Debug, Default)]
@@ -65,6 +71,8 @@ pub struct IngestStats {
     /// Spans acknowledged but not stored because the [`BatchFilter`] (head sampling) removed
     /// them.
     pub filtered_spans: AtomicU64,
+    /// Spans rejected for their times ([`Ingest::screen`]); also in `rejected_spans`.
+    pub rejected_times: AtomicU64,
 }
 
 /// A step every decoded batch goes through before the store, e.g. head sampling. It may
@@ -142,6 +150,61 @@ impl Ingest {
                 self.stats.refused_overload.fetch_add(1, Ordering::Relaxed);
                 IngestError::Overloaded("too many bytes of requests in flight".into())
             })
+    }
+
+    /// Rejects the spans of a decoded request whose times cannot be right: starting before
+    /// 1970-01-02 (a zero or missing time), more than a day in the future, or lasting longer
+    /// than [`IngestConfig::max_span_duration_nanos`]. They are counted and described in the
+    /// request's answer like the spans a decoder rejects. Every receiver calls it right after
+    /// decoding, before it looks at what is left.
+    pub fn screen(&self, decoded: &mut Decoded) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let max = self.config.max_span_duration_nanos;
+        let mut problems = Vec::new();
+        decoded.batch.retain_spans(|span| {
+            let start = span.start_time_unix_nano;
+            let why = if start < DAY_NANOS {
+                format!("start time {start} ns is before 1970-01-02")
+            } else if start > now.saturating_add(DAY_NANOS) {
+                format!("start time {start} ns is more than a day in the future")
+            } else if span.duration_nanos() > max {
+                format!(
+                    "lasts {} s, longer than the maximum of {} s",
+                    span.duration_nanos() / 1_000_000_000,
+                    max / 1_000_000_000
+                )
+            } else {
+                return true;
+            };
+            problems.push(format!("span {}: {why}", span.span_id.to_hex()));
+            false
+        });
+        if problems.is_empty() {
+            return;
+        }
+        let n = problems.len() as u64;
+        self.stats.rejected_times.fetch_add(n, Ordering::Relaxed);
+        decoded.rejected_spans += n;
+        const SHOWN: usize = 3;
+        let mut message = problems[..problems.len().min(SHOWN)].join("; ");
+        if problems.len() > SHOWN {
+            message.push_str(&format!(" (and {} more)", problems.len() - SHOWN));
+        }
+        if decoded.error_message.is_empty() {
+            decoded.error_message = message;
+        } else {
+            decoded.error_message = format!("{}; {message}", decoded.error_message);
+        }
+    }
+
+    /// `decoded` with [`Ingest::screen`] applied when it decoded.
+    pub fn screened<E>(&self, decoded: Result<Decoded, E>) -> Result<Decoded, E> {
+        decoded.map(|mut d| {
+            self.screen(&mut d);
+            d
+        })
     }
 
     /// Stores the valid spans of a decoded request. `raw` is the request's protobuf encoding

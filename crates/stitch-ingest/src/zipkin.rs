@@ -14,7 +14,10 @@
 //! | 415 Unsupported Media Type | a content type other than JSON (or protobuf on v2), or a content encoding other than gzip |
 //! | 503 Service Unavailable + `Retry-After` | overloaded (memory of requests in flight, WAL queue) or the store failed |
 //!
-//! A missing `Content-Type` is taken as JSON, as Zipkin takes it.
+//! A missing `Content-Type` is a 415, unlike Zipkin's own server, which takes it as JSON: a
+//! browser sends none with a `no-cors` request, so taking it would let any web page write spans
+//! through the user's browser. Reporters that send none are served with
+//! [`ZipkinReceiverConfig::json_without_content_type`] (`zipkin.accept_missing_content_type`).
 //!
 //! **Partial rejection.** Zipkin has no partial-success answer and its reporters do not read
 //! response bodies. When some spans are invalid and others valid, the valid ones are stored and
@@ -45,16 +48,25 @@ enum Format {
     V1Json,
 }
 
+/// How the Zipkin receiver reads requests.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ZipkinReceiverConfig {
+    /// Take a body without `Content-Type` as JSON.
+    pub json_without_content_type: bool,
+}
+
 struct Receiver {
     ingest: Arc<Ingest>,
+    config: ZipkinReceiverConfig,
     /// Unix second of the last warning about rejected spans.
     last_warning: AtomicU64,
 }
 
 /// The router for Zipkin's span-collection endpoints.
-pub fn router(ingest: Arc<Ingest>) -> Router {
+pub fn router(ingest: Arc<Ingest>, config: ZipkinReceiverConfig) -> Router {
     let receiver = Arc::new(Receiver {
         ingest,
+        config,
         last_warning: AtomicU64::new(0),
     });
     Router::new()
@@ -94,11 +106,15 @@ async fn v1(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Body) -> R
     receive(&r, &headers, body, false).await
 }
 
-fn format(headers: &HeaderMap, v2: bool) -> Result<Format, String> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or("?"))
-        .unwrap_or("");
+fn format(headers: &HeaderMap, v2: bool, untyped_json: bool) -> Result<Format, String> {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE) else {
+        return if untyped_json {
+            Ok(if v2 { Format::V2Json } else { Format::V1Json })
+        } else {
+            Err("missing Content-Type: send application/json (or application/x-protobuf on /api/v2/spans)".into())
+        };
+    };
+    let content_type = content_type.to_str().unwrap_or("?");
     let mime = content_type
         .split(';')
         .next()
@@ -106,8 +122,8 @@ fn format(headers: &HeaderMap, v2: bool) -> Result<Format, String> {
         .trim()
         .to_ascii_lowercase();
     match (mime.as_str(), v2) {
-        ("" | "application/json", true) => Ok(Format::V2Json),
-        ("" | "application/json", false) => Ok(Format::V1Json),
+        ("application/json", true) => Ok(Format::V2Json),
+        ("application/json", false) => Ok(Format::V1Json),
         ("application/x-protobuf" | "application/protobuf", true) => Ok(Format::V2Proto),
         _ if v2 => Err(format!(
             "unsupported content type {content_type:?}: send application/json or application/x-protobuf"
@@ -120,7 +136,7 @@ fn format(headers: &HeaderMap, v2: bool) -> Result<Format, String> {
 
 async fn receive(r: &Receiver, headers: &HeaderMap, body: Body, v2: bool) -> Response {
     let ingest = &r.ingest;
-    let format = match format(headers, v2) {
+    let format = match format(headers, v2, r.config.json_without_content_type) {
         Ok(f) => f,
         Err(message) => {
             ingest
@@ -139,7 +155,7 @@ async fn receive(r: &Receiver, headers: &HeaderMap, body: Body, v2: bool) -> Res
         Format::V2Proto => stitch_wire::zipkin::decode_v2_proto(&body.bytes),
         Format::V1Json => stitch_wire::zipkin::decode_v1_json(&body.bytes),
     };
-    let decoded = match decoded {
+    let decoded = match ingest.screened(decoded) {
         Ok(d) => d,
         Err(e) => {
             ingest

@@ -55,6 +55,18 @@ impl Batch {
             .sum()
     }
 
+    /// Keeps the spans for which `keep` is true (it may change them), in order, and drops the
+    /// scope and resource groups left empty.
+    pub fn retain_spans(&mut self, mut keep: impl FnMut(&mut Span) -> bool) {
+        for rs in &mut self.resource_spans {
+            for ss in &mut rs.scope_spans {
+                ss.spans.retain_mut(&mut keep);
+            }
+            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
+        }
+        self.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+    }
+
     /// Every span with the resource and scope that produced it.
     pub fn spans(&self) -> impl Iterator<Item = SpanRef<'_>> {
         self.resource_spans.iter().flat_map(|rs| {

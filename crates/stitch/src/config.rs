@@ -50,6 +50,13 @@ pub struct ListenConfig {
     pub jaeger_grpc: Option<SocketAddr>,
     /// Jaeger remote sampling, HTTP (`GET /sampling?service=`).
     pub sampling: Option<SocketAddr>,
+    /// Host names the query API, the UI and Zipkin's query API answer for, besides IP
+    /// addresses and loopback names (`.example.com`: every name under it; `*`: any).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed to send spans (`http://localhost:3000`; `*`: any).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +66,8 @@ pub struct LimitsConfig {
     pub max_request_bytes: Option<usize>,
     /// Memory all requests in flight may hold together, in bytes.
     pub max_inflight_bytes: Option<usize>,
+    /// Spans lasting longer are rejected, e.g. `7d` [default: 7d].
+    pub max_span_duration: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +92,9 @@ pub struct StoreSection {
 pub struct ZipkinSection {
     /// Keys the Zipkin API's `autocompleteKeys` offers (Zipkin's `AUTOCOMPLETE_KEYS`).
     pub autocomplete_keys: Option<Vec<String>>,
+    /// Take a span list sent without `Content-Type` as JSON, as Zipkin's own server does, for
+    /// reporters that send none [default: false, such a request is a 415].
+    pub accept_missing_content_type: Option<bool>,
 }
 
 impl FileConfig {

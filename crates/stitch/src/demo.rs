@@ -13,6 +13,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use stitch_demo::{DemoOptions, DemoTargets, Scenario};
+
+use crate::guard::BrowserPolicy;
 use stitch_ingest::{Ingest, IngestConfig};
 use stitch_query::SpanSink;
 use stitch_store::StoreConfig;
@@ -76,9 +78,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         }
     };
     // The sampling API shows the tail sampler's counters while the UI stays up.
-    let api = stitch_api::router(reader.clone(), Some(live)).merge(
-        crate::sampling::Sampling::new(Some(sampling_config))
-            .api_router(store.clone(), ingest.clone()),
+    let api = Arc::new(BrowserPolicy::default()).guard_reads(
+        stitch_api::router(reader.clone(), Some(live)).merge(
+            crate::sampling::Sampling::new(Some(sampling_config))
+                .api_router(store.clone(), ingest.clone()),
+        ),
     );
     let grpc = tokio::spawn(stitch_ingest::grpc::serve(grpc_listener, ingest, stopped()));
     let query = tokio::spawn(

@@ -4,6 +4,7 @@ mod check_propagation;
 mod cli;
 mod config;
 mod demo;
+mod guard;
 mod loadgen;
 mod metrics;
 mod sampling;

@@ -58,6 +58,12 @@ async fn render(State(s): State<Sources>) -> impl IntoResponse {
     );
     counter(
         &mut out,
+        "stitch_receiver_rejected_times_spans_total",
+        "Spans rejected for their times: before 1970-01-02, over a day ahead, or too long (also in rejected_spans).",
+        &i.rejected_times,
+    );
+    counter(
+        &mut out,
         "stitch_receiver_malformed_requests_total",
         "Requests refused as malformed.",
         &i.malformed_requests,

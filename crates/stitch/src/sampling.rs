@@ -134,21 +134,15 @@ impl BatchFilter for HeadStage {
         };
         let mut head = head.lock();
         let mut changed = false;
-        for rs in &mut batch.resource_spans {
-            for ss in &mut rs.scope_spans {
-                ss.spans.retain_mut(|span| {
-                    let d = head.decide(span.trace_id, &span.trace_state, now);
-                    if !d.sampled {
-                        changed = true;
-                        return false;
-                    }
-                    changed |= record_head_probability(span, d.threshold, d.exact, d.probability);
-                    true
-                });
+        batch.retain_spans(|span| {
+            let d = head.decide(span.trace_id, &span.trace_state, now);
+            if !d.sampled {
+                changed = true;
+                return false;
             }
-            rs.scope_spans.retain(|ss| !ss.spans.is_empty());
-        }
-        batch.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+            changed |= record_head_probability(span, d.threshold, d.exact, d.probability);
+            true
+        });
         changed
     }
 }

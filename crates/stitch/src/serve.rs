@@ -14,6 +14,7 @@ use stitch_store::{Store, StoreConfig};
 use tokio::net::TcpListener;
 
 use crate::config::{FileConfig, parse_duration};
+use crate::guard::BrowserPolicy;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -72,6 +73,14 @@ pub struct ServeArgs {
     /// that passes its checksum and drop only the damaged bytes (each range is logged).
     #[arg(long)]
     wal_salvage: bool,
+    /// Also answer the query API and UI for this host name (repeatable; `.example.com` for every
+    /// name under it, `*` for any). IP addresses and `localhost` are always answered.
+    #[arg(long = "allowed-host", value_name = "NAME")]
+    allowed_hosts: Vec<String>,
+    /// Accept spans from browser pages of this origin, e.g. `http://localhost:3000`
+    /// (repeatable; `*` for any). Writes carrying another `Origin` are refused.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
 }
 
 /// Opens the store with the live RED and dependency aggregates following it: the store, the
@@ -139,6 +148,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(n) = file.limits.max_inflight_bytes {
         ingest_config.max_inflight_bytes = n;
     }
+    if let Some(text) = &file.limits.max_span_duration {
+        let d = parse_duration("limits.max_span_duration", text)?;
+        ingest_config.max_span_duration_nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    }
     let grpc_addr = args
         .otlp_grpc_addr
         .or(file.listen.otlp_grpc)
@@ -176,6 +189,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(keys) = file.zipkin.autocomplete_keys.clone() {
         zipkin_api_config.autocomplete_keys = keys;
     }
+    let zipkin_receiver_config = stitch_ingest::zipkin::ZipkinReceiverConfig {
+        json_without_content_type: file.zipkin.accept_missing_content_type.unwrap_or(false),
+    };
 
     let (store, reader, live) = open_store(store_config).await?;
     let sampling = crate::sampling::Sampling::new(file.sampling.clone());
@@ -214,14 +230,36 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
 
-    let query_router = stitch_api::router(reader.clone(), Some(live))
-        .merge(crate::metrics::router(store.clone(), ingest.clone()))
-        .merge(sampling.api_router(store.clone(), ingest.clone()));
-    let otlp_http_router = stitch_ingest::http::router(ingest.clone());
-    // Zipkin's collector and query API share one port, as in Zipkin itself.
-    let zipkin_router = stitch_ingest::zipkin::router(ingest.clone()).merge(
-        stitch_api::zipkin::router(reader.clone(), zipkin_api_config),
+    let browsers = Arc::new(BrowserPolicy::new(
+        &[
+            args.allowed_hosts.clone(),
+            file.listen.allowed_hosts.clone(),
+        ]
+        .concat(),
+        &[
+            args.allowed_origins.clone(),
+            file.listen.allowed_origins.clone(),
+        ]
+        .concat(),
+    ));
+    let query_router = browsers.guard_reads(
+        stitch_api::router(reader.clone(), Some(live))
+            .merge(crate::metrics::router(store.clone(), ingest.clone()))
+            .merge(sampling.api_router(store.clone(), ingest.clone())),
     );
+    let otlp_http_router = browsers.guard_writes(stitch_ingest::http::router(ingest.clone()));
+    // Zipkin's collector and query API share one port, as in Zipkin itself.
+    let zipkin_router = browsers
+        .guard_writes(stitch_ingest::zipkin::router(
+            ingest.clone(),
+            zipkin_receiver_config,
+        ))
+        .merge(browsers.guard_reads(stitch_api::zipkin::router(
+            reader.clone(),
+            zipkin_api_config,
+        )));
+    let jaeger_http_router =
+        browsers.guard_writes(stitch_ingest::jaeger::http_router(ingest.clone()));
 
     // Tests and scripts read these lines to learn the bound ports.
     println!(
@@ -307,7 +345,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ingest.clone(),
             stopped(),
         );
-        let http = axum::serve(jaeger_http_listener, jaeger::http_router(ingest.clone()))
+        let http = axum::serve(jaeger_http_listener, jaeger_http_router)
             .with_graceful_shutdown(stopped())
             .into_future();
         // The collector and remote sampling share the gRPC port, as in Jaeger's collector.

@@ -38,6 +38,10 @@ fn cases() -> Vec<Case> {
     let (big, _) = synthetic_request(2, 200, 20);
     let big_bytes = big.encode_to_vec();
     assert!(big_bytes.len() > LIMIT);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
     vec![
         Case {
             name: "protobuf that does not decode",
@@ -135,7 +139,56 @@ fn cases() -> Vec<Case> {
             status: 200,
             message: "trace id",
         },
+        Case {
+            name: "JSON with a key given twice",
+            content_type: "application/json",
+            encoding: None,
+            body: br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","traceId":"6b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"x"}]}]}]}"#.to_vec(),
+            status: 400,
+            message: r#"duplicate key "traceId""#,
+        },
+        Case {
+            name: "JSON that is not an export request",
+            content_type: "application/json",
+            encoding: None,
+            body: br#"{"resource_spanz":[{"spans":[]}],"data":1}"#.to_vec(),
+            status: 400,
+            message: "no resourceSpans, and keys an export request does not have: data, resource_spanz",
+        },
+        Case {
+            name: "a span at the start of 1970",
+            content_type: "application/x-protobuf",
+            encoding: None,
+            body: with_times(&valid, 1, 0, 5),
+            status: 200,
+            message: "start time 0 ns is before 1970-01-02",
+        },
+        Case {
+            name: "a span 584 years long",
+            content_type: "application/x-protobuf",
+            encoding: None,
+            body: with_times(&valid, 0, now - 1_000, u64::MAX),
+            status: 200,
+            message: "longer than the maximum of 604800 s",
+        },
+        Case {
+            name: "a span a week in the future",
+            content_type: "application/x-protobuf",
+            encoding: None,
+            body: with_times(&valid, 1, now + 7 * 86_400_000_000_000, now + 7 * 86_400_000_000_001),
+            status: 200,
+            message: "more than a day in the future",
+        },
     ]
+}
+
+/// `request` with span `i` of its first scope starting and ending at these Unix nanoseconds.
+fn with_times(request: &ExportTraceServiceRequest, i: usize, start: u64, end: u64) -> Vec<u8> {
+    let mut r = request.clone();
+    let span = &mut r.resource_spans[0].scope_spans[0].spans[i];
+    span.start_time_unix_nano = start;
+    span.end_time_unix_nano = end;
+    r.encode_to_vec()
 }
 
 fn decode_status_message(content_type: &str, body: &[u8]) -> String {

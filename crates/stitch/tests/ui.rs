@@ -542,3 +542,80 @@ async fn the_web_ui_shows_the_gaps_the_critical_path_and_the_service_graph() {
     });
     run_node("e2e.mjs", &fixture, Duration::from_secs(240));
 }
+
+/// A hostile page in the user's browser (`tests/ui/attacks.mjs`): reading traces through a
+/// domain rebound to 127.0.0.1, and writing a span into the Zipkin collector with a `no-cors`
+/// request. Against the default configuration, and with Zipkin's lenient content type on, both
+/// fail; against a Stitch told to allow those names and that origin, both work, which shows the
+/// browser really made each request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_page_can_neither_read_through_a_rebound_domain_nor_write_spans() {
+    let chromium = chromium();
+    let cases: [(&str, &str, &[&str], bool); 3] = [
+        ("defaults", "", &[], true),
+        (
+            "zipkin-lenient",
+            "zipkin:\n  accept_missing_content_type: true\n",
+            &[],
+            true,
+        ),
+        (
+            "allowed",
+            "zipkin:\n  accept_missing_content_type: true\n",
+            &[
+                "--allowed-host",
+                "rebind.test",
+                "--allowed-origin",
+                "http://attacker.test:8123",
+            ],
+            false,
+        ),
+    ];
+    for (n, (name, config, flags, blocked)) in cases.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("stitch.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut args = vec!["--config", config_path.to_str().unwrap()];
+        args.extend_from_slice(flags);
+        let stitch = Stitch::start(&dir.path().join("data"), &args);
+        let service = format!("secret-service-{name}");
+        let now = now_nanos();
+        let body = json!({ "resourceSpans": [{
+            "resource": { "attributes": [{ "key": "service.name", "value": { "stringValue": service } }] },
+            "scopeSpans": [{ "spans": [{
+                "traceId": format!("{:032x}", 0x5ec2_e700 + n), "spanId": "00000000000000a1", "name": "GET /",
+                "startTimeUnixNano": (now - 5 * MS).to_string(), "endTimeUnixNano": now.to_string(),
+            }] }],
+        }] });
+        let resp = post(
+            &stitch.otlp_http(),
+            "application/json",
+            None,
+            body.to_string().into_bytes(),
+        )
+        .await;
+        assert_eq!(resp.status().as_u16(), 200, "{name}");
+        let marker = format!("{:032x}", 0xf0_2ed0 + n);
+        let host_port = |url: String| url.trim_start_matches("http://").to_owned();
+        run_node(
+            "attacks.mjs",
+            &json!({
+                "chromium": chromium,
+                "query": host_port(stitch.api()),
+                "zipkin": host_port(stitch.zipkin()),
+                "service": service,
+                "expectBlocked": blocked,
+                "marker": marker,
+            }),
+            Duration::from_secs(120),
+        );
+        // Whatever the page was told, the span is stored only where writes were allowed.
+        let stored = eventually(Duration::from_secs(if blocked { 1 } else { 10 }), || {
+            let api = stitch.api();
+            let marker = marker.clone();
+            async move { common::fetch_trace(&api, &marker).await }
+        })
+        .await;
+        assert_eq!(stored.is_some(), !blocked, "{name}: forged span stored");
+    }
+}

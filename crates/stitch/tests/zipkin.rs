@@ -651,7 +651,7 @@ async fn the_zipkin_receiver_answers_bad_input_like_the_otlp_receiver() {
     let cases: Vec<Case> = vec![
         ("ok", &v2, "application/json", None, format!("[{}]", good("a1")).into_bytes(), 202, ""),
         ("ok gzip", &v2, "application/json", Some("gzip"), gzip(format!("[{}]", good("a2")).as_bytes()), 202, ""),
-        ("ok without content type", &v2, "", None, format!("[{}]", good("a3")).into_bytes(), 202, ""),
+        ("without content type", &v2, "", None, format!("[{}]", good("a3")).into_bytes(), 415, "missing Content-Type: send application/json"),
         ("empty list", &v2, "application/json", None, b"[]".to_vec(), 202, ""),
         ("partly invalid", &v2, "application/json", None, format!(r#"[{},{{"traceId":"zz","id":"1","timestamp":1}}]"#, good("a4")).into_bytes(), 202, r#"accepted 1 spans; rejected 1: span 1: trace id must be 1 to 32 hex digits, got "zz""#),
         ("all invalid", &v2, "application/json", None, br#"[{"traceId":"1","id":"0","timestamp":1}]"#.to_vec(), 400, "no valid span in the request; rejected 1: span 0: span id is all zeros"),
@@ -682,11 +682,16 @@ async fn the_zipkin_receiver_answers_bad_input_like_the_otlp_receiver() {
         let text = resp.text().await.unwrap();
         assert!(text.contains(message), "{name}: {text:?} lacks {message:?}");
     }
-    // Everything that was accepted is stored; the server still works.
-    for id in ["a1", "a2", "a3", "a4", "a5"] {
+    // Everything that was accepted is stored, nothing else; the server still works.
+    for id in ["a1", "a2", "a4", "a5"] {
         let trace = fetch_trace(&server.api(), &format!("{id:0>32}")).await;
         assert_eq!(trace.map(|t| t.span_count()), Some(1), "{id}");
     }
+    assert!(
+        fetch_trace(&server.api(), &format!("{:0>32}", "a3"))
+            .await
+            .is_none()
+    );
     let resp = post(
         &v2,
         "application/json",
@@ -695,6 +700,30 @@ async fn the_zipkin_receiver_answers_bad_input_like_the_otlp_receiver() {
     )
     .await;
     assert_eq!(resp.status().as_u16(), 202);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reporters_without_a_content_type_are_served_when_the_config_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stitch.yaml");
+    std::fs::write(&config, "zipkin:\n  accept_missing_content_type: true\n").unwrap();
+    let server = Stitch::start(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let ts = now_micros();
+    let body = format!(
+        r#"[{{"traceId":"b1","id":"1","name":"op","timestamp":{ts},"duration":5,"localEndpoint":{{"serviceName":"svc"}}}}]"#
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v2/spans", server.zipkin()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let trace = fetch_trace(&server.api(), &format!("{:0>32}", "b1")).await;
+    assert_eq!(trace.map(|t| t.span_count()), Some(1));
 }
 
 // ---------------------------------------------------------------------------------------------

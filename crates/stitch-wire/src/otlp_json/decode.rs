@@ -20,8 +20,7 @@ type Object = Map<String, Value>;
 
 /// Decodes an OTLP/JSON `ExportTraceServiceRequest` and converts it into the model.
 pub fn decode_export_request(bytes: &[u8]) -> Result<Decoded, JsonError> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| JsonError::Syntax(e.to_string()))?;
+    let value = super::strict::parse(bytes).map_err(|e| JsonError::Syntax(e.to_string()))?;
     from_value(value)
 }
 
@@ -281,6 +280,16 @@ fn request(
         &["resourceSpans", "resource_spans"],
         |v, p, i| resource_spans(v, p, i, early),
     )?;
+    if resource_spans.is_empty() && !obj.is_empty() {
+        let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
+        return Err(invalid(
+            path,
+            format!(
+                "no resourceSpans, and keys an export request does not have: {}",
+                keys.join(", ")
+            ),
+        ));
+    }
     Ok(ExportTraceServiceRequest { resource_spans })
 }
 

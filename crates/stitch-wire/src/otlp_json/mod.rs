@@ -12,14 +12,17 @@
 //! - trace and span ids as hex strings, either case (an empty string is an absent id);
 //! - enums as integers or as their OTLP names (`"SPAN_KIND_SERVER"`, `"STATUS_CODE_ERROR"`);
 //! - 64-bit integers as decimal strings or JSON numbers, 32-bit integers as numbers or strings;
-//! - lowerCamelCase keys, and the proto field names (`trace_id`) too; unknown keys are ignored;
+//! - lowerCamelCase keys, and the proto field names (`trace_id`) too; unknown keys are ignored,
+//!   except in a document that holds no `resourceSpans`: there they are what the sender meant
+//!   to send, and the document is refused naming them;
 //! - `doubleValue` as a number or `"NaN"`, `"Infinity"`, `"-Infinity"`; `bytesValue` as
 //!   standard or URL-safe base64, padded or not;
 //! - `null` for any field as the field's default; `{}` or `null` as an empty `AnyValue`;
 //!   `{"arrayValue":{}}` and `{"kvlistValue":{}}` as an empty array and an empty list.
 //!
-//! A document that is not an export request (not JSON, not an object, a field of the wrong
-//! JSON type, an `AnyValue` with two values) is a [`JsonError`] naming the path of the problem.
+//! A document that is not an export request (not JSON, an object holding a key twice, not an
+//! object, a field of the wrong JSON type, an `AnyValue` with two values) is a [`JsonError`]
+//! naming the path of the problem.
 //! Spans that are well-formed JSON but invalid — bad ids (including ids that are not hex),
 //! unknown enum values, end before start — are rejected and counted exactly as the protobuf
 //! decoder does, and the rest of the request is kept.
@@ -34,6 +37,7 @@
 
 mod decode;
 mod encode;
+mod strict;
 
 pub use decode::{decode_export_request, from_value};
 pub use encode::{

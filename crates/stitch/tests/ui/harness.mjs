@@ -12,7 +12,7 @@ export const CHROMIUM_ARGS = [
 ];
 
 /**
- * Starts Debian's chromium with a fresh profile. Returns {browser, page, close, shot}; `close`
+ * Starts Debian's chromium with a fresh profile (and the extra arguments `fx.args`). Returns {browser, page, close, shot}; `close`
  * must be called (it also removes the profile). Page errors and console errors are printed.
  */
 export async function launch(fx = {}, viewport = { width: 1440, height: 900 }) {
@@ -20,7 +20,7 @@ export async function launch(fx = {}, viewport = { width: 1440, height: 900 }) {
   const browser = await chromium.launchPersistentContext(profile, {
     executablePath: fx.chromium ?? '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...(fx.args ?? [])],
     viewport,
     colorScheme: 'light',
     timeout: 60_000,
