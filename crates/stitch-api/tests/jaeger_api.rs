@@ -15,6 +15,9 @@ use stitch_model::{
 use stitch_query::{MemoryStore, SearchQuery};
 use tower::ServiceExt;
 
+mod common;
+use common::enc;
+
 // ---------------------------------------------------------------------------------------------
 // Fixtures.
 
@@ -278,19 +281,6 @@ async fn get(router: &Router, uri: &str) -> (StatusCode, Value) {
     let body = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("{uri}: body is not JSON ({e}): {bytes:?}"));
     (status, body)
-}
-
-/// Percent-encodes a query parameter value.
-fn enc(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 async fn search(router: &Router, query: &str) -> (StatusCode, Value) {
