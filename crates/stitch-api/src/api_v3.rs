@@ -38,9 +38,7 @@ use stitch_query::{SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
 use crate::error::{ApiError, GatewayError};
-use crate::params::{
-    self, DEFAULT_SEARCH_LIMIT, Params, check_limit, check_tags, parse_trace_id,
-};
+use crate::params::{self, DEFAULT_SEARCH_LIMIT, Params, check_limit, check_tags, parse_trace_id};
 
 type Reader = Arc<dyn TraceReader>;
 
