@@ -1,6 +1,7 @@
 # Shared helpers of the benchmark scripts (sourced, not run).
 #
-# - `build`: release build of `stitch` and the stitch-bench tools (skipped with
+# - `build`: release build of `stitch` and the stitch-bench tools into $BIN (target/release, or
+#   STITCH_BENCH_BIN to run other builds, e.g. before and after a change; skipped with
 #   STITCH_BENCH_NO_BUILD=1, e.g. when all.sh already built them).
 # - `start_stitch NAME [serve args...]`: a release `stitch serve` on free loopback ports, data in
 #   $WORK/NAME (kept if it exists, so a filled store can be served); sets STITCH_PID and
@@ -13,7 +14,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN="$ROOT/target/release"
+BIN=${STITCH_BENCH_BIN:-$ROOT/target/release}
 WORK=${STITCH_BENCH_DIR:-$(mktemp -d /tmp/stitch-bench.XXXXXX)}
 mkdir -p "$WORK"
 CLK_TCK=$(getconf CLK_TCK)
@@ -31,6 +32,7 @@ trap cleanup EXIT
 
 build() {
   [ "${STITCH_BENCH_NO_BUILD:-}" = 1 ] && return
+  [ -n "${STITCH_BENCH_BIN:-}" ] && return
   (cd "$ROOT" && cargo build --release -q -p stitch -p stitch-bench --bins)
 }
 
