@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Memory under steady load: a release `stitch serve` (fsync on, default config) takes
 # `stitch loadgen` (shop preset, OTLP/gRPC, 4 connections) at RATE spans/s for DURATION; the
-# server's RSS and CPU are sampled every 10 s during the load and for AFTER seconds after it.
+# server's RSS, CPU and the live aggregates' backlog (`stitch_live_waiting_traces`) are sampled
+# every 10 s during the load and for AFTER seconds after it.
 # Prints the curve as a table (one row a minute) and the verdict the issue asks for: RSS at the
 # end of the load within 20% of its level at 5 minutes.
 #
@@ -23,8 +24,10 @@ samples="$WORK/rss.tsv"
 : >"$samples"
 start=$(date +%s)
 sample() {
-  printf '%s\t%s\t%s\n' "$(($(date +%s) - start))" "$(rss_mb "$STITCH_PID")" \
-    "$(cpu_seconds "$STITCH_PID")" >>"$samples"
+  local waiting
+  waiting=$(curl -s "http://${ADDR[query]}/metrics" | awk '/^stitch_live_waiting_traces /{print $2}')
+  printf '%s\t%s\t%s\t%s\n' "$(($(date +%s) - start))" "$(rss_mb "$STITCH_PID")" \
+    "$(cpu_seconds "$STITCH_PID")" "${waiting:-?}" >>"$samples"
 }
 while kill -0 "$LOADGEN" 2>/dev/null; do
   sample
@@ -38,9 +41,9 @@ for _ in $(seq 1 $((AFTER / 10))); do
 done
 machine
 echo
-echo "| minute | RSS MB | server CPU s |"
-echo "|---|---|---|"
-awk -F'\t' '$1 % 60 < 10 { printf "| %d | %s | %s |\n", $1 / 60, $2, $3 }' "$samples"
+echo "| minute | RSS MB | server CPU s | traces the live aggregates have yet to add |"
+echo "|---|---|---|---|"
+awk -F'\t' '$1 % 60 < 10 { printf "| %d | %s | %s | %s |\n", $1 / 60, $2, $3, $4 }' "$samples"
 echo
 spans=$(json "$WORK/soak.json" .spans 2>/dev/null || echo "?")
 echo "spans acknowledged: $spans; failed requests: $(json "$WORK/soak.json" .failed_requests 2>/dev/null || echo "?")"

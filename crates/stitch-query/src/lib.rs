@@ -22,7 +22,7 @@ mod reader;
 mod sink;
 pub mod traceql;
 
-pub use live::{Live, LiveAggregates, LiveOptions, Pending};
+pub use live::{Backlog, Live, LiveAggregates, LiveOptions, Pending};
 pub use memory::MemoryStore;
 pub use reader::{Operation, ReadError, SearchQuery, TraceReader};
 pub use sink::{SpanSink, TraceObserver, WriteError};

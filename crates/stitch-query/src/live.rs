@@ -205,7 +205,31 @@ impl TraceObserver for Live {
     }
 }
 
+/// How far the feeding task is behind, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// Traces touched since the task last looked.
+    pub touched: usize,
+    /// Traces waiting to settle or to be read and added.
+    pub waiting: usize,
+    /// Entries of the settle queue (a trace touched again is in it more than once).
+    pub queued: usize,
+    /// Span ids remembered to count late spans once.
+    pub remembered_spans: usize,
+}
+
 impl Live {
+    /// How far the feeding task is behind.
+    pub fn backlog(&self) -> Backlog {
+        let feeder = self.feeder.lock();
+        Backlog {
+            touched: self.touched.lock().len(),
+            waiting: feeder.last_touch.len(),
+            queued: feeder.queue.len(),
+            remembered_spans: feeder.remembered_spans,
+        }
+    }
+
     /// Empty aggregates that count everything from the start of time until the store says
     /// otherwise ([`TraceObserver::opened`]).
     pub fn new(opts: LiveOptions) -> Live {

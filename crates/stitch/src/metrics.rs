@@ -9,18 +9,24 @@ use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use stitch_ingest::Ingest;
+use stitch_query::Live;
 use stitch_store::Store;
 
 #[derive(Clone)]
 struct Sources {
     store: Store,
     ingest: Arc<Ingest>,
+    live: Arc<Live>,
 }
 
-pub fn router(store: Store, ingest: Arc<Ingest>) -> Router {
+pub fn router(store: Store, ingest: Arc<Ingest>, live: Arc<Live>) -> Router {
     Router::new()
         .route("/metrics", get(render))
-        .with_state(Sources { store, ingest })
+        .with_state(Sources {
+            store,
+            ingest,
+            live,
+        })
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: &AtomicU64) {
@@ -206,6 +212,31 @@ async fn render(State(s): State<Sources>) -> impl IntoResponse {
         "stitch_head_sampling_filtered_spans_total",
         "Spans acknowledged but not stored because head sampling rejected their trace.",
         &i.filtered_spans,
+    );
+    let backlog = s.live.backlog();
+    gauge(
+        &mut out,
+        "stitch_live_waiting_traces",
+        "Traces the live RED and dependency aggregates have yet to read and add (settling or behind).",
+        backlog.waiting as u64,
+    );
+    gauge(
+        &mut out,
+        "stitch_live_queue_entries",
+        "Entries of the live aggregates' settle queue.",
+        backlog.queued as u64,
+    );
+    gauge(
+        &mut out,
+        "stitch_live_touched_traces",
+        "Traces touched since the live aggregates' feeder last looked.",
+        backlog.touched as u64,
+    );
+    gauge(
+        &mut out,
+        "stitch_live_remembered_spans",
+        "Span ids the live aggregates remember to count late spans once.",
+        backlog.remembered_spans as u64,
     );
     crate::sampling::render_metrics(&mut out, &s.store);
     (

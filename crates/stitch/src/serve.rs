@@ -243,8 +243,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .concat(),
     ));
     let query_router = browsers.guard_reads(
-        stitch_api::router(reader.clone(), Some(live))
-            .merge(crate::metrics::router(store.clone(), ingest.clone()))
+        stitch_api::router(reader.clone(), Some(live.clone()))
+            .merge(crate::metrics::router(store.clone(), ingest.clone(), live))
             .merge(sampling.api_router(store.clone(), ingest.clone())),
     );
     let otlp_http_router = browsers.guard_writes(stitch_ingest::http::router(ingest.clone()));

@@ -5,7 +5,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{Stitch, fetch_trace, post, synthetic_request};
+use common::{Stitch, eventually, fetch_trace, metric, post, synthetic_request};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message;
@@ -276,6 +276,28 @@ async fn every_malformed_http_request_gets_a_precise_error_and_the_server_keeps_
     assert_eq!(resp.status().as_u16(), 200);
     let trace = fetch_trace(&server.api(), &ids[1]).await.expect("stored");
     assert_eq!(trace.span_count(), 3);
+
+    // The three spans refused for their times are counted apart, and the live aggregates
+    // take every stored trace once it has settled.
+    let api = server.api();
+    assert_eq!(
+        metric(&api, "stitch_receiver_rejected_times_spans_total").await,
+        3.0
+    );
+    let backlog = |api: String| async move {
+        metric(&api, "stitch_live_waiting_traces").await
+            + metric(&api, "stitch_live_touched_traces").await
+    };
+    assert!(
+        backlog(api.clone()).await >= 1.0,
+        "the trace just stored waits to settle"
+    );
+    let settled = eventually(std::time::Duration::from_secs(30), || {
+        let api = api.clone();
+        async move { (backlog(api).await == 0.0).then_some(()) }
+    })
+    .await;
+    assert!(settled.is_some(), "the live aggregates never caught up");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
