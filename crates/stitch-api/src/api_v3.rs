@@ -145,9 +145,7 @@ fn parse_find(params: &Params) -> Result<SearchQuery, GatewayError> {
         }) {
         None => DEFAULT_SEARCH_LIMIT,
         Some((name, text)) => match text.parse::<i64>() {
-            Ok(n) if n > 0 => {
-                check_limit(name, usize::try_from(n).unwrap_or(usize::MAX)).map_err(GatewayError)?
-            }
+            Ok(n) if n > 0 => check_limit(name, usize::try_from(n).unwrap_or(usize::MAX))?,
             Ok(_) => DEFAULT_SEARCH_LIMIT,
             Err(e) => return Err(param(name, e)),
         },
@@ -176,7 +174,7 @@ fn parse_find(params: &Params) -> Result<SearchQuery, GatewayError> {
         }
     }
     bool_param(params, "query.raw_traces")?;
-    check_tags("query.attributes", tags.len()).map_err(GatewayError)?;
+    check_tags("query.attributes", tags.len())?;
     Ok(SearchQuery {
         service: params.get("query.service_name").map(str::to_owned),
         operation: params.get("query.operation_name").map(str::to_owned),

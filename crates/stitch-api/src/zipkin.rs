@@ -230,12 +230,10 @@ fn parse_trace_search(
     {
         return Err(Error::bad("maxDuration must not be less than minDuration"));
     }
-    check_window("'lookback'", lookback_ms.saturating_mul(1_000_000)).map_err(ZipkinError)?;
+    check_window("'lookback'", lookback_ms.saturating_mul(1_000_000))?;
     let limit = match number(params, "limit", "a positive integer")? {
         None | Some(0) => DEFAULT_LIMIT,
-        Some(n) => {
-            check_limit("limit", usize::try_from(n).unwrap_or(usize::MAX)).map_err(ZipkinError)?
-        }
+        Some(n) => check_limit("limit", usize::try_from(n).unwrap_or(usize::MAX))?,
     };
     let mut tags = Vec::new();
     let mut bare_terms = Vec::new();
@@ -248,7 +246,7 @@ fn parse_trace_search(
             }
         }
     }
-    check_tags("annotationQuery", tags.len() + bare_terms.len()).map_err(ZipkinError)?;
+    check_tags("annotationQuery", tags.len() + bare_terms.len())?;
     let to_nanos = |ms: u64| ms.saturating_mul(1_000_000);
     Ok(TraceSearch {
         query: SearchQuery {
@@ -369,7 +367,7 @@ async fn trace_many(State(api): ApiState, query: Q) -> Answer {
     if ids.is_empty() {
         return Err(Error::bad("traceIds is required"));
     }
-    check_trace_ids("traceIds", ids.len()).map_err(ZipkinError)?;
+    check_trace_ids("traceIds", ids.len())?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
         if let Some(t) = api.reader.trace(id).await?
@@ -387,7 +385,7 @@ async fn dependencies(State(api): ApiState, query: Q) -> Answer {
         .ok_or_else(|| Error::bad("endTs is required"))?;
     let lookback_ms =
         number(&params, "lookback", "milliseconds")?.unwrap_or(api.config.default_lookback_millis);
-    check_window("'lookback'", lookback_ms.saturating_mul(1_000_000)).map_err(ZipkinError)?;
+    check_window("'lookback'", lookback_ms.saturating_mul(1_000_000))?;
     let traces = api
         .reader
         .search(&SearchQuery {

@@ -241,18 +241,22 @@ impl Column<'_> {
         }
     }
 
-    /// Whether `row` has a value here that reads as `text` (as searches compare values).
-    pub fn is(&self, row: usize, text: &str) -> bool {
+    /// Whether `row` has a value here that reads as `text` (as searches compare values);
+    /// `int` is [`int_spelled`]`(text)`, worked out once per search rather than per row.
+    pub fn is(&self, row: usize, text: &str, int: Option<i64>) -> bool {
         match self {
             Column::Str(a) => !a.is_null(row) && a.value(row) == text,
-            Column::Int(a) => {
-                !a.is_null(row)
-                    && text.parse::<i64>().is_ok_and(|want| {
-                        a.value(row) == want && want.to_string().len() == text.len()
-                    })
-            }
+            Column::Int(a) => !a.is_null(row) && int == Some(a.value(row)),
         }
     }
+}
+
+/// The integer whose text is exactly `text` (`"500"`, not `"0500"` or `"+500"`), as an
+/// integer attribute reads when a search compares it.
+pub fn int_spelled(text: &str) -> Option<i64> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|i| i.to_string().len() == text.len())
 }
 
 #[cfg(test)]
@@ -304,9 +308,10 @@ mod tests {
     fn integers_match_only_their_own_spelling() {
         let a = Int64Array::from(vec![Some(500), None, Some(-3)]);
         let c = Column::Int(&a);
-        assert!(c.is(0, "500"));
-        assert!(!c.is(0, "0500") && !c.is(0, "+500") && !c.is(0, "500.0"));
-        assert!(!c.is(1, "500"));
-        assert!(c.is(2, "-3"));
+        let is = |row, text| c.is(row, text, int_spelled(text));
+        assert!(is(0, "500"));
+        assert!(!is(0, "0500") && !is(0, "+500") && !is(0, "500.0"));
+        assert!(!is(1, "500"));
+        assert!(is(2, "-3"));
     }
 }

@@ -326,7 +326,7 @@ impl BlockHandle {
         let columns: Option<Vec<&str>> = columns
             .as_ref()
             .map(|c| c.iter().map(String::as_str).collect());
-        let mut matcher = TagMatcher::new(block);
+        let mut matcher = TagMatcher::new(block, query);
         for batch in self
             .read_row_groups(row_groups, None, columns.as_deref())
             .await?

@@ -338,13 +338,21 @@ impl<'a> Columns<'a> {
 pub struct TagMatcher<'b> {
     block: &'b str,
     resources: HashMap<Vec<u8>, Arc<Resource>>,
+    /// Per tag of the query, the integer its value spells (for integer dedicated columns).
+    ints: Vec<Option<i64>>,
 }
 
 impl<'b> TagMatcher<'b> {
-    pub fn new(block: &'b str) -> TagMatcher<'b> {
+    /// A matcher for the tags of `q`.
+    pub fn new(block: &'b str, q: &SearchQuery) -> TagMatcher<'b> {
         TagMatcher {
             block,
             resources: HashMap::new(),
+            ints: q
+                .tags
+                .iter()
+                .map(|(_, v)| dedicated::int_spelled(v))
+                .collect(),
         }
     }
 
@@ -375,7 +383,7 @@ impl<'b> TagMatcher<'b> {
             None => None,
         };
         let mut event_attrs: Option<Vec<Vec<KeyValue>>> = None;
-        for (key, text) in &q.tags {
+        for (i, (key, text)) in q.tags.iter().enumerate() {
             if key == "error"
                 && text == "true"
                 && cols.status_code.value(row) == StatusCode::Error.as_i32()
@@ -390,7 +398,7 @@ impl<'b> TagMatcher<'b> {
             if cols
                 .dedicated
                 .get(key.as_str())
-                .is_some_and(|c| c.is(row, text))
+                .is_some_and(|c| c.is(row, text, self.ints[i]))
             {
                 continue;
             }
