@@ -80,11 +80,21 @@ async fn search(
             Ok(Json(envelope))
         }
         SearchRequest::ByIds(ids) => {
+            // Read together (each block once), answered in the order asked.
+            let mut sorted = ids.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            let found: std::collections::HashMap<_, _> = reader
+                .traces_from(&sorted, 0)
+                .await?
+                .into_iter()
+                .map(|t| (t.trace_id, t))
+                .collect();
             let mut data = Vec::with_capacity(ids.len());
             let mut missing = Vec::new();
             for id in ids {
-                match reader.trace(id).await? {
-                    Some(trace) if !trace.is_empty() => data.push(trace_to_jaeger(&trace)),
+                match found.get(&id) {
+                    Some(trace) if !trace.is_empty() => data.push(trace_to_jaeger(trace)),
                     _ => missing.push(EnvelopeError {
                         code: None,
                         msg: "trace not found".into(),

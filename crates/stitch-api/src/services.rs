@@ -425,12 +425,9 @@ async fn live_view(
         return Ok(None);
     }
     let pending = live.pending(MAX_PENDING_TRACES);
-    let mut traces = Vec::with_capacity(pending.traces.len());
-    for id in &pending.traces {
-        if let Some(t) = reader.trace(*id).await? {
-            traces.push(t);
-        }
-    }
+    let mut ids = pending.traces.clone();
+    ids.sort_unstable();
+    let traces = reader.traces_from(&ids, 0).await?;
     let view = blocking(move || live.view(window, &traces)).await?;
     Ok(Some((view, pending)))
 }

@@ -368,15 +368,15 @@ async fn trace_many(State(api): ApiState, query: Q) -> Answer {
         return Err(Error::bad("traceIds is required"));
     }
     check_trace_ids("traceIds", ids.len())?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(t) = api.reader.trace(id).await?
-            && !t.is_empty()
-        {
-            out.push(trace_json(&t));
-        }
-    }
-    ok_json(Value::Array(out))
+    ids.sort_unstable();
+    let traces = api.reader.traces_from(&ids, 0).await?;
+    ok_json(Value::Array(
+        traces
+            .iter()
+            .filter(|t| !t.is_empty())
+            .map(trace_json)
+            .collect(),
+    ))
 }
 
 async fn dependencies(State(api): ApiState, query: Q) -> Answer {

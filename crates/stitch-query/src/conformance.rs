@@ -48,6 +48,9 @@ const CHECKS: &[(&str, Check)] = &[
     ("a trace comes back whole, once", |s, t0, n| {
         Box::pin(whole_trace(s, t0, n))
     }),
+    ("several traces at once, from a start on", |s, t0, n| {
+        Box::pin(several_traces(s, t0, n))
+    }),
     ("every field of a span survives", |s, t0, n| {
         Box::pin(every_field(s, t0, n))
     }),
@@ -207,6 +210,89 @@ async fn whole_trace(store: Arc<dyn Subject>, t0: u64, name: &'static str) {
     let want: Vec<(&str, &str)> = want.into_iter().map(|(_, svc, n)| (svc, n)).collect();
     assert_eq!(names, want, "[{name}] spans of the trace, each once");
     assert_eq!(trace.trace_id, trace_id(1), "[{name}]");
+}
+
+async fn several_traces(store: Arc<dyn Subject>, t0: u64, name: &'static str) {
+    // Three traces, each with a span an hour before the others, delivered in two batches
+    // (so that a store that flushes per append holds them in different places).
+    let early = t0 - 3600 * 1_000 * MILLI;
+    for n in [1, 2, 3] {
+        let mut child = span(n, 10 * n + 2, "child", t0 + n * MILLI, MILLI);
+        child.parent_span_id = Some(span_id(10 * n + 1));
+        put(
+            &*store,
+            batch(vec![(
+                "a",
+                vec![span(n, 10 * n + 1, "root", early, 2 * MILLI)],
+            )]),
+            name,
+        )
+        .await;
+        put(&*store, batch(vec![("b", vec![child])]), name).await;
+    }
+    // The ids in trace id order, as `traces_from` takes them.
+    let sorted = |ns: &[u64]| {
+        let mut ids: Vec<TraceId> = ns.iter().copied().map(trace_id).collect();
+        ids.sort_unstable();
+        ids
+    };
+    let read = |ids: Vec<TraceId>, from: u64| {
+        let store = store.clone();
+        async move {
+            store
+                .traces_from(&ids, from)
+                .await
+                .unwrap_or_else(|e| panic!("[{name}] traces_from failed: {e}"))
+        }
+    };
+    // From the start of time: whole traces, as `trace` returns them, in the order asked;
+    // an id with nothing stored is left out.
+    let whole = read(sorted(&[1, 3, 4]), 0).await;
+    let ids: Vec<TraceId> = whole.iter().map(|t| t.trace_id).collect();
+    assert_eq!(
+        ids,
+        sorted(&[1, 3]),
+        "[{name}] traces found, in the order asked"
+    );
+    for t in &whole {
+        let one = store.trace(t.trace_id).await.unwrap().expect("stored");
+        assert_eq!(spans_of(t), spans_of(&one), "[{name}] whole trace");
+        assert_eq!(t.span_count(), 2, "[{name}] both spans");
+    }
+    // From t0 on: every span starting then or later is there, each once; the early roots may
+    // or may not be.
+    let later = read(sorted(&[1, 2, 3]), t0).await;
+    let ids: Vec<TraceId> = later.iter().map(|t| t.trace_id).collect();
+    assert_eq!(
+        ids,
+        sorted(&[1, 2, 3]),
+        "[{name}] traces with a span from t0 on"
+    );
+    for t in &later {
+        let n = (1..=3)
+            .find(|&n| trace_id(n) == t.trace_id)
+            .expect("an id asked for");
+        let got = spans_of(t);
+        let children: Vec<&Span> = got
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.start_time_unix_nano >= t0)
+            .collect();
+        assert_eq!(children.len(), 1, "[{name}] the later span, once");
+        assert_eq!(children[0].span_id, span_id(10 * n + 2), "[{name}]");
+        assert!(
+            got.iter()
+                .all(|(_, s)| s.span_id == span_id(10 * n + 1) || s.span_id == span_id(10 * n + 2)),
+            "[{name}] only spans of the trace"
+        );
+    }
+    // After every span: nothing that must be returned; what is returned belongs to the ids.
+    let none = read(sorted(&[1, 2, 3]), t0 + 3600 * 1_000 * MILLI).await;
+    assert!(
+        none.iter()
+            .all(|t| sorted(&[1, 2, 3]).contains(&t.trace_id)),
+        "[{name}] only traces asked for"
+    );
 }
 
 async fn every_field(store: Arc<dyn Subject>, t0: u64, name: &'static str) {

@@ -25,7 +25,7 @@ pub mod traceql;
 pub use live::{Backlog, Live, LiveAggregates, LiveOptions, Pending};
 pub use memory::MemoryStore;
 pub use reader::{Operation, ReadError, SearchQuery, TraceReader};
-pub use sink::{SpanSink, TraceObserver, WriteError};
+pub use sink::{AppliedSpan, SpanSink, TraceObserver, WriteError};
 /// How many spans a stored span stands for, from the sampling probabilities recorded on it
 /// (readers that aggregate weight spans with it).
 pub use stitch_pipeline::SpanWeights;

@@ -3,9 +3,17 @@
 //! [`Live`] is a [`TraceObserver`]: the store tells it the id of every trace it makes visible
 //! (all of them without tail sampling, the kept ones with it). A task ([`Live::spawn_feeder`])
 //! wakes every second and adds each trace that has been quiet for [`LiveOptions::settle`] to a
-//! [`RedAggregator`] and a [`DependencyGraph`] (`stitch-analysis`), reading it whole through
-//! the store's [`TraceReader`] (usually from the in-memory head). Both need the whole trace: whether a span is a request of its service, and
-//! which spans form a call, depend on its parent.
+//! [`RedAggregator`] and a [`DependencyGraph`] (`stitch-analysis`), reading it back through
+//! the store's [`TraceReader`]. Both need the whole trace: whether a span is a request of its
+//! service, and which spans form a call, depend on its parent.
+//!
+//! The traces due in a round are read together, in chunks of ids in order
+//! ([`TraceReader::traces_from`]), from the earliest start among the spans the store reported
+//! for them: a block is read once per chunk, and only blocks holding spans that started since
+//! then are read at all, so the cost of a round follows the traffic, not the number of blocks
+//! stored. (Spans of a trace that started before all those reported may be left out of its
+//! context: after a restart, a span whose parent was stored before it counts as an entry
+//! span.)
 //!
 //! Spans that arrive after their trace was added (a slow root that ends long after its
 //! children were exported) make the trace settle again; then only the spans not counted
@@ -22,6 +30,7 @@
 //! default). The query API answers from them when they cover the window asked for and scans
 //! stored traces otherwise.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,7 +40,7 @@ use stitch_analysis::{DependencyGraph, GraphOptions, RedAggregator, RedOptions, 
 use stitch_model::{Span, SpanId, Trace, TraceId};
 use stitch_pipeline::SpanWeights;
 
-use crate::{TraceObserver, TraceReader};
+use crate::{AppliedSpan, TraceObserver, TraceReader};
 
 /// How the live aggregates are kept.
 #[derive(Clone, Debug, PartialEq)]
@@ -180,9 +189,10 @@ pub struct Live {
     /// Which traces wait to settle and which spans of each added trace are counted. Lock
     /// order: `feeder`, then `touched`, then `aggregates`.
     feeder: Mutex<Feeder>,
-    /// Traces put into the head since the task last looked (its own lock, held briefly: the
-    /// WAL writer never waits for the feeder or a reader).
-    touched: Mutex<Vec<TraceId>>,
+    /// Spans put into the head since the task last looked, a trace's consecutive spans as one
+    /// mark (its own lock, held briefly: the WAL writer never waits for the feeder or a
+    /// reader).
+    touched: Mutex<Vec<AppliedSpan>>,
     opts: LiveOptions,
 }
 
@@ -200,8 +210,8 @@ impl TraceObserver for Live {
         self.aggregates.lock().since_unix_nanos = since_unix_nanos;
     }
 
-    fn applied(&self, ids: &mut dyn Iterator<Item = TraceId>) {
-        self.touch(ids);
+    fn applied(&self, spans: &mut dyn Iterator<Item = AppliedSpan>) {
+        self.touch(spans);
     }
 }
 
@@ -224,7 +234,7 @@ impl Live {
         let feeder = self.feeder.lock();
         Backlog {
             touched: self.touched.lock().len(),
-            waiting: feeder.last_touch.len(),
+            waiting: feeder.waiting.len(),
             queued: feeder.queue.len(),
             remembered_spans: feeder.remembered_spans,
         }
@@ -255,12 +265,15 @@ impl Live {
         f(&self.aggregates.lock())
     }
 
-    /// Notes traces that received spans.
-    pub fn touch(&self, ids: impl IntoIterator<Item = TraceId>) {
+    /// Notes spans that arrived.
+    pub fn touch(&self, spans: impl IntoIterator<Item = AppliedSpan>) {
         let mut t = self.touched.lock();
-        for id in ids {
-            if t.last() != Some(&id) {
-                t.push(id);
+        for span in spans {
+            match t.last_mut() {
+                Some(last) if last.trace_id == span.trace_id => {
+                    last.start_unix_nanos = last.start_unix_nanos.min(span.start_unix_nanos);
+                }
+                _ => t.push(span),
             }
         }
     }
@@ -270,21 +283,21 @@ impl Live {
     pub fn pending(&self, max: usize) -> Pending {
         let feeder = self.feeder.lock();
         // The WAL writer takes this lock for every group it applies: hold it for a copy only.
-        let touched: Vec<TraceId> = self.touched.lock().clone();
+        let touched: Vec<TraceId> = self.touched.lock().iter().map(|s| s.trace_id).collect();
         // Queue entries of traces touched again later are stale; the traces the feeder is
-        // reading right now have left the queue but not `last_touch`.
+        // reading right now have left the queue but not `waiting`.
         let waiting = feeder
             .queue
             .iter()
             .rev()
-            .filter(|(t, id)| feeder.last_touch.get(id) == Some(t))
+            .filter(|(t, id)| feeder.waiting.get(id).is_some_and(|w| w.at == *t))
             .map(|&(_, id)| id)
             .chain(
                 feeder
                     .in_flight
                     .iter()
                     .copied()
-                    .filter(|id| feeder.last_touch.contains_key(id)),
+                    .filter(|id| feeder.waiting.contains_key(id)),
             );
         let mut seen = HashSet::new();
         let mut traces = Vec::new();
@@ -309,19 +322,15 @@ impl Live {
         // are counted. The spans are added to the copy after the locks are released.
         let (mut view, to_add) = {
             let feeder = self.feeder.lock();
-            let touched: HashSet<TraceId> = self.touched.lock().iter().copied().collect();
+            let touched: HashSet<TraceId> =
+                self.touched.lock().iter().map(|s| s.trace_id).collect();
             let view = self.aggregates.lock().window_copy(window);
             let to_add: Vec<(&Trace, Option<Vec<SpanId>>)> = traces
                 .iter()
                 .filter(|t| {
-                    feeder.last_touch.contains_key(&t.trace_id) || touched.contains(&t.trace_id)
+                    feeder.waiting.contains_key(&t.trace_id) || touched.contains(&t.trace_id)
                 })
-                .map(|t| {
-                    (
-                        t,
-                        feeder.counted.get(&t.trace_id).map(|(_, ids)| ids.clone()),
-                    )
-                })
+                .map(|t| (t, feeder.counted.get(&t.trace_id).map(|c| c.spans.clone())))
                 .collect();
             (view, to_add)
         };
@@ -335,16 +344,36 @@ impl Live {
 /// What the feeding task keeps between rounds, shared with readers through [`Live::feeder`].
 #[derive(Debug, Default)]
 struct Feeder {
-    /// When each trace not yet (wholly) in the aggregates last received spans.
-    last_touch: HashMap<TraceId, u64>,
+    /// The traces not yet (wholly) in the aggregates, and the spans they received.
+    waiting: HashMap<TraceId, Waiting>,
     /// (touch time, trace), oldest first; stale entries are skipped.
     queue: VecDeque<(u64, TraceId)>,
     /// Settled traces taken off the queue that the feeder is reading and adding.
     in_flight: Vec<TraceId>,
-    /// Span ids counted per added trace, sorted, and when.
-    counted: HashMap<TraceId, (u64, Vec<SpanId>)>,
+    /// What is counted of each added trace.
+    counted: HashMap<TraceId, Counted>,
     counted_order: VecDeque<(u64, TraceId)>,
     remembered_spans: usize,
+}
+
+/// A trace waiting to settle.
+#[derive(Clone, Copy, Debug)]
+struct Waiting {
+    /// When it last received spans.
+    at: u64,
+    /// The earliest start among the spans it received while waiting.
+    from: u64,
+}
+
+/// What the feeder remembers of a trace it added.
+#[derive(Debug)]
+struct Counted {
+    /// When it was added.
+    at: u64,
+    /// The earliest start among the spans reported for it.
+    from: u64,
+    /// The span ids counted, sorted.
+    spans: Vec<SpanId>,
 }
 
 impl Feeder {
@@ -356,10 +385,10 @@ impl Feeder {
                 break;
             }
             self.counted_order.pop_front();
-            if self.counted.get(&id).is_some_and(|(at, _)| *at == t)
-                && let Some((_, ids)) = self.counted.remove(&id)
+            if self.counted.get(&id).is_some_and(|c| c.at == t)
+                && let Some(c) = self.counted.remove(&id)
             {
-                self.remembered_spans -= ids.len();
+                self.remembered_spans -= c.spans.len();
             }
         }
     }
@@ -368,7 +397,7 @@ impl Feeder {
 /// The task that feeds `live`, reading settled traces through `reader`, until either is
 /// dropped.
 ///
-/// A settled trace leaves `last_touch` only once it is in the aggregates, so a reader finds
+/// A settled trace leaves `waiting` only once it is in the aggregates, so a reader finds
 /// each acknowledged span in one of the two ([`Live::view`]).
 async fn feed(live: Weak<Live>, reader: Weak<dyn TraceReader>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -381,12 +410,29 @@ async fn feed(live: Weak<Live>, reader: Weak<dyn TraceReader>) {
             .unwrap_or_default()
             .as_nanos() as u64;
         let settle = live.opts.settle.as_nanos() as u64;
+        // (touch time, trace, read from), in trace id order.
         let due = {
             let mut feeder = live.feeder.lock();
             let touched = std::mem::take(&mut *live.touched.lock());
-            for id in touched {
-                feeder.last_touch.insert(id, now);
-                feeder.queue.push_back((now, id));
+            for span in touched {
+                // One queue entry per trace and round.
+                let first_this_round = match feeder.waiting.entry(span.trace_id) {
+                    Entry::Occupied(mut e) => {
+                        let w = e.get_mut();
+                        w.from = w.from.min(span.start_unix_nanos);
+                        std::mem::replace(&mut w.at, now) != now
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(Waiting {
+                            at: now,
+                            from: span.start_unix_nanos,
+                        });
+                        true
+                    }
+                };
+                if first_this_round {
+                    feeder.queue.push_back((now, span.trace_id));
+                }
             }
             let mut due = Vec::new();
             while let Some(&(t, id)) = feeder.queue.front() {
@@ -394,38 +440,62 @@ async fn feed(live: Weak<Live>, reader: Weak<dyn TraceReader>) {
                     break;
                 }
                 feeder.queue.pop_front();
-                if feeder.last_touch.get(&id) == Some(&t) {
-                    due.push((t, id));
+                if let Some(w) = feeder.waiting.get(&id)
+                    && w.at == t
+                {
+                    // A trace added before is read from the earliest of its spans the
+                    // feeder knows, so that its late spans are placed in the whole trace.
+                    let from = feeder
+                        .counted
+                        .get(&id)
+                        .map_or(w.from, |c| c.from.min(w.from));
+                    due.push((t, id, from));
                 }
             }
-            feeder.in_flight = due.iter().map(|&(_, id)| id).collect();
+            due.sort_unstable_by_key(|&(_, id, _)| id);
+            feeder.in_flight = due.iter().map(|&(_, id, _)| id).collect();
             due
         };
-        for (t, id) in due {
+        for chunk in due.chunks(READ_CHUNK) {
             let Some(reader) = reader.upgrade() else {
                 return;
             };
-            let trace = match reader.trace(id).await {
+            let ids: Vec<TraceId> = chunk.iter().map(|&(_, id, _)| id).collect();
+            let from = chunk.iter().map(|&(_, _, from)| from).min().unwrap_or(0);
+            let traces = match reader.traces_from(&ids, from).await {
                 Ok(t) => t,
                 Err(e) => {
-                    tracing::warn!(trace_id = %id, error = %e, "live aggregates: cannot read a trace");
-                    None
+                    tracing::warn!(traces = ids.len(), error = %e, "live aggregates: cannot read traces");
+                    Vec::new()
                 }
             };
             drop(reader);
+            let mut traces = traces.into_iter().peekable();
             let mut feeder = live.feeder.lock();
-            if let Some(trace) = trace {
-                let counted = feeder.counted.remove(&id).map(|(_, ids)| ids);
-                if let Some(c) = &counted {
-                    feeder.remembered_spans -= c.len();
+            for &(t, id, from) in chunk {
+                if let Some(trace) = traces.next_if(|tr| tr.trace_id == id) {
+                    let counted = feeder.counted.remove(&id);
+                    if let Some(c) = &counted {
+                        feeder.remembered_spans -= c.spans.len();
+                    }
+                    let spans = live
+                        .aggregates
+                        .lock()
+                        .add(&trace, counted.as_ref().map(|c| c.spans.as_slice()));
+                    feeder.remembered_spans += spans.len();
+                    feeder.counted.insert(
+                        id,
+                        Counted {
+                            at: now,
+                            from,
+                            spans,
+                        },
+                    );
+                    feeder.counted_order.push_back((now, id));
                 }
-                let ids = live.aggregates.lock().add(&trace, counted.as_deref());
-                feeder.remembered_spans += ids.len();
-                feeder.counted.insert(id, (now, ids));
-                feeder.counted_order.push_back((now, id));
-            }
-            if feeder.last_touch.get(&id) == Some(&t) {
-                feeder.last_touch.remove(&id);
+                if feeder.waiting.get(&id).is_some_and(|w| w.at == t) {
+                    feeder.waiting.remove(&id);
+                }
             }
         }
         let mut feeder = live.feeder.lock();
@@ -434,10 +504,13 @@ async fn feed(live: Weak<Live>, reader: Weak<dyn TraceReader>) {
         let horizon =
             (live.opts.resolution.as_nanos() as u64).saturating_mul(live.opts.buckets as u64);
         live.aggregates.lock().prune(now, horizon);
-        if feeder.last_touch.capacity() > 4096
-            && feeder.last_touch.len() < feeder.last_touch.capacity() / 4
+        if feeder.waiting.capacity() > 4096 && feeder.waiting.len() < feeder.waiting.capacity() / 4
         {
-            feeder.last_touch.shrink_to_fit();
+            feeder.waiting.shrink_to_fit();
         }
     }
 }
+
+/// Traces read back in one call: a chunk of ids in order covers a slice of each block's
+/// trace-id range, so the chunks of a round read each block's pages about once between them.
+const READ_CHUNK: usize = 1024;

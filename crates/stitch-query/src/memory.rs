@@ -9,7 +9,10 @@ use async_trait::async_trait;
 use parking_lot::RwLock;
 use stitch_model::{Batch, Trace, TraceId};
 
-use crate::{Operation, ReadError, SearchQuery, SpanSink, TraceObserver, TraceReader, WriteError};
+use crate::{
+    AppliedSpan, Operation, ReadError, SearchQuery, SpanSink, TraceObserver, TraceReader,
+    WriteError,
+};
 
 /// Spans kept in memory. Cheap to clone; clones share the spans.
 ///
@@ -77,13 +80,12 @@ impl MemoryStore {
 #[async_trait]
 impl SpanSink for MemoryStore {
     async fn append(&self, batch: Batch, _received: Option<Vec<u8>>) -> Result<(), WriteError> {
-        let fragments = batch.split_by_trace();
-        let ids: Vec<TraceId> = fragments.iter().map(|(id, _)| *id).collect();
-        for (id, fragment) in fragments {
+        let applied: Vec<AppliedSpan> = batch.spans().map(|s| AppliedSpan::of(s.span)).collect();
+        for (id, fragment) in batch.split_by_trace() {
             self.insert(id, fragment);
         }
         if let Some(o) = &self.observer {
-            o.applied(&mut ids.into_iter());
+            o.applied(&mut applied.into_iter());
         }
         Ok(())
     }

@@ -122,6 +122,24 @@ pub trait TraceReader: Send + Sync + 'static {
     /// The trace with this id, or `None` when no span of it is stored.
     async fn trace(&self, id: TraceId) -> Result<Option<Trace>, ReadError>;
 
+    /// The traces `ids` (sorted, without repeats) in that order, leaving out those with no
+    /// span stored. Each holds at least every stored span of its trace that starts at or after
+    /// `min_start_unix_nanos` (with 0, the whole trace, as [`TraceReader::trace`] returns it);
+    /// it may hold earlier spans too. A reader that keeps spans by time uses the bound to skip
+    /// what holds only earlier spans, and reads what is left once for all the ids.
+    async fn traces_from(
+        &self,
+        ids: &[TraceId],
+        min_start_unix_nanos: u64,
+    ) -> Result<Vec<Trace>, ReadError> {
+        let _ = min_start_unix_nanos;
+        let mut found = Vec::with_capacity(ids.len());
+        for &id in ids {
+            found.extend(self.trace(id).await?);
+        }
+        Ok(found)
+    }
+
     /// Traces that match `query`, newest first (by the start of their latest matching span,
     /// ties by trace id), at most `query.limit` of them.
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, ReadError>;

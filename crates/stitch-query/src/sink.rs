@@ -35,7 +35,25 @@ pub trait TraceObserver: Send + Sync + std::fmt::Debug + 'static {
         let _ = since_unix_nanos;
     }
 
-    /// Spans of these traces became visible to readers. Called on the store's write path:
-    /// implementations only take note and return.
-    fn applied(&self, ids: &mut dyn Iterator<Item = stitch_model::TraceId>);
+    /// These spans became visible to readers (one mark per span, or one per trace carrying
+    /// its earliest start). Called on the store's write path: implementations only take note
+    /// and return.
+    fn applied(&self, spans: &mut dyn Iterator<Item = AppliedSpan>);
+}
+
+/// What [`TraceObserver::applied`] reports of a span: its trace and when it started (a
+/// lower bound, when one mark stands for several spans of the trace).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppliedSpan {
+    pub trace_id: stitch_model::TraceId,
+    pub start_unix_nanos: u64,
+}
+
+impl AppliedSpan {
+    pub fn of(span: &stitch_model::Span) -> AppliedSpan {
+        AppliedSpan {
+            trace_id: span.trace_id,
+            start_unix_nanos: span.start_time_unix_nano,
+        }
+    }
 }

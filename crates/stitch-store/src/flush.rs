@@ -129,8 +129,14 @@ async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError>
         bloom,
         Some(index),
         inner.objects.clone(),
+        inner.footers.clone(),
     )?);
-    inner.blocks.write().push(handle);
+    inner.blocks.write().push(handle.clone());
+    // The newest blocks are read the most: their footers are kept from the start (the file
+    // was just written, so this reads from the page cache).
+    if let Err(e) = handle.warm().await {
+        tracing::warn!(block = %block_id, error = %e, "cannot read the footer of a new block");
+    }
     inner.frozen.write().retain(|h| !Arc::ptr_eq(h, &job.head));
     inner.stats.blocks_written.fetch_add(1, Ordering::Relaxed);
     // The block is registered: failing to delete segments now must not write it again.
@@ -139,6 +145,31 @@ async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError>
     }
     tracing::debug!(block = %block_id, spans, "flushed head to a block");
     Ok(())
+}
+
+/// Loads the Parquet footers of the newest blocks at start-up, as many as the cache holds, so
+/// that the first reads after a restart do not each wait for one.
+pub(crate) async fn warm_footers(inner: std::sync::Weak<Inner>) {
+    let Some(mut blocks) = inner.upgrade().map(|i| i.blocks.read().clone()) else {
+        return;
+    };
+    blocks.sort_by_key(|b| std::cmp::Reverse(b.meta.max_start));
+    let mut largest = 0;
+    for b in blocks {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        if strong.footers.usage().bytes as usize + largest > strong.config.footer_cache_bytes {
+            return;
+        }
+        drop(strong);
+        match b.warm().await {
+            Ok(bytes) => largest = largest.max(bytes),
+            Err(e) => {
+                tracing::warn!(block = %b.meta.block_id, error = %e, "cannot read a block's footer")
+            }
+        }
+    }
 }
 
 pub(crate) async fn retention(inner: std::sync::Weak<Inner>) {
@@ -175,6 +206,7 @@ pub(crate) async fn enforce_retention(inner: &Arc<Inner>) -> Result<usize, Store
             .write()
             .retain(|x| x.meta.block_id != b.meta.block_id);
         block::delete_block(&inner.objects, &b.meta.block_id).await?;
+        inner.footers.remove(&b.meta.block_id);
         let dir = inner.config.data_dir.join("blocks").join(&b.meta.block_id);
         let _ = std::fs::remove_dir(&dir);
         inner.stats.blocks_deleted.fetch_add(1, Ordering::Relaxed);

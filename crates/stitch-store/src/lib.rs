@@ -48,4 +48,4 @@ mod writer;
 
 pub use error::StoreError;
 pub use sampling::SamplingStatus;
-pub use store::{Store, StoreConfig, StoreGone, StoreStats};
+pub use store::{BlockMemory, Store, StoreConfig, StoreGone, StoreStats};

@@ -13,7 +13,8 @@ use object_store::local::LocalFileSystem;
 use parking_lot::RwLock;
 use stitch_model::{Batch, Trace, TraceId};
 use stitch_query::{
-    Operation, ReadError, SearchQuery, SpanSink, TraceObserver, TraceReader, WriteError,
+    AppliedSpan, Operation, ReadError, SearchQuery, SpanSink, TraceObserver, TraceReader,
+    WriteError,
 };
 use tokio::sync::oneshot;
 
@@ -60,6 +61,10 @@ pub struct StoreConfig {
     pub wal_salvage: bool,
     /// Test hook that fails chosen writes ([`crate::disk`]); `None` in production.
     pub faults: Option<Arc<dyn FaultInjector>>,
+    /// Memory for the Parquet footers of recently read blocks (default 256 MiB, about 650
+    /// blocks of 250K spans); beyond it the least recently read are dropped and loaded
+    /// again when needed ([`block::FooterCache`]).
+    pub footer_cache_bytes: usize,
 }
 
 impl StoreConfig {
@@ -78,6 +83,7 @@ impl StoreConfig {
             min_free_bytes: None,
             wal_salvage: false,
             faults: None,
+            footer_cache_bytes: 256 * 1024 * 1024,
         }
     }
 }
@@ -121,6 +127,8 @@ pub(crate) struct Inner {
     pub active: RwLock<Head>,
     pub frozen: RwLock<Vec<Arc<Head>>>,
     pub blocks: RwLock<Vec<Arc<BlockHandle>>>,
+    /// The Parquet footers of recently read blocks.
+    pub footers: Arc<block::FooterCache>,
     pub stats: StoreStats,
     /// The oldest WAL segment holding a span the tail sampler has not decided (`u64::MAX`:
     /// none), published by the WAL writer.
@@ -155,10 +163,11 @@ impl Store {
             })?,
         );
 
+        let footers = Arc::new(block::FooterCache::new(config.footer_cache_bytes));
         let mut blocks = Vec::new();
         let mut wal_through = 0;
         for id in block::list_blocks(&objects).await? {
-            match BlockHandle::load(objects.clone(), &id).await {
+            match BlockHandle::load(objects.clone(), footers.clone(), &id).await {
                 Ok(b) => {
                     wal_through = wal_through.max(b.meta.wal_through);
                     blocks.push(Arc::new(b));
@@ -254,7 +263,10 @@ impl Store {
             // Spans in blocks are not reported: observers cover what started after them.
             // Recovered traces are reported; older ones are in blocks.
             o.opened(blocks.iter().map(|b| b.meta.max_end + 1).max().unwrap_or(0));
-            o.applied(&mut head.traces.keys().copied());
+            o.applied(&mut head.traces.iter().map(|(&trace_id, t)| AppliedSpan {
+                trace_id,
+                start_unix_nanos: t.min_start,
+            }));
         }
 
         let inner = Arc::new(Inner {
@@ -265,6 +277,7 @@ impl Store {
             active: RwLock::new(head),
             frozen: RwLock::new(Vec::new()),
             blocks: RwLock::new(blocks),
+            footers,
             stats,
             tail_watermark: AtomicU64::new(u64::MAX),
             current_segment: AtomicU64::new(next_segment),
@@ -283,6 +296,7 @@ impl Store {
         }
         tokio::spawn(crate::flush::flusher(inner.clone(), flush_rx));
         tokio::spawn(crate::flush::retention(Arc::downgrade(&inner)));
+        tokio::spawn(crate::flush::warm_footers(Arc::downgrade(&inner)));
         Ok(Store { inner, tx })
     }
 
@@ -355,6 +369,22 @@ impl Store {
         self.inner.blocks.read().len()
     }
 
+    /// Memory the store holds for its blocks (see [`BlockMemory`]).
+    pub fn block_memory(&self) -> BlockMemory {
+        let footers = self.inner.footers.usage();
+        BlockMemory {
+            filter_bytes: self
+                .inner
+                .blocks
+                .read()
+                .iter()
+                .map(|b| b.resident_bytes() as u64)
+                .sum(),
+            footer_bytes: footers.bytes,
+            footer_blocks: footers.blocks,
+        }
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.inner.config.data_dir
     }
@@ -423,16 +453,29 @@ fn remove_incomplete_blocks(blocks_dir: &Path, disk: &Disk) {
     }
 }
 
+/// What the store keeps in memory for its blocks, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockMemory {
+    /// Trace-id bloom filters, row-group indexes and page boundaries (every block's, always).
+    pub filter_bytes: u64,
+    /// Parquet footers and page indexes kept for reads ([`StoreConfig::footer_cache_bytes`]).
+    pub footer_bytes: u64,
+    /// Blocks whose Parquet footer is kept.
+    pub footer_blocks: u64,
+}
+
 /// Every stored span of trace `id`: the active head, frozen heads, then blocks.
 pub(crate) async fn read_trace(inner: &Inner, id: TraceId) -> Result<Option<Trace>, StoreError> {
-    Ok(read_traces(inner, &[id]).await?.remove(&id))
+    Ok(read_traces(inner, &[id], 0).await?.remove(&id))
 }
 
 /// The traces `ids` (sorted, without repeats) as the store holds them, from the heads and the
 /// blocks; each block is read once for all of them. Ids the store does not hold are absent.
+/// Blocks whose spans all started before `min_start` are skipped (0: none is).
 pub(crate) async fn read_traces(
     inner: &Inner,
     ids: &[TraceId],
+    min_start: u64,
 ) -> Result<HashMap<TraceId, Trace>, StoreError> {
     // In the order spans move (active head, frozen heads, blocks), so that a span moving on
     // meanwhile is seen twice (normalize drops the copy) rather than not at all.
@@ -450,7 +493,7 @@ pub(crate) async fn read_traces(
         }
     }
     let blocks = inner.blocks.read().clone();
-    for b in &blocks {
+    for b in blocks.iter().filter(|b| b.meta.max_start >= min_start) {
         b.collect_traces(ids, &mut found).await?;
     }
     found.retain(|_, t| !t.is_empty());
@@ -491,6 +534,15 @@ impl TraceReader for Store {
         Ok(read_trace(&self.inner, id).await?)
     }
 
+    async fn traces_from(
+        &self,
+        ids: &[TraceId],
+        min_start_unix_nanos: u64,
+    ) -> Result<Vec<Trace>, ReadError> {
+        let mut found = read_traces(&self.inner, ids, min_start_unix_nanos).await?;
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+    }
+
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, ReadError> {
         if query.limit == 0 {
             return Ok(Vec::new());
@@ -519,7 +571,7 @@ impl TraceReader for Store {
         ranked.truncate(query.limit);
         let mut ids: Vec<TraceId> = ranked.iter().map(|(id, _)| *id).collect();
         ids.sort_unstable();
-        let mut found = read_traces(&self.inner, &ids).await?;
+        let mut found = read_traces(&self.inner, &ids, 0).await?;
         Ok(ranked
             .iter()
             .filter_map(|(id, _)| found.remove(id))

@@ -27,6 +27,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant};
 
 use stitch_model::Batch;
+use stitch_query::AppliedSpan;
 use tokio::sync::oneshot;
 
 use crate::StoreError;
@@ -314,7 +315,13 @@ pub(crate) fn run(
                 {
                     let mut head = inner.active.write();
                     if let Some(o) = &inner.observer {
-                        o.applied(&mut kept.iter().map(|k| k.trace_id));
+                        o.applied(&mut kept.iter().flat_map(|k| {
+                            k.fragments
+                                .iter()
+                                .flat_map(|rs| &rs.scope_spans)
+                                .flat_map(|ss| &ss.spans)
+                                .map(AppliedSpan::of)
+                        }));
                     }
                     for k in kept.drain(..) {
                         stored += k.spans;
@@ -421,14 +428,11 @@ fn commit(
             }
         }
         if let Some(o) = &inner.observer {
-            o.applied(&mut group.iter().flat_map(|(_, _, batch, _)| {
-                batch
-                    .resource_spans
+            o.applied(
+                &mut group
                     .iter()
-                    .flat_map(|rs| &rs.scope_spans)
-                    .flat_map(|ss| &ss.spans)
-                    .map(|s| s.trace_id)
-            }));
+                    .flat_map(|(_, _, batch, _)| batch.spans().map(|s| AppliedSpan::of(s.span))),
+            );
         }
         for (_, _, _, ack) in group {
             let _ = ack.send(Ok(()));

@@ -38,6 +38,9 @@ impl TraceReader for Flushing {
     async fn trace(&self, id: TraceId) -> Result<Option<Trace>, ReadError> {
         self.0.trace(id).await
     }
+    async fn traces_from(&self, ids: &[TraceId], from: u64) -> Result<Vec<Trace>, ReadError> {
+        self.0.traces_from(ids, from).await
+    }
     async fn search(&self, query: &SearchQuery) -> Result<Vec<Trace>, ReadError> {
         self.0.search(query).await
     }

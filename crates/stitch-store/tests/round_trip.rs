@@ -166,6 +166,67 @@ async fn a_trace_appended_in_several_batches_is_returned_whole_from_blocks_and_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_from_a_start_on_skips_the_blocks_of_earlier_spans_and_takes_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(config(dir.path())).await.unwrap();
+    let t0 = now_nanos() - 60 * SECOND;
+    let (a, b) = (trace_id(5), trace_id(6));
+    let web = resource("web");
+    let early = batch_of(
+        &web,
+        vec![
+            span(a, span_id(1), "GET /a", t0, 500 * MILLI),
+            span(b, span_id(2), "GET /b", t0, 500 * MILLI),
+        ],
+    );
+    let later = batch_of(&web, vec![span(a, span_id(3), "a later", t0 + SECOND, 1)]);
+    let latest = batch_of(
+        &web,
+        vec![span(b, span_id(4), "b later", t0 + 2 * SECOND, 1)],
+    );
+    append(&store, &early).await;
+    store.flush().await.unwrap();
+    append(&store, &later).await;
+    store.flush().await.unwrap();
+    append(&store, &latest).await;
+    let mut ids = vec![a, b];
+    ids.sort_unstable();
+    let names = |traces: Vec<Trace>| -> Vec<(TraceId, Vec<String>)> {
+        traces
+            .iter()
+            .map(|t| {
+                let mut n: Vec<String> = t.spans().map(|s| s.span.name.clone()).collect();
+                n.sort();
+                (t.trace_id, n)
+            })
+            .collect()
+    };
+    let want = |pairs: &[(TraceId, &[&str])]| -> Vec<(TraceId, Vec<String>)> {
+        let mut w: Vec<(TraceId, Vec<String>)> = pairs
+            .iter()
+            .map(|(id, n)| (*id, n.iter().map(|s| s.to_string()).collect()))
+            .collect();
+        w.sort_by_key(|(id, _)| *id);
+        w
+    };
+    // From 0: whole traces, from both blocks and the head.
+    assert_eq!(
+        names(store.traces_from(&ids, 0).await.unwrap()),
+        want(&[(a, &["GET /a", "a later"]), (b, &["GET /b", "b later"])])
+    );
+    // From t0 + 1 s: the first block (every span of it started at t0) is not read.
+    assert_eq!(
+        names(store.traces_from(&ids, t0 + SECOND).await.unwrap()),
+        want(&[(a, &["a later"]), (b, &["b later"])])
+    );
+    // After the second block's spans: only the head's span is left.
+    assert_eq!(
+        names(store.traces_from(&ids, t0 + 2 * SECOND).await.unwrap()),
+        want(&[(b, &["b later"])])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_span_delivered_twice_is_returned_once_wherever_the_copies_are() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(config(dir.path())).await.unwrap();

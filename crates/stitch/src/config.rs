@@ -85,6 +85,9 @@ pub struct StoreSection {
     /// Refuse appends (503, retry later) while the data directory's file system has fewer
     /// bytes free; 0 turns the check off [default: 5% of the file system, at most 128 MiB].
     pub min_free_bytes: Option<u64>,
+    /// Memory for the Parquet footers of recently read blocks; the least recently read beyond
+    /// it are loaded again when needed [default: 256 MiB].
+    pub footer_cache_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]

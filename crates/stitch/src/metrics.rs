@@ -207,6 +207,25 @@ async fn render(State(s): State<Sources>) -> impl IntoResponse {
         "Blocks in the store.",
         s.store.block_count() as u64,
     );
+    let blocks = s.store.block_memory();
+    gauge(
+        &mut out,
+        "stitch_store_block_filter_bytes",
+        "Bytes of the blocks' trace-id filters, row-group indexes and page boundaries held in memory.",
+        blocks.filter_bytes,
+    );
+    gauge(
+        &mut out,
+        "stitch_store_block_footer_bytes",
+        "Bytes of Parquet footers and page indexes kept in memory for reads (store.footer_cache_bytes bounds them).",
+        blocks.footer_bytes,
+    );
+    gauge(
+        &mut out,
+        "stitch_store_block_footer_blocks",
+        "Blocks whose Parquet footer is kept in memory.",
+        blocks.footer_blocks,
+    );
     counter(
         &mut out,
         "stitch_head_sampling_filtered_spans_total",
@@ -229,7 +248,7 @@ async fn render(State(s): State<Sources>) -> impl IntoResponse {
     gauge(
         &mut out,
         "stitch_live_touched_traces",
-        "Traces touched since the live aggregates' feeder last looked.",
+        "Trace marks reported since the live aggregates' feeder last looked (a trace's consecutive spans as one).",
         backlog.touched as u64,
     );
     gauge(

@@ -137,6 +137,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(f) = file.store.fsync {
         store_config.fsync = f;
     }
+    if let Some(n) = file.store.footer_cache_bytes {
+        store_config.footer_cache_bytes = n;
+    }
     store_config.min_free_bytes = args.min_free_bytes.or(file.store.min_free_bytes);
     store_config.wal_salvage = args.wal_salvage;
     // Validated when the file was read; absent means keep every trace, without buffering.

@@ -34,6 +34,11 @@ impl Bloom {
         (0..self.k as u64).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) % m) as usize)
     }
 
+    /// Bytes of the filter's bits.
+    pub fn bytes(&self) -> usize {
+        self.bits.len() * 8
+    }
+
     pub fn insert(&mut self, id: &TraceId) {
         let ps: Vec<usize> = self.positions(id).collect();
         for p in ps {

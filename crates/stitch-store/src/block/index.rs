@@ -85,6 +85,11 @@ pub struct GroupIndex {
 }
 
 impl GroupIndex {
+    /// Bytes of the group's term filter.
+    pub fn bytes(&self) -> usize {
+        self.bits.len() * 8
+    }
+
     fn positions(&self, h: u64) -> impl Iterator<Item = usize> + '_ {
         let m = (self.bits.len() * 64) as u64;
         let step = h.rotate_left(32) | 1;

@@ -54,6 +54,7 @@
 
 mod bloom;
 pub mod dedicated;
+mod footers;
 pub mod index;
 mod objects;
 mod read;
@@ -70,6 +71,7 @@ use stitch_model::{Resource, Scope};
 use crate::StoreError;
 
 pub use bloom::Bloom;
+pub use footers::{FooterCache, FooterUsage};
 pub use objects::{block_dir, delete_block, list_blocks, put_block};
 pub use read::BlockHandle;
 pub use write::{BuiltBlock, build_block};

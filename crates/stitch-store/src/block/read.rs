@@ -18,6 +18,7 @@ use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataR
 use stitch_model::{SpanKind, SpanRef, Trace, TraceId};
 use stitch_query::{Operation, SearchQuery};
 
+use super::footers::FooterCache;
 use super::index::BlockIndex;
 use super::objects::block_dir;
 use super::rows::{AttributeRead, Columns, RowDecoder, TagMatcher, search_columns};
@@ -34,7 +35,8 @@ pub struct BlockHandle {
     /// Per row group, the first trace id of each page.
     page_firsts: Vec<Vec<TraceId>>,
     store: Arc<dyn ObjectStore>,
-    parquet_meta: tokio::sync::OnceCell<ArrowReaderMetadata>,
+    /// Where the Parquet footer is kept between reads.
+    footers: Arc<FooterCache>,
 }
 
 impl BlockHandle {
@@ -43,6 +45,7 @@ impl BlockHandle {
         bloom: Bloom,
         index: Option<BlockIndex>,
         store: Arc<dyn ObjectStore>,
+        footers: Arc<FooterCache>,
     ) -> Result<BlockHandle, StoreError> {
         if let Some(ix) = &index
             && ix.groups.len() != meta.row_groups.len()
@@ -80,13 +83,14 @@ impl BlockHandle {
             row_group_ranges,
             page_firsts,
             store,
-            parquet_meta: tokio::sync::OnceCell::new(),
+            footers,
         })
     }
 
     /// Loads a complete block's meta and bloom filter from the object store.
     pub async fn load(
         store: Arc<dyn ObjectStore>,
+        footers: Arc<FooterCache>,
         block_id: &str,
     ) -> Result<BlockHandle, StoreError> {
         let dir = block_dir(block_id);
@@ -129,7 +133,19 @@ impl BlockHandle {
         } else {
             None
         };
-        BlockHandle::new(meta, bloom, index, store)
+        BlockHandle::new(meta, bloom, index, store, footers)
+    }
+
+    /// Bytes this handle holds in memory: its trace-id bloom filter, row-group index and page
+    /// boundaries (the Parquet footer is in the [`FooterCache`]).
+    pub fn resident_bytes(&self) -> usize {
+        let pages: usize = self.page_firsts.iter().map(|p| p.len()).sum();
+        self.bloom.bytes()
+            + self
+                .index
+                .as_ref()
+                .map_or(0, |ix| ix.groups.iter().map(|g| g.bytes()).sum())
+            + pages * (2 * std::mem::size_of::<TraceId>() + 32)
     }
 
     fn data_path(&self) -> ObjectPath {
@@ -144,20 +160,26 @@ impl BlockHandle {
         }
     }
 
-    async fn parquet_meta(&self) -> Result<&ArrowReaderMetadata, StoreError> {
-        self.parquet_meta
-            .get_or_try_init(|| async {
-                let mut reader = self.reader();
-                let options =
-                    ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
-                ArrowReaderMetadata::load_async(&mut reader, options)
-                    .await
-                    .map_err(|e| StoreError::Parquet {
-                        block: self.meta.block_id.clone(),
-                        source: e,
-                    })
-            })
+    /// Loads the Parquet footer into the cache unless it is there; returns its size.
+    pub async fn warm(&self) -> Result<usize, StoreError> {
+        Ok(self.parquet_meta().await?.metadata().memory_size())
+    }
+
+    /// The Parquet footer with its page index, from the cache or loaded (and then kept).
+    async fn parquet_meta(&self) -> Result<ArrowReaderMetadata, StoreError> {
+        if let Some(meta) = self.footers.get(&self.meta.block_id) {
+            return Ok(meta);
+        }
+        let mut reader = self.reader();
+        let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+        let meta = ArrowReaderMetadata::load_async(&mut reader, options)
             .await
+            .map_err(|e| StoreError::Parquet {
+                block: self.meta.block_id.clone(),
+                source: e,
+            })?;
+        self.footers.insert(&self.meta.block_id, meta.clone());
+        Ok(meta)
     }
 
     /// Reads the given row groups (all when `None`) as record batches, with only the named
@@ -168,7 +190,7 @@ impl BlockHandle {
         selection: Option<RowSelection>,
         columns: Option<&[&str]>,
     ) -> Result<Vec<RecordBatch>, StoreError> {
-        let md = self.parquet_meta().await?.clone();
+        let md = self.parquet_meta().await?;
         let mask = columns.map(|names| {
             let arrow = md.schema();
             let roots = names.iter().filter_map(|n| arrow.index_of(n).ok());
