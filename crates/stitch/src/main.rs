@@ -15,6 +15,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc instead of the system allocator: under steady load glibc's per-thread arenas kept
+/// growing (`BENCHMARKS.md`, memory under steady load).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "stitch",
