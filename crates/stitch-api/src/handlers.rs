@@ -7,6 +7,7 @@ use axum::Json;
 use axum::Router;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
+use axum::response::Response;
 use axum::routing::get;
 use serde::Serialize;
 use stitch_query::TraceReader;
@@ -44,17 +45,17 @@ fn path_param(path: Result<Path<String>, PathRejection>) -> Result<String, ApiEr
         .map_err(|e| ApiError::bad_request(format!("malformed path: {e}")))
 }
 
+/// One trace, written span by span as the client reads it ([`crate::streamed`]): a trace can
+/// hold a million spans.
 async fn get_trace(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
-) -> ApiResult<Vec<JaegerTrace>> {
+) -> Result<Response, ApiError> {
     let text = path_param(path)?;
     let id = params::parse_trace_id(&text)
         .map_err(|e| ApiError::bad_request(format!("unable to parse param 'traceID': {e}")))?;
     match reader.trace(id).await? {
-        Some(trace) if !trace.is_empty() => {
-            Ok(Json(Envelope::new(vec![trace_to_jaeger(&trace)], 0)))
-        }
+        Some(trace) if !trace.is_empty() => crate::streamed::jaeger_trace(trace),
         _ => Err(ApiError::NotFound("trace not found".into())),
     }
 }

@@ -273,21 +273,12 @@ pub fn span_id_to_jaeger(id: SpanId) -> String {
 
 /// Converts a whole trace into the Jaeger UI model. See the module docs for the mapping.
 pub fn trace_to_jaeger(trace: &Trace) -> JaegerTrace {
-    let mut processes: Vec<(String, JaegerProcess)> = Vec::new();
+    let (processes, keys) = processes_of(trace);
     let mut spans = Vec::with_capacity(trace.span_count());
-    for rs in &trace.resource_spans {
-        let process = resource_to_process(&rs.resource);
-        let key = match processes.iter().find(|(_, p)| *p == process) {
-            Some((key, _)) => key.clone(),
-            None => {
-                let key = format!("p{}", processes.len() + 1);
-                processes.push((key.clone(), process));
-                key
-            }
-        };
+    for (rs, key) in trace.resource_spans.iter().zip(&keys) {
         for ss in &rs.scope_spans {
             for span in &ss.spans {
-                spans.push(span_to_jaeger(span, &ss.scope, &key));
+                spans.push(span_to_jaeger(span, &ss.scope, &processes[*key].0));
             }
         }
     }
@@ -297,6 +288,27 @@ pub fn trace_to_jaeger(trace: &Trace) -> JaegerTrace {
         processes,
         warnings: None,
     }
+}
+
+/// The processes of `trace` (one per distinct resource, keyed in order of appearance) and,
+/// for each of its resource groups, the index of its process.
+pub fn processes_of(trace: &Trace) -> (Vec<(String, JaegerProcess)>, Vec<usize>) {
+    let mut processes: Vec<(String, JaegerProcess)> = Vec::new();
+    let keys = trace
+        .resource_spans
+        .iter()
+        .map(|rs| {
+            let process = resource_to_process(&rs.resource);
+            processes
+                .iter()
+                .position(|(_, p)| *p == process)
+                .unwrap_or_else(|| {
+                    processes.push((format!("p{}", processes.len() + 1), process));
+                    processes.len() - 1
+                })
+        })
+        .collect();
+    (processes, keys)
 }
 
 /// The process of a resource: `service.name` becomes the service name, every other attribute

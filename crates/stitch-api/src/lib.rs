@@ -7,7 +7,7 @@
 //!
 //! | Route | Answer |
 //! | --- | --- |
-//! | `GET /api/traces/{traceID}` | `data` = `[trace]`. The id is 1 to 32 hex digits, left-padded with zeros; anything else (or all zeros) is a 400. An unknown trace is a 404 with `msg` = `trace not found`. |
+//! | `GET /api/traces/{traceID}` | `data` = `[trace]`. The id is 1 to 32 hex digits, left-padded with zeros; anything else (or all zeros) is a 400. An unknown trace is a 404 with `msg` = `trace not found`. Written span by span while the client reads it, so a trace of a million spans is never held as JSON whole. |
 //! | `GET /api/services` | `data` = service names, sorted; `total` = their number. |
 //! | `GET /api/services/{service}/operations` | `data` = the service's unique operation names; `total` = their number. |
 //! | `GET /api/operations?service=&spanKind=` | `data` = `[{"name", "spanKind"}]`, optionally only of one kind; `total` = their number. `service` is required. |
@@ -80,6 +80,7 @@ mod native;
 mod params;
 pub mod search;
 pub mod services;
+mod streamed;
 pub mod ui;
 pub mod waterfall;
 pub mod zipkin;
