@@ -368,13 +368,21 @@ async fn trace_many(State(api): ApiState, query: Q) -> Answer {
         return Err(Error::bad("traceIds is required"));
     }
     check_trace_ids("traceIds", ids.len())?;
-    ids.sort_unstable();
-    let traces = api.reader.traces_from(&ids, 0).await?;
+    // Read together (each block once), answered in the order asked.
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    let mut found: std::collections::HashMap<_, _> = api
+        .reader
+        .traces_from(&sorted, 0)
+        .await?
+        .into_iter()
+        .map(|t| (t.trace_id, t))
+        .collect();
     ok_json(Value::Array(
-        traces
-            .iter()
+        ids.iter()
+            .filter_map(|id| found.remove(id))
             .filter(|t| !t.is_empty())
-            .map(trace_json)
+            .map(|t| trace_json(&t))
             .collect(),
     ))
 }

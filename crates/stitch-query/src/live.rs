@@ -11,9 +11,11 @@
 //! ([`TraceReader::traces_from`]), from the earliest start among the spans the store reported
 //! for them: a block is read once per chunk, and only blocks holding spans that started since
 //! then are read at all, so the cost of a round follows the traffic, not the number of blocks
-//! stored. (Spans of a trace that started before all those reported may be left out of its
-//! context: after a restart, a span whose parent was stored before it counts as an entry
-//! span.)
+//! stored. Spans of a trace that started before all those reported, or before the hour the
+//! buckets keep, may be left out of its context (and other traces of the same chunk may see
+//! more): after a restart, a span whose parent was stored before it can count as an entry
+//! span. A chunk that cannot be read stays pending and is read again after another settle
+//! time.
 //!
 //! Spans that arrive after their trace was added (a slow root that ends long after its
 //! children were exported) make the trace settle again; then only the spans not counted
@@ -410,6 +412,11 @@ async fn feed(live: Weak<Live>, reader: Weak<dyn TraceReader>) {
             .unwrap_or_default()
             .as_nanos() as u64;
         let settle = live.opts.settle.as_nanos() as u64;
+        let horizon =
+            (live.opts.resolution.as_nanos() as u64).saturating_mul(live.opts.buckets as u64);
+        // Spans that started before the buckets kept are not read back for context: one span
+        // stamped a day early would otherwise send a whole chunk through a day of blocks.
+        let floor = now.saturating_sub(horizon);
         // (touch time, trace, read from), in trace id order.
         let due = {
             let mut feeder = live.feeder.lock();
@@ -449,7 +456,7 @@ async fn feed(live: Weak<Live>, reader: Weak<dyn TraceReader>) {
                         .counted
                         .get(&id)
                         .map_or(w.from, |c| c.from.min(w.from));
-                    due.push((t, id, from));
+                    due.push((t, id, from.max(floor)));
                 }
             }
             due.sort_unstable_by_key(|&(_, id, _)| id);
@@ -462,14 +469,27 @@ async fn feed(live: Weak<Live>, reader: Weak<dyn TraceReader>) {
             };
             let ids: Vec<TraceId> = chunk.iter().map(|&(_, id, _)| id).collect();
             let from = chunk.iter().map(|&(_, _, from)| from).min().unwrap_or(0);
-            let traces = match reader.traces_from(&ids, from).await {
+            let read = reader.traces_from(&ids, from).await;
+            drop(reader);
+            let traces = match read {
                 Ok(t) => t,
                 Err(e) => {
-                    tracing::warn!(traces = ids.len(), error = %e, "live aggregates: cannot read traces");
-                    Vec::new()
+                    tracing::warn!(traces = ids.len(), error = %e, "live aggregates: cannot read traces; trying again");
+                    // Nothing of the chunk is dropped: its traces stay pending and are read
+                    // again after another settle time.
+                    let mut guard = live.feeder.lock();
+                    let feeder = &mut *guard;
+                    for &(t, id, _) in chunk {
+                        if let Some(w) = feeder.waiting.get_mut(&id)
+                            && w.at == t
+                        {
+                            w.at = now;
+                            feeder.queue.push_back((now, id));
+                        }
+                    }
+                    continue;
                 }
             };
-            drop(reader);
             let mut traces = traces.into_iter().peekable();
             let mut feeder = live.feeder.lock();
             for &(t, id, from) in chunk {
@@ -478,10 +498,16 @@ async fn feed(live: Weak<Live>, reader: Weak<dyn TraceReader>) {
                     if let Some(c) = &counted {
                         feeder.remembered_spans -= c.spans.len();
                     }
-                    let spans = live
+                    let mut spans = live
                         .aggregates
                         .lock()
                         .add(&trace, counted.as_ref().map(|c| c.spans.as_slice()));
+                    // A read from a later start may miss spans counted before: keep them.
+                    if let Some(c) = counted {
+                        spans.extend(c.spans);
+                        spans.sort_unstable();
+                        spans.dedup();
+                    }
                     feeder.remembered_spans += spans.len();
                     feeder.counted.insert(
                         id,
@@ -501,8 +527,6 @@ async fn feed(live: Weak<Live>, reader: Weak<dyn TraceReader>) {
         let mut feeder = live.feeder.lock();
         feeder.in_flight.clear();
         feeder.forget(now, &live.opts);
-        let horizon =
-            (live.opts.resolution.as_nanos() as u64).saturating_mul(live.opts.buckets as u64);
         live.aggregates.lock().prune(now, horizon);
         if feeder.waiting.capacity() > 4096 && feeder.waiting.len() < feeder.waiting.capacity() / 4
         {

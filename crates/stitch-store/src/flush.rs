@@ -132,11 +132,6 @@ async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError>
         inner.footers.clone(),
     )?);
     inner.blocks.write().push(handle.clone());
-    // The newest blocks are read the most: their footers are kept from the start (the file
-    // was just written, so this reads from the page cache).
-    if let Err(e) = handle.warm().await {
-        tracing::warn!(block = %block_id, error = %e, "cannot read the footer of a new block");
-    }
     inner.frozen.write().retain(|h| !Arc::ptr_eq(h, &job.head));
     inner.stats.blocks_written.fetch_add(1, Ordering::Relaxed);
     // The block is registered: failing to delete segments now must not write it again.
@@ -144,6 +139,12 @@ async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError>
         tracing::error!(error = %e, "deleting WAL segments covered by a block failed");
     }
     tracing::debug!(block = %block_id, spans, "flushed head to a block");
+    // The newest blocks are read the most: their footers are kept from the start (the file
+    // was just written, so this reads from the page cache). Last, so that the frozen head and
+    // the WAL segments go as soon as they can.
+    if let Err(e) = handle.warm().await {
+        tracing::warn!(block = %block_id, error = %e, "cannot read the footer of a new block");
+    }
     Ok(())
 }
 
@@ -155,19 +156,30 @@ pub(crate) async fn warm_footers(inner: std::sync::Weak<Inner>) {
     };
     blocks.sort_by_key(|b| std::cmp::Reverse(b.meta.max_start));
     let mut largest = 0;
+    let mut warmed = Vec::new();
     for b in blocks {
         let Some(strong) = inner.upgrade() else {
             return;
         };
         if strong.footers.usage().bytes as usize + largest > strong.config.footer_cache_bytes {
-            return;
+            break;
         }
         drop(strong);
         match b.warm().await {
-            Ok(bytes) => largest = largest.max(bytes),
+            Ok(bytes) => {
+                largest = largest.max(bytes);
+                warmed.push(b.meta.block_id.clone());
+            }
             Err(e) => {
                 tracing::warn!(block = %b.meta.block_id, error = %e, "cannot read a block's footer")
             }
+        }
+    }
+    // Loaded newest first, the newest is the least recently used: use them again oldest
+    // first, so that the cache drops the oldest first once new blocks come.
+    if let Some(strong) = inner.upgrade() {
+        for id in warmed.iter().rev() {
+            strong.footers.get(id);
         }
     }
 }
