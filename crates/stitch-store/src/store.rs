@@ -61,9 +61,10 @@ pub struct StoreConfig {
     pub wal_salvage: bool,
     /// Test hook that fails chosen writes ([`crate::disk`]); `None` in production.
     pub faults: Option<Arc<dyn FaultInjector>>,
-    /// Memory for the Parquet footers of recently read blocks (default 256 MiB, about 650
+    /// Memory for the Parquet footers of recently read blocks (default 64 MiB, about 180
     /// blocks of 250K spans); beyond it the least recently read are dropped and loaded
-    /// again when needed ([`block::FooterCache`]).
+    /// again when needed ([`block::FooterCache`]). A store of 100M spans has some 400 blocks:
+    /// about 144 MB keeps every footer in memory.
     pub footer_cache_bytes: usize,
 }
 
@@ -83,7 +84,7 @@ impl StoreConfig {
             min_free_bytes: None,
             wal_salvage: false,
             faults: None,
-            footer_cache_bytes: 256 * 1024 * 1024,
+            footer_cache_bytes: 64 * 1024 * 1024,
         }
     }
 }

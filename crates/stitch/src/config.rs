@@ -86,7 +86,7 @@ pub struct StoreSection {
     /// bytes free; 0 turns the check off [default: 5% of the file system, at most 128 MiB].
     pub min_free_bytes: Option<u64>,
     /// Memory for the Parquet footers of recently read blocks; the least recently read beyond
-    /// it are loaded again when needed [default: 256 MiB].
+    /// it are loaded again when needed [default: 64 MiB; about 0.35 MB per block of 250K spans].
     pub footer_cache_bytes: Option<usize>,
 }
 
