@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds every fuzz target of stitch-propagation's parsers and, when cargo-fuzz is installed,
+# Builds every fuzz target (stitch-propagation's header parsers, stitch-wire's span decoders)
+# and, when cargo-fuzz is installed,
 # fuzzes each one for FUZZ_SECONDS seconds (default 10).
 #
 #   fuzz/check.sh               build on stable, then fuzz each target (needs cargo-fuzz)
@@ -11,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-all_targets=(traceparent tracestate baggage b3_single b3_multi jaeger extract)
+all_targets=(traceparent tracestate baggage b3_single b3_multi jaeger extract otlp_proto otlp_json zipkin jaeger_batch)
 build_only=0
 targets=()
 for arg in "$@"; do
@@ -76,6 +77,10 @@ seed b3_multi \
 seed jaeger \
     '80f198ee56343ba864fe8b2a57d3eff7:e457b5a2e4d86bd1:0:1' \
     'abc%3A1f%3A0%3A3'
+seed otlp_json \
+    '{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"a"}}]},"scopeSpans":[{"spans":[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","spanId":"00f067aa0ba902b7","name":"GET /","kind":2,"startTimeUnixNano":"1","endTimeUnixNano":"2"}]}]}]}'
+seed zipkin \
+    '[{"traceId":"4bf92f3577b34da6a3ce929d0e0e4736","id":"00f067aa0ba902b7","name":"get","timestamp":1,"duration":2,"localEndpoint":{"serviceName":"a"},"tags":{"http.path":"/"}}]'
 seed extract \
     $'traceparent:00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\ntracestate:a=1\nbaggage:k=v;p' \
     $'b3:463ac35c9f6413ad-a2fb4a1d1a96d312-1\nx-b3-traceid:463ac35c9f6413ad\nuber-trace-id:1:2:0:1\nuberctx-k:v'
