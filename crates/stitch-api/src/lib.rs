@@ -75,7 +75,6 @@ pub mod dependencies;
 mod duration;
 mod error;
 mod handlers;
-pub mod jaeger;
 mod native;
 mod params;
 pub mod search;
@@ -91,6 +90,8 @@ use stitch_query::{Live, TraceReader};
 
 pub use error::{ApiError, Dialect, Envelope, EnvelopeError};
 pub use params::DEFAULT_SEARCH_LIMIT;
+/// The Jaeger UI's JSON trace model (it lives with the other codecs in `stitch-wire`).
+pub use stitch_wire::jaeger::ui_json as jaeger;
 
 /// The query APIs and the web UI over `reader`; the service views answer from `live` when it is
 /// given and covers the window asked for. See the crate docs for the routes.

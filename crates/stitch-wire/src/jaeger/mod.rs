@@ -96,13 +96,14 @@
 //!
 //! [`to_thrift`] and [`to_proto`] write what a Jaeger client that knows the OpenTelemetry
 //! conventions sends, with the same tag names as the query API's Jaeger JSON (see
-//! `stitch-api`): decoding what they write gives back the model for everything listed above as
+//! [`ui_json`]): decoding what they write gives back the model for everything listed above as
 //! expressible. They exist for tests, fixtures and tools; Stitch itself never sends Jaeger.
 
 mod convert;
 pub mod proto;
 pub mod thrift;
 pub mod types;
+pub mod ui_json;
 
 use prost::Message;
 

@@ -209,7 +209,7 @@ impl TagValue {
             }
             TagValue::Int64(i) => Value::String(i.to_string()),
             TagValue::Float64(f) => float_to_json(*f),
-            TagValue::Binary(b) => Value::String(base64(b)),
+            TagValue::Binary(b) => Value::String(crate::base64::encode(b)),
         }
     }
 }
@@ -231,28 +231,6 @@ fn float_to_json(f: f64) -> serde_json::Value {
         None if f > 0.0 => serde_json::Value::String("Infinity".into()),
         None => serde_json::Value::String("-Infinity".into()),
     }
-}
-
-/// Standard base64 with padding, as Go encodes byte slices in JSON.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 /// A trace id as Jaeger prints it: 16 hex digits when the high 64 bits are zero, else 32.
@@ -449,7 +427,7 @@ fn value_to_json(value: &AnyValue) -> serde_json::Value {
         AnyValue::Bool(b) => Value::Bool(*b),
         AnyValue::Int(i) => Value::from(*i),
         AnyValue::Double(d) => float_to_json(*d),
-        AnyValue::Bytes(b) => Value::String(base64(b)),
+        AnyValue::Bytes(b) => Value::String(crate::base64::encode(b)),
         AnyValue::Array(items) => Value::Array(items.iter().map(value_to_json).collect()),
         AnyValue::KvList(kvs) => Value::Object(
             kvs.iter()
@@ -462,16 +440,6 @@ fn value_to_json(value: &AnyValue) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_the_standard_alphabet_with_padding() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        assert_eq!(base64(&[0xff, 0xfe, 0xfd, 0x00]), "//79AA==");
-    }
 
     #[test]
     fn trace_ids_drop_a_zero_high_half() {
