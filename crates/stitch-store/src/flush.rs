@@ -148,42 +148,6 @@ async fn flush_one(inner: &Arc<Inner>, job: &FlushJob) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Loads the Parquet footers of the newest blocks at start-up, as many as the cache holds, so
-/// that the first reads after a restart do not each wait for one.
-pub(crate) async fn warm_footers(inner: std::sync::Weak<Inner>) {
-    let Some(mut blocks) = inner.upgrade().map(|i| i.blocks.read().clone()) else {
-        return;
-    };
-    blocks.sort_by_key(|b| std::cmp::Reverse(b.meta.max_start));
-    let mut largest = 0;
-    let mut warmed = Vec::new();
-    for b in blocks {
-        let Some(strong) = inner.upgrade() else {
-            return;
-        };
-        if strong.footers.usage().bytes as usize + largest > strong.config.footer_cache_bytes {
-            break;
-        }
-        drop(strong);
-        match b.warm().await {
-            Ok(bytes) => {
-                largest = largest.max(bytes);
-                warmed.push(b.meta.block_id.clone());
-            }
-            Err(e) => {
-                tracing::warn!(block = %b.meta.block_id, error = %e, "cannot read a block's footer")
-            }
-        }
-    }
-    // Loaded newest first, the newest is the least recently used: use them again oldest
-    // first, so that the cache drops the oldest first once new blocks come.
-    if let Some(strong) = inner.upgrade() {
-        for id in warmed.iter().rev() {
-            strong.footers.get(id);
-        }
-    }
-}
-
 pub(crate) async fn retention(inner: std::sync::Weak<Inner>) {
     loop {
         let Some(interval) = inner.upgrade().map(|i| i.config.retention_interval) else {

@@ -297,7 +297,6 @@ impl Store {
         }
         tokio::spawn(crate::flush::flusher(inner.clone(), flush_rx));
         tokio::spawn(crate::flush::retention(Arc::downgrade(&inner)));
-        tokio::spawn(crate::flush::warm_footers(Arc::downgrade(&inner)));
         Ok(Store { inner, tx })
     }
 
