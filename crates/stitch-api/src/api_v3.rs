@@ -3,7 +3,7 @@
 //!
 //! | Route | Answer |
 //! | --- | --- |
-//! | `GET /api/v3/traces/{trace_id}` | `{"result": <TracesData>}`: the trace as OTLP JSON. The id is 1 to 32 hex digits. Optional `start_time`, `end_time` (RFC 3339, checked but not needed) and `raw_traces` (a bool; Stitch never adjusts traces, so both are raw). 404 when unknown. |
+//! | `GET /api/v3/traces/{trace_id}` | `{"result": <TracesData>}`: the trace as OTLP JSON. The id is 1 to 32 hex digits. Optional `start_time`, `end_time` (RFC 3339, checked but not needed) and `raw_traces` (a bool; Stitch never adjusts traces, so both are raw). 404 when unknown. Written span by span as the client reads it. |
 //! | `GET /api/v3/traces?query.*` | `{"result": <TracesData>}` holding the `resourceSpans` of every matching trace, newest trace first; 404 `No traces found` when none matches, as Jaeger answers. |
 //! | `GET /api/v3/services` | `{"services": [...]}`, sorted |
 //! | `GET /api/v3/operations?service=&span_kind=` | `{"operations": [{"name", "spanKind"}]}`; an unspecified kind is reported as `internal`, as Jaeger does. `service` is required. |
@@ -118,9 +118,9 @@ async fn get_trace(
     time_param(&params, "end_time")?;
     bool_param(&params, "raw_traces")?;
     match reader.trace(id).await? {
-        Some(trace) if !trace.is_empty() => Ok(json_body(
-            json!({"result": stitch_wire::otlp_json::trace_to_json(&trace)}),
-        )),
+        Some(trace) if !trace.is_empty() => {
+            Ok(crate::streamed::otlp_trace("{\"result\":", trace, "}"))
+        }
         _ => Err(GatewayError(ApiError::not_found("trace not found"))),
     }
 }

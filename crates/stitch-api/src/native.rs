@@ -11,7 +11,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::header;
 use serde_json::json;
 use stitch_query::TraceReader;
 
@@ -193,11 +192,12 @@ async fn broken_propagation(
     .into_response())
 }
 
+/// `GET /api/v1/traces/{id}`: the trace as OTLP JSON, written span by span as the client reads
+/// it ([`crate::streamed`]).
 async fn get_trace(
     State(reader): State<Reader>,
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, NativeError> {
     let trace = load_trace(&reader, path).await?;
-    let body = stitch_wire::otlp_json::trace_to_json(&trace).to_string();
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok(crate::streamed::otlp_trace("", trace, ""))
 }

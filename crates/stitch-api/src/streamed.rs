@@ -4,19 +4,37 @@
 //! holds the trace, all its converted spans and the whole text at once; written here, only
 //! one chunk of converted spans exists at a time beside the trace itself.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::header;
-use stitch_model::Trace;
+use stitch_model::{Resource, Scope, Span, SpanId, Trace};
+use stitch_wire::otlp_json::TraceJsonPieces;
+use stitch_wire::zipkin::{span_to_json, span_to_zipkin};
 
 use crate::error::{ApiError, Envelope};
 use crate::jaeger::{JaegerTrace, processes_of, span_to_jaeger, trace_id_to_jaeger};
 
 /// Spans converted and written per chunk of the body.
 const SPANS_PER_CHUNK: usize = 1024;
+
+/// A JSON answer made of `head`, the pieces, and `tail`.
+fn json_body(
+    head: Bytes,
+    pieces: impl Iterator<Item = Vec<u8>> + Send + 'static,
+    tail: Bytes,
+) -> Response {
+    let chunks = std::iter::once(head)
+        .chain(pieces.map(Bytes::from))
+        .chain(std::iter::once(tail))
+        .filter(|chunk| !chunk.is_empty())
+        .map(Ok::<_, Infallible>);
+    let body = Body::from_stream(futures::stream::iter(chunks));
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
 
 /// The Jaeger answer holding one trace, byte for byte what
 /// `Json(Envelope::new(vec![trace_to_jaeger(&trace)], 0))` writes, written a chunk of spans
@@ -43,38 +61,77 @@ pub fn jaeger_trace(trace: Trace) -> Result<Response, ApiError> {
         .ok_or_else(|| ApiError::Internal("writing the answer: no span list".into()))?
         + NO_SPANS.len()
         - 1;
-    let chunks = JaegerChunks {
-        head: Some(Bytes::copy_from_slice(&text.as_bytes()[..at])),
-        tail: Some(Bytes::copy_from_slice(&text.as_bytes()[at..])),
-        trace,
-        process_keys,
-        at: (0, 0, 0),
-        any_written: false,
-    };
-    let body = Body::from_stream(futures::stream::iter(chunks.map(Ok::<_, Infallible>)));
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let pieces = SpanPieces::new(trace, move |r, _, scope, span, out| {
+        serde_json::to_writer(out, &span_to_jaeger(span, scope, &process_keys[r]))
+    });
+    Ok(json_body(
+        Bytes::copy_from_slice(&text.as_bytes()[..at]),
+        pieces,
+        Bytes::copy_from_slice(&text.as_bytes()[at..]),
+    ))
 }
 
-/// The body of [`jaeger_trace`]: the envelope up to the span list, the spans a chunk at a
-/// time (in the trace's order, as [`crate::jaeger::trace_to_jaeger`] lists them), the rest.
-struct JaegerChunks {
-    head: Option<Bytes>,
-    tail: Option<Bytes>,
+/// Zipkin's answer for one trace, byte for byte the array of
+/// [`stitch_wire::zipkin::trace_to_zipkin`]'s spans, written a chunk of spans at a time.
+pub fn zipkin_trace(trace: Trace) -> Response {
+    let parents: HashMap<SpanId, Option<SpanId>> = trace
+        .spans()
+        .map(|s| (s.span.span_id, s.span.parent_span_id))
+        .collect();
+    let pieces = SpanPieces::new(trace, move |_, resource, scope, span, out| {
+        serde_json::to_writer(
+            out,
+            &span_to_json(&span_to_zipkin(resource, scope, span, &parents)),
+        )
+    });
+    json_body(Bytes::from_static(b"["), pieces, Bytes::from_static(b"]"))
+}
+
+/// The trace as an OTLP/JSON document (`{"resourceSpans":[...]}`, as
+/// [`stitch_wire::otlp_json::trace_to_json`] writes it) between `head` and `tail`, written a
+/// chunk of spans at a time.
+pub fn otlp_trace(head: &'static str, trace: Trace, tail: &'static str) -> Response {
+    json_body(
+        Bytes::from_static(head.as_bytes()),
+        TraceJsonPieces::new(trace, SPANS_PER_CHUNK),
+        Bytes::from_static(tail.as_bytes()),
+    )
+}
+
+/// Writes one span into a chunk: given its resource group's index, its resource and scope.
+type WriteSpan = dyn FnMut(usize, &Resource, &Scope, &Span, &mut Vec<u8>) -> serde_json::Result<()>
+    + Send;
+
+/// A trace's spans in its order, each written by `write`, separated by commas, at most
+/// [`SPANS_PER_CHUNK`] per piece.
+struct SpanPieces {
     trace: Trace,
-    /// The process key of each resource group.
-    process_keys: Vec<String>,
+    write: Box<WriteSpan>,
     /// The next span: (resource group, scope group, span) indexes.
     at: (usize, usize, usize),
     any_written: bool,
 }
 
-impl Iterator for JaegerChunks {
-    type Item = Bytes;
-
-    fn next(&mut self) -> Option<Bytes> {
-        if let Some(head) = self.head.take() {
-            return Some(head);
+impl SpanPieces {
+    fn new(
+        trace: Trace,
+        write: impl FnMut(usize, &Resource, &Scope, &Span, &mut Vec<u8>) -> serde_json::Result<()>
+        + Send
+        + 'static,
+    ) -> Self {
+        SpanPieces {
+            trace,
+            write: Box::new(write),
+            at: (0, 0, 0),
+            any_written: false,
         }
+    }
+}
+
+impl Iterator for SpanPieces {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
         let mut out = Vec::new();
         let mut written = 0;
         while written < SPANS_PER_CHUNK {
@@ -95,19 +152,12 @@ impl Iterator for JaegerChunks {
             }
             // Writing plain data into a vector cannot fail; if it did, the body would end here
             // and the client would see JSON cut short rather than a wrong answer.
-            serde_json::to_writer(
-                &mut out,
-                &span_to_jaeger(span, &ss.scope, &self.process_keys[r]),
-            )
-            .ok()?;
+            (self.write)(r, &rs.resource, &ss.scope, span, &mut out).ok()?;
             self.any_written = true;
             self.at = (r, s, i + 1);
             written += 1;
         }
-        if written > 0 {
-            return Some(Bytes::from(out));
-        }
-        self.tail.take()
+        (written > 0).then_some(out)
     }
 }
 
@@ -155,6 +205,8 @@ mod tests {
                             name: format!("op {i}"),
                             start_time_unix_nano: 1_700_000_000_000_000_000 + i * 1_000,
                             end_time_unix_nano: 1_700_000_000_000_000_000 + i * 1_000 + 500,
+                            parent_span_id: (i > 0)
+                                .then(|| SpanId::from_u64((g as u64) << 40 | sc << 32 | i)),
                             attributes: vec![KeyValue::new("note", "\"spans\":[]")],
                             ..Default::default()
                         })
@@ -182,6 +234,26 @@ mod tests {
                 String::from_utf8(whole).unwrap(),
                 "{n} spans"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn streamed_zipkin_and_otlp_answers_are_the_answers_built_whole() {
+        for n in [0, 6, 3 * SPANS_PER_CHUNK as u64 + 6] {
+            let t = trace(n);
+            let zipkin = serde_json::Value::Array(
+                stitch_wire::zipkin::trace_to_zipkin(&t)
+                    .iter()
+                    .map(span_to_json)
+                    .collect(),
+            )
+            .to_string();
+            let otlp = serde_json::json!({"result": stitch_wire::otlp_json::trace_to_json(&t)})
+                .to_string();
+            let streamed_zipkin = body_of(zipkin_trace(t.clone())).await;
+            assert_eq!(String::from_utf8(streamed_zipkin).unwrap(), zipkin, "{n} spans");
+            let streamed_otlp = body_of(otlp_trace("{\"result\":", t, "}")).await;
+            assert_eq!(String::from_utf8(streamed_otlp).unwrap(), otlp, "{n} spans");
         }
     }
 }

@@ -11,7 +11,7 @@
 //! | `GET /api/v2/spans?serviceName=` | the service's span names, sorted (`serviceName` required) |
 //! | `GET /api/v2/remoteServices?serviceName=` | remote service names (`remoteEndpoint.serviceName`) of the service's spans, sorted, from its most recent [`SCAN_TRACES`] traces |
 //! | `GET /api/v2/traces?...` | matching traces, newest first, each a list of spans |
-//! | `GET /api/v2/trace/{traceId}` | the trace's spans; 404 when unknown. The id is 1 to 32 hex digits |
+//! | `GET /api/v2/trace/{traceId}` | the trace's spans; 404 when unknown, written span by span as the client reads it. The id is 1 to 32 hex digits |
 //! | `GET /api/v2/traceMany?traceIds=a,b` | the traces found among the ids (unknown ones left out) |
 //! | `GET /api/v2/dependencies?endTs=&lookback=` | `[{"parent","child","callCount","errorCount"}]` over traces with spans starting in the window (at most [`DEPENDENCY_SCAN_TRACES`], newest first); `endTs` required |
 //! | `GET /api/v2/autocompleteKeys` | the configured keys ([`ZipkinApiConfig::autocomplete_keys`]) |
@@ -347,7 +347,7 @@ async fn trace(State(api): ApiState, path: Result<Path<String>, PathRejection>) 
     let Path(text) = path.map_err(|e| Error::bad(format!("malformed path: {e}")))?;
     let id = parse_trace_id(&text).map_err(Error::bad)?;
     match api.reader.trace(id).await? {
-        Some(t) if !t.is_empty() => ok_json(trace_json(&t)),
+        Some(t) if !t.is_empty() => Ok(crate::streamed::zipkin_trace(t)),
         _ => Err(ZipkinError(ApiError::not_found(format!(
             "trace {text} not found"
         )))),

@@ -90,14 +90,44 @@ fn document(resource_spans: &[ResourceSpans]) -> Value {
 
 /// One resource group; the resource's schema URL goes to `schemaUrl` next to `resource`.
 pub fn resource_spans_to_json(rs: &ResourceSpans) -> Value {
-    Fields::default()
-        .message("resource", resource(&rs.resource))
+    group_head(rs)
         .list(
             "scopeSpans",
             rs.scope_spans.iter().map(scope_spans).collect(),
         )
-        .string("schemaUrl", &rs.resource.schema_url)
         .done()
+}
+
+/// A resource group's fields but its scope groups.
+fn group_head(rs: &ResourceSpans) -> Fields {
+    Fields::default()
+        .message("resource", resource(&rs.resource))
+        .string("schemaUrl", &rs.resource.schema_url)
+}
+
+/// A scope group's fields but its spans.
+fn scope_head(ss: &ScopeSpans) -> Fields {
+    Fields::default()
+        .message("scope", scope(&ss.scope))
+        .string("schemaUrl", &ss.scope.schema_url)
+}
+
+/// `head` written as JSON without its closing brace, so that one more field can follow
+/// (alphabetical key order puts `scopeSpans` and `spans` last). Tells whether a field was
+/// written, so the caller knows whether the next needs a comma.
+fn open_object(head: Fields, out: &mut Vec<u8>) -> bool {
+    let any = !head.0.is_empty();
+    let text = head.done().to_string();
+    out.extend_from_slice(&text.as_bytes()[..text.len() - 1]);
+    any
+}
+
+pub(super) fn open_group(rs: &ResourceSpans, out: &mut Vec<u8>) -> bool {
+    open_object(group_head(rs), out)
+}
+
+pub(super) fn open_scope(ss: &ScopeSpans, out: &mut Vec<u8>) -> bool {
+    open_object(scope_head(ss), out)
 }
 
 fn resource(resource: &Resource) -> Fields {
@@ -110,10 +140,8 @@ fn resource(resource: &Resource) -> Fields {
 }
 
 fn scope_spans(ss: &ScopeSpans) -> Value {
-    Fields::default()
-        .message("scope", scope(&ss.scope))
+    scope_head(ss)
         .list("spans", ss.spans.iter().map(span_to_json).collect())
-        .string("schemaUrl", &ss.scope.schema_url)
         .done()
 }
 

@@ -35,10 +35,12 @@
 //! lists, zeros, default status). Attribute keys and values are always written, and the top
 //! level always has `resourceSpans`. Object keys come out in alphabetical order.
 
+mod chunks;
 mod decode;
 mod encode;
 mod strict;
 
+pub use chunks::TraceJsonPieces;
 pub use decode::{decode_export_request, from_value};
 pub use encode::{
     any_value_to_json, batch_to_json, encode_export_response_json, encode_json, encode_status_json,
