@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds every fuzz target (stitch-propagation's header parsers, stitch-wire's span decoders)
+# Builds every fuzz target (stitch-propagation's header parsers, stitch-wire's span decoders,
+# stitch-store's WAL segments and block metadata)
 # and, when cargo-fuzz is installed,
 # fuzzes each one for FUZZ_SECONDS seconds (default 10).
 #
@@ -12,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-all_targets=(traceparent tracestate baggage b3_single b3_multi jaeger extract otlp_proto otlp_json zipkin jaeger_batch)
+all_targets=(traceparent tracestate baggage b3_single b3_multi jaeger extract otlp_proto otlp_json zipkin jaeger_batch wal_segment block_meta)
 build_only=0
 targets=()
 for arg in "$@"; do
@@ -84,6 +85,17 @@ seed zipkin \
 seed extract \
     $'traceparent:00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\ntracestate:a=1\nbaggage:k=v;p' \
     $'b3:463ac35c9f6413ad-a2fb4a1d1a96d312-1\nx-b3-traceid:463ac35c9f6413ad\nuber-trace-id:1:2:0:1\nuberctx-k:v'
+# The small files of the kept blocks of formats 1 and 2, as block_meta reads its input.
+mkdir -p fuzz/corpus/block_meta
+for fixture in crates/stitch-store/tests/fixtures/block-*; do
+    python3 - "$fixture" "fuzz/corpus/block_meta/seed-$(basename "$fixture")" <<'PY'
+import pathlib, struct, sys
+d = pathlib.Path(sys.argv[1])
+meta, bloom = (d / "meta.json").read_bytes(), (d / "bloom.bin").read_bytes()
+index = (d / "index.bin").read_bytes() if (d / "index.bin").exists() else b""
+pathlib.Path(sys.argv[2]).write_bytes(struct.pack("<HH", len(meta), len(bloom)) + meta + bloom + index)
+PY
+done
 
 for target in "${targets[@]}"; do
     echo "fuzz/check.sh: fuzzing $target for ${seconds}s"
