@@ -65,5 +65,13 @@ async fn main() -> anyhow::Result<()> {
         "Stitch block (all files): {:>8.1} B/span",
         block_bytes as f64 / spans as f64
     );
+    // The flush loads each new block's Parquet footer into the cache; reads keep it there.
+    let memory = store.block_memory();
+    println!(
+        "Parquet footer in memory: {:>8.1} KiB per block ({} blocks, {:.2} B/span)",
+        memory.footer_bytes as f64 / 1024.0 / memory.footer_blocks.max(1) as f64,
+        memory.footer_blocks,
+        memory.footer_bytes as f64 / spans as f64
+    );
     Ok(())
 }

@@ -14,7 +14,6 @@ use arrow_schema::{DataType, Field};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 use stitch_model::{AnyValue, KeyValue, Resource, Scope, Span};
 
 use super::dedicated;
@@ -160,23 +159,18 @@ pub fn build_block(
     let layout =
         dedicated::Layout::for_attributes(rows.iter().map(|r| r.span.attributes.as_slice()));
     meta.dedicated = layout.keys();
-    let mut props = WriterProperties::builder()
+    // No Parquet statistics: searches skip data with `index.bin` and `meta.json`, never with
+    // them, and the minimum and maximum of every column chunk (whole resource protobufs, long
+    // URLs and statements among them) would sit in the footer kept in memory for reads.
+    let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(
             ZstdLevel::try_new(3).expect("3 is a valid zstd level"),
         ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_data_page_row_count_limit(PAGE_ROWS)
         .set_write_batch_size(PAGE_ROWS)
-        .set_statistics_enabled(EnabledStatistics::Chunk);
-    // Searches skip data with `index.bin`, never with Parquet's statistics; per page, those of
-    // a column of long values (URLs, statements) would cost more than its data.
-    for field in layout.fields() {
-        props = props.set_column_statistics_enabled(
-            ColumnPath::from(field.name().as_str()),
-            EnabledStatistics::None,
-        );
-    }
-    let props = props.build();
+        .set_statistics_enabled(EnabledStatistics::None)
+        .build();
     let schema = schema(FORMAT_VERSION, &layout);
     let parquet_err = |e| StoreError::Parquet {
         block: block_id.to_owned(),
