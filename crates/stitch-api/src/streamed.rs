@@ -99,8 +99,8 @@ pub fn otlp_trace(head: &'static str, trace: Trace, tail: &'static str) -> Respo
 }
 
 /// Writes one span into a chunk: given its resource group's index, its resource and scope.
-type WriteSpan = dyn FnMut(usize, &Resource, &Scope, &Span, &mut Vec<u8>) -> serde_json::Result<()>
-    + Send;
+type WriteSpan =
+    dyn FnMut(usize, &Resource, &Scope, &Span, &mut Vec<u8>) -> serde_json::Result<()> + Send;
 
 /// A trace's spans in its order, each written by `write`, separated by commas, at most
 /// [`SPANS_PER_CHUNK`] per piece.
@@ -251,7 +251,11 @@ mod tests {
             let otlp = serde_json::json!({"result": stitch_wire::otlp_json::trace_to_json(&t)})
                 .to_string();
             let streamed_zipkin = body_of(zipkin_trace(t.clone())).await;
-            assert_eq!(String::from_utf8(streamed_zipkin).unwrap(), zipkin, "{n} spans");
+            assert_eq!(
+                String::from_utf8(streamed_zipkin).unwrap(),
+                zipkin,
+                "{n} spans"
+            );
             let streamed_otlp = body_of(otlp_trace("{\"result\":", t, "}")).await;
             assert_eq!(String::from_utf8(streamed_otlp).unwrap(), otlp, "{n} spans");
         }

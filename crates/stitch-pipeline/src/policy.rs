@@ -15,7 +15,9 @@ use stitch_model::{AnyValue, StatusCode, TraceId, find_attribute};
 
 use crate::bucket::TokenBucket;
 use crate::condition::{Condition, TraceFacts};
-use crate::config::{CompositeConfig, PolicyConfig, PolicyType, StatusCodeName};
+use crate::config::{
+    CompositeConfig, ConfigError, FieldError, PolicyConfig, PolicyType, StatusCodeName,
+};
 use crate::lru::Lru;
 use crate::span::{SpanNeeds, SpanView};
 
@@ -223,24 +225,35 @@ fn trace_state_has(trace_state: &str, key: &str, values: &[String]) -> bool {
     })
 }
 
+/// The section a policy of `p`'s type needs, or the error saying it is missing.
+fn section<'a, T>(p: &PolicyConfig, section: &'a Option<T>) -> Result<&'a T, FieldError> {
+    section.as_ref().ok_or_else(|| FieldError {
+        path: format!("policy {:?}", p.name),
+        message: format!(
+            "a policy of type {} needs its {} section",
+            p.kind.as_str(),
+            p.kind.as_str()
+        ),
+    })
+}
+
 impl Node {
-    fn compile(p: &PolicyConfig) -> Node {
-        // The config was validated: sections are present for their type.
-        match p.kind {
+    /// The policy `p` describes. Validation ([`crate::config::SamplingConfig::validate`])
+    /// reports every problem of a config with its path; what compiling finds missing is
+    /// refused here too, so that no config reaches the sampler half-built.
+    fn compile(p: &PolicyConfig) -> Result<Node, FieldError> {
+        Ok(match p.kind {
             PolicyType::AlwaysSample => Node::Always,
             PolicyType::TraceFlags => Node::TraceFlags,
             PolicyType::Latency => {
-                let l = p.latency.as_ref().expect("validated");
+                let l = section(p, &p.latency)?;
                 Node::Latency {
                     lo_ms: l.threshold_ms,
                     hi_ms: l.upper_threshold_ms.filter(|h| *h > 0),
                 }
             }
             PolicyType::StatusCode => {
-                let mask = p
-                    .status_code
-                    .as_ref()
-                    .expect("validated")
+                let mask = section(p, &p.status_code)?
                     .status_codes
                     .iter()
                     .map(|c| match c {
@@ -252,7 +265,7 @@ impl Node {
                 Node::Status { mask }
             }
             PolicyType::Probabilistic => {
-                let pr = p.probabilistic.as_ref().expect("validated");
+                let pr = section(p, &p.probabilistic)?;
                 let ratio = pr.sampling_percentage / 100.0;
                 let salt = pr
                     .hash_salt
@@ -266,14 +279,19 @@ impl Node {
                 }
             }
             PolicyType::StringAttribute => {
-                let s = p.string_attribute.as_ref().expect("validated");
+                let s = section(p, &p.string_attribute)?;
                 let (exact, regexes) = if s.enabled_regex_matching {
                     (
                         HashSet::new(),
                         s.values
                             .iter()
-                            .map(|v| Regex::new(v).expect("validated"))
-                            .collect(),
+                            .map(|v| {
+                                Regex::new(v).map_err(|e| FieldError {
+                                    path: format!("policy {:?}", p.name),
+                                    message: format!("invalid regular expression {v:?}: {e}"),
+                                })
+                            })
+                            .collect::<Result<_, _>>()?,
                     )
                 } else {
                     (s.values.iter().cloned().collect(), Vec::new())
@@ -288,7 +306,7 @@ impl Node {
                 }))
             }
             PolicyType::NumericAttribute => {
-                let n = p.numeric_attribute.as_ref().expect("validated");
+                let n = section(p, &p.numeric_attribute)?;
                 Node::NumericAttr {
                     key: n.key.clone(),
                     min: n.min_value.unwrap_or(f64::NEG_INFINITY),
@@ -297,7 +315,7 @@ impl Node {
                 }
             }
             PolicyType::BooleanAttribute => {
-                let b = p.boolean_attribute.as_ref().expect("validated");
+                let b = section(p, &p.boolean_attribute)?;
                 Node::BoolAttr {
                     key: b.key.clone(),
                     value: b.value,
@@ -305,26 +323,26 @@ impl Node {
                 }
             }
             PolicyType::TraceState => {
-                let t = p.trace_state.as_ref().expect("validated");
+                let t = section(p, &p.trace_state)?;
                 Node::TraceState {
                     key: t.key.clone(),
                     values: t.values.clone(),
                 }
             }
             PolicyType::SpanCount => {
-                let s = p.span_count.as_ref().expect("validated");
+                let s = section(p, &p.span_count)?;
                 Node::SpanCount {
                     min: s.min_spans as u64,
                     max: s.max_spans.filter(|m| *m > 0).map(u64::from),
                 }
             }
             PolicyType::RateLimiting => {
-                let r = p.rate_limiting.as_ref().expect("validated");
+                let r = section(p, &p.rate_limiting)?;
                 let rate = r.spans_per_second as f64;
                 Node::RateLimit(TokenBucket::new(rate, 2.0 * rate))
             }
             PolicyType::BytesLimiting => {
-                let b = p.bytes_limiting.as_ref().expect("validated");
+                let b = section(p, &p.bytes_limiting)?;
                 let rate = b.bytes_per_second as f64;
                 Node::BytesLimit(TokenBucket::new(
                     rate,
@@ -332,33 +350,35 @@ impl Node {
                 ))
             }
             PolicyType::And => Node::And(
-                p.and
-                    .as_ref()
-                    .expect("validated")
+                section(p, &p.and)?
                     .and_sub_policy
                     .iter()
                     .map(Node::compile)
-                    .collect(),
+                    .collect::<Result<_, _>>()?,
             ),
             PolicyType::Not => Node::Not(Box::new(Node::compile(
-                &p.not.as_ref().expect("validated").not_sub_policy,
-            ))),
+                &section(p, &p.not)?.not_sub_policy,
+            )?)),
             PolicyType::Drop => Node::Drop(
-                p.drop
-                    .as_ref()
-                    .expect("validated")
+                section(p, &p.drop)?
                     .drop_sub_policy
                     .iter()
                     .map(Node::compile)
-                    .collect(),
+                    .collect::<Result<_, _>>()?,
             ),
-            PolicyType::Composite => Node::Composite(Box::new(Composite::compile(
-                p.composite.as_ref().expect("validated"),
-            ))),
-            PolicyType::Condition => Node::Condition(Box::new(
-                Condition::parse(p.condition.as_deref().expect("validated")).expect("validated"),
-            )),
-        }
+            PolicyType::Composite => {
+                Node::Composite(Box::new(Composite::compile(section(p, &p.composite)?)?))
+            }
+            PolicyType::Condition => {
+                let text = section(p, &p.condition)?;
+                Node::Condition(Box::new(Condition::parse(text).map_err(|e| {
+                    FieldError {
+                        path: format!("policy {:?}", p.name),
+                        message: format!("invalid condition: {e}"),
+                    }
+                })?))
+            }
+        })
     }
 
     fn class(&self) -> Class {
@@ -483,7 +503,7 @@ impl Node {
 }
 
 impl Composite {
-    fn compile(c: &CompositeConfig) -> Composite {
+    fn compile(c: &CompositeConfig) -> Result<Composite, FieldError> {
         let max_total = c.max_total_spans_per_second;
         let mut allocated_percent = 0.0;
         let mut unallocated = 0usize;
@@ -509,20 +529,22 @@ impl Composite {
             .policy_order
             .iter()
             .filter_map(|name| c.composite_sub_policy.iter().find(|p| &p.name == name))
-            .map(|p| CompositeSub {
-                name: Arc::from(p.name.as_str()),
-                node: Node::compile(p),
-                allocated: percent_of(&p.name).unwrap_or(share) / 100.0 * max_total as f64,
-                sampled_this_second: 0,
+            .map(|p| {
+                Ok(CompositeSub {
+                    name: Arc::from(p.name.as_str()),
+                    node: Node::compile(p)?,
+                    allocated: percent_of(&p.name).unwrap_or(share) / 100.0 * max_total as f64,
+                    sampled_this_second: 0,
+                })
             })
-            .collect();
-        Composite {
+            .collect::<Result<_, FieldError>>()?;
+        Ok(Composite {
             max_total,
             subs,
             second: u64::MAX,
             total_this_second: 0,
             last_sub: None,
-        }
+        })
     }
 
     fn sampled(&mut self, t: &TraceData<'_>, now: u64) -> bool {
@@ -584,23 +606,28 @@ pub(crate) struct PolicySet {
 }
 
 impl PolicySet {
-    pub fn compile(policies: &[PolicyConfig]) -> PolicySet {
-        let policies: Vec<TopPolicy> = policies
-            .iter()
-            .map(|p| {
-                let node = Node::compile(p);
-                TopPolicy {
+    /// The policies of a validated config; what cannot be built is refused with its policy.
+    pub fn compile(policies: &[PolicyConfig]) -> Result<PolicySet, ConfigError> {
+        let mut errors = Vec::new();
+        let mut compiled = Vec::with_capacity(policies.len());
+        for p in policies {
+            match Node::compile(p) {
+                Ok(node) => compiled.push(TopPolicy {
                     name: Arc::from(p.name.as_str()),
                     class: node.class(),
                     is_drop: matches!(node, Node::Drop(_)),
                     node,
-                }
-            })
-            .collect();
-        PolicySet {
-            votes: vec![0; policies.len()],
-            policies,
+                }),
+                Err(e) => errors.push(e),
+            }
         }
+        if !errors.is_empty() {
+            return Err(ConfigError { errors });
+        }
+        Ok(PolicySet {
+            votes: vec![0; compiled.len()],
+            policies: compiled,
+        })
     }
 
     pub fn is_empty(&self) -> bool {

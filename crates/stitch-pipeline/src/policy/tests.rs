@@ -51,7 +51,7 @@ fn views(spans: &[S]) -> Vec<SpanView<'_>> {
 
 fn policies(yaml: &str) -> PolicySet {
     let c = SamplingConfig::from_yaml(yaml).unwrap();
-    PolicySet::compile(&c.effective_policies())
+    PolicySet::compile(&c.effective_policies()).unwrap()
 }
 
 fn one(yaml_policy: &str) -> PolicySet {
@@ -467,4 +467,30 @@ fn the_kept_trace_reports_its_policy_and_probability() {
         }
     }
     assert!(found);
+}
+
+#[test]
+fn a_policy_without_its_section_is_refused_not_compiled() {
+    let yaml = "policies: [{name: slow, type: latency, latency: {threshold_ms: 5}}, \
+                {name: both, type: and, and: {and_sub_policy: [{name: inner, type: status_code, \
+                status_code: {status_codes: [ERROR]}}]}}]";
+    let mut configs = SamplingConfig::from_yaml(yaml)
+        .unwrap()
+        .effective_policies();
+    assert!(PolicySet::compile(&configs).is_ok());
+    configs[0].latency = None;
+    configs[1].and.as_mut().unwrap().and_sub_policy[0].status_code = None;
+    let Err(e) = PolicySet::compile(&configs) else {
+        panic!("compiled policies that lack their sections");
+    };
+    let text: Vec<String> = e.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(e.errors.len(), 2, "{text:?}");
+    assert!(
+        text[0].contains("\"slow\"") && text[0].contains("latency"),
+        "{text:?}"
+    );
+    assert!(
+        text[1].contains("\"inner\"") && text[1].contains("status_code"),
+        "{text:?}"
+    );
 }

@@ -277,7 +277,7 @@ impl<S: SpanRecord> TailSampler<S> {
     /// A sampler for `config`, which is validated first (see [`SamplingConfig::validate`]).
     pub fn new(config: &SamplingConfig) -> Result<TailSampler<S>, ConfigError> {
         config.validate()?;
-        let policies = PolicySet::compile(&config.effective_policies());
+        let policies = PolicySet::compile(&config.effective_policies())?;
         let adaptive = config.adaptive.enabled.then(|| {
             ErrorRateController::new(&config.adaptive, policies.base_percentage().unwrap_or(0.0))
         });
