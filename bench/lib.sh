@@ -62,7 +62,7 @@ start_stitch() {
     --otlp-grpc-addr 127.0.0.1:0 --otlp-http-addr 127.0.0.1:0 --query-addr 127.0.0.1:0 \
     --zipkin-addr 127.0.0.1:0 --jaeger-agent-compact-addr 127.0.0.1:0 \
     --jaeger-agent-binary-addr 127.0.0.1:0 --jaeger-http-addr 127.0.0.1:0 \
-    --jaeger-grpc-addr 127.0.0.1:0 --sampling-addr 127.0.0.1:0 \
+    --jaeger-grpc-addr 127.0.0.1:0 --sampling-addr 127.0.0.1:0 --tempo-addr 127.0.0.1:0 \
     "$@" >"$out" 2>"$WORK/$name.log" &
   STITCH_PID=$!
   STARTED_PIDS+=("$STITCH_PID")

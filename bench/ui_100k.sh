@@ -19,7 +19,8 @@ target/release/stitch serve --data-dir "$data/data" \
   --otlp-grpc-addr 127.0.0.1:0 --otlp-http-addr 127.0.0.1:0 --query-addr 127.0.0.1:0 \
   --zipkin-addr 127.0.0.1:0 --jaeger-agent-compact-addr 127.0.0.1:0 \
   --jaeger-agent-binary-addr 127.0.0.1:0 --jaeger-http-addr 127.0.0.1:0 \
-  --jaeger-grpc-addr 127.0.0.1:0 >"$log" 2>"$data/stitch.err" &
+  --jaeger-grpc-addr 127.0.0.1:0 --sampling-addr 127.0.0.1:0 --tempo-addr 127.0.0.1:0 \
+  >"$log" 2>"$data/stitch.err" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$data"' EXIT
 

@@ -7,9 +7,11 @@
 //! | native (`/api/v1/...`) | `{"error": {"code": <status>, "message": <reason>}}`, plus `"position"` for a refused TraceQL query |
 //! | Jaeger api_v3 (`/api/v3/...`) | grpc-gateway's `{"error": {"httpCode": <status>, "message": <reason>}}` |
 //! | Zipkin (`/api/v2/...`) | the reason as plain text |
+//! | Tempo (the Tempo port's `/api/...`) | the reason as plain text, as Tempo answers |
 //!
 //! Handlers return `Result<_, ApiError>` (Jaeger) or one of the wrappers [`NativeError`],
-//! [`GatewayError`], [`ZipkinError`]; every one is rendered by [`ApiError::respond`].
+//! [`GatewayError`], [`ZipkinError`], [`TempoError`]; every one is rendered by
+//! [`ApiError::respond`].
 
 use std::fmt;
 
@@ -79,6 +81,7 @@ pub enum Dialect {
     Native,
     Gateway,
     Zipkin,
+    Tempo,
 }
 
 impl ApiError {
@@ -141,7 +144,7 @@ impl ApiError {
                 let body = json!({"error": {"httpCode": code, "message": message}});
                 (status, Json(body)).into_response()
             }
-            Dialect::Zipkin => (
+            Dialect::Zipkin | Dialect::Tempo => (
                 status,
                 [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
                 message,
@@ -234,4 +237,9 @@ dialect_error!(
     /// An error of the Zipkin API (`/api/v2/...`).
     ZipkinError,
     Dialect::Zipkin
+);
+dialect_error!(
+    /// An error of the Tempo API (the Tempo port).
+    TempoError,
+    Dialect::Tempo
 );

@@ -61,6 +61,9 @@
 //! The Zipkin v2 query API (`/api/v2/...`) is a separate router, [`zipkin::router`], served on
 //! Zipkin's port beside the Zipkin collector; its module lists the routes.
 //!
+//! Tempo's query API (`/api/echo`, `/api/traces/{id}`, `/api/search`, tag names and values) is
+//! another, [`tempo::router`], served on Tempo's port (3200) for Grafana's Tempo data source.
+//!
 //! Jaeger's api_v3 (`/api/v3/traces/{id}`, `/api/v3/traces?query.*`, `/api/v3/services`,
 //! `/api/v3/operations`) answers with OTLP JSON as Jaeger v2 does (see the `api_v3` module), and
 //! `GET /api/dependencies?endTs=&lookback=` with Jaeger's dependency links computed from the
@@ -80,6 +83,7 @@ mod params;
 pub mod search;
 pub mod services;
 mod streamed;
+pub mod tempo;
 pub mod ui;
 pub mod waterfall;
 pub mod zipkin;

@@ -86,7 +86,7 @@ async fn run(
     }))
 }
 
-fn trace_json(t: &TraceMatch) -> Json {
+pub(crate) fn trace_json(t: &TraceMatch) -> Json {
     let spansets: Vec<Json> = t
         .spansets
         .iter()

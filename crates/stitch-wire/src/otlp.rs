@@ -133,6 +133,12 @@ pub fn trace_to_proto(trace: &Trace) -> pt::TracesData {
     }
 }
 
+/// [`trace_to_proto`], encoded: the bytes of an OTLP `TracesData` (and of Tempo's `Trace`,
+/// the same message on the wire).
+pub fn encode_trace(trace: &Trace) -> Vec<u8> {
+    trace_to_proto(trace).encode_to_vec()
+}
+
 /// [`to_proto`], encoded.
 pub fn encode_batch(batch: &Batch) -> Vec<u8> {
     to_proto(batch).encode_to_vec()

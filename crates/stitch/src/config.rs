@@ -50,6 +50,8 @@ pub struct ListenConfig {
     pub jaeger_grpc: Option<SocketAddr>,
     /// Jaeger remote sampling, HTTP (`GET /sampling?service=`).
     pub sampling: Option<SocketAddr>,
+    /// Tempo's query API (Grafana's Tempo data source).
+    pub tempo: Option<SocketAddr>,
     /// Host names the query API, the UI and Zipkin's query API answer for, besides IP
     /// addresses and loopback names (`.example.com`: every name under it; `*`: any).
     #[serde(default)]

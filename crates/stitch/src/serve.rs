@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// Jaeger remote sampling HTTP address (`GET /sampling?service=`) [default: 127.0.0.1:5778].
     #[arg(long)]
     sampling_addr: Option<SocketAddr>,
+    /// Tempo query API address, for Grafana's Tempo data source [default: 127.0.0.1:3200].
+    #[arg(long, alias = "tempo-listen")]
+    tempo_addr: Option<SocketAddr>,
     /// Flush the in-memory head to a block at this age, e.g. 2m.
     #[arg(long)]
     head_max_age: Option<String>,
@@ -224,6 +227,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .or(file.listen.sampling)
         .unwrap_or_else(|| loopback(5778));
     let sampling_listener = bind(sampling_addr, "Jaeger remote sampling").await?;
+    let tempo_addr = args
+        .tempo_addr
+        .or(file.listen.tempo)
+        .unwrap_or_else(|| loopback(3200));
+    let tempo_listener = bind(tempo_addr, "the Tempo query API").await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -263,6 +271,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         )));
     let jaeger_http_router =
         browsers.guard_writes(stitch_ingest::jaeger::http_router(ingest.clone()));
+    let tempo_router = browsers.guard_reads(stitch_api::tempo::router(reader.clone()));
 
     // Tests and scripts read these lines to learn the bound ports.
     println!(
@@ -302,6 +311,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         sampling_listener.local_addr()?
     );
     println!(
+        "stitch: tempo listening on {}",
+        tempo_listener.local_addr()?
+    );
+    println!(
         "stitch: ready (data in {}; UI and API at http://{})",
         data_dir.display(),
         query_listener.local_addr()?
@@ -330,6 +343,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let zipkin = tokio::spawn(
         axum::serve(zipkin_listener, zipkin_router)
+            .with_graceful_shutdown(stopped())
+            .into_future(),
+    );
+    let tempo = tokio::spawn(
+        axum::serve(tempo_listener, tempo_router)
             .with_graceful_shutdown(stopped())
             .into_future(),
     );
@@ -381,6 +399,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("Zipkin server task")?
         .context("Zipkin server")?;
+    tempo
+        .await
+        .context("Tempo API server task")?
+        .context("Tempo API server")?;
     jaeger.await.context("Jaeger receivers task")??;
     remote_sampling
         .await

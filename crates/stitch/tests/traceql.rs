@@ -6,36 +6,17 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{Stitch, eventually, get_json, stitch};
+use common::{Stitch, eventually, get_json, sdk_provider, stitch, url_encode};
 use opentelemetry::trace::{Span as _, SpanKind, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 
 const QUERY: &str = r#"{ span.http.status_code >= 500 } >> { resource.service.name = "db" }"#;
-
-fn provider(endpoint: &str, service: &str) -> SdkTracerProvider {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .build()
-        .expect("exporter");
-    SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
-        .with_resource(
-            Resource::builder_empty()
-                .with_service_name(service.to_owned())
-                .build(),
-        )
-        .build()
-}
 
 /// Three traces from `api` (a server span with `http.status_code`), two of which call `db`:
 /// 500 with a db call (the match), 200 with a db call, 503 without. Returns their ids.
 fn emit(endpoint: &str) -> Vec<String> {
-    let api = provider(endpoint, "api");
-    let db = provider(endpoint, "db");
+    let api = sdk_provider(endpoint, "api");
+    let db = sdk_provider(endpoint, "db");
     let (api_tracer, db_tracer) = (api.tracer("e2e"), db.tracer("e2e"));
     let now = SystemTime::now() - Duration::from_secs(30);
     let mut ids = Vec::new();
@@ -75,16 +56,7 @@ fn emit(endpoint: &str) -> Vec<String> {
 }
 
 fn search_url(api: &str, query: &str, extra: &str) -> String {
-    let q: String = query
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    format!("{api}/api/v1/search?q={q}{extra}")
+    format!("{api}/api/v1/search?q={}{extra}", url_encode(query))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

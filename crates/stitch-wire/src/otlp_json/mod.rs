@@ -38,6 +38,7 @@
 mod chunks;
 mod decode;
 mod encode;
+mod jsonpb;
 mod strict;
 
 pub use chunks::TraceJsonPieces;
@@ -46,6 +47,7 @@ pub use encode::{
     any_value_to_json, batch_to_json, encode_export_response_json, encode_json, encode_status_json,
     key_value_to_json, resource_spans_to_json, span_to_json, trace_to_json,
 };
+pub use jsonpb::trace_to_jsonpb;
 
 /// Why a document is not an OTLP/JSON export request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

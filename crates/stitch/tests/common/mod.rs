@@ -31,6 +31,8 @@ pub struct Stitch {
     pub jaeger_grpc: SocketAddr,
     /// Jaeger remote sampling (`GET /sampling?service=`).
     pub sampling: SocketAddr,
+    /// Tempo's query API.
+    pub tempo: SocketAddr,
     pub data_dir: PathBuf,
 }
 
@@ -52,6 +54,7 @@ impl Stitch {
             .args(["--jaeger-http-addr", "127.0.0.1:0"])
             .args(["--jaeger-grpc-addr", "127.0.0.1:0"])
             .args(["--sampling-addr", "127.0.0.1:0"])
+            .args(["--tempo-addr", "127.0.0.1:0"])
             .args(extra_args)
             .env("STITCH_LOG", "info")
             .stdin(Stdio::null())
@@ -74,6 +77,7 @@ impl Stitch {
         let mut zipkin = None;
         let mut jaeger: [Option<SocketAddr>; 4] = [None; 4];
         let mut sampling = None;
+        let mut tempo = None;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while grpc.is_none()
             || http.is_none()
@@ -81,6 +85,7 @@ impl Stitch {
             || zipkin.is_none()
             || jaeger.iter().any(Option::is_none)
             || sampling.is_none()
+            || tempo.is_none()
         {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let line = match rx.recv_timeout(left) {
@@ -110,6 +115,9 @@ impl Stitch {
             if let Some(a) = addr("stitch: sampling listening on ") {
                 sampling = Some(a);
             }
+            if let Some(a) = addr("stitch: tempo listening on ") {
+                tempo = Some(a);
+            }
             for (slot, name) in jaeger.iter_mut().zip([
                 "jaeger-agent-compact",
                 "jaeger-agent-binary",
@@ -127,6 +135,7 @@ impl Stitch {
             http: http.expect("set above"),
             query: query.expect("set above"),
             zipkin: zipkin.expect("set above"),
+            tempo: tempo.expect("set above"),
             jaeger_compact: jaeger[0].expect("set above"),
             jaeger_binary: jaeger[1].expect("set above"),
             jaeger_http: jaeger[2].expect("set above"),
@@ -147,6 +156,11 @@ impl Stitch {
     /// Base URL of the Zipkin listener (collector and query API).
     pub fn zipkin(&self) -> String {
         format!("http://{}", self.zipkin)
+    }
+
+    /// Base URL of Tempo's query API.
+    pub fn tempo(&self) -> String {
+        format!("http://{}", self.tempo)
     }
 
     pub fn otlp_grpc(&self) -> String {
@@ -363,4 +377,35 @@ pub async fn post(
         req = req.header("content-encoding", e);
     }
     req.send().await.expect("POST")
+}
+
+/// A tracer provider of the real OpenTelemetry Rust SDK exporting over OTLP/gRPC to `endpoint`
+/// as `service`, in batches.
+pub fn sdk_provider(endpoint: &str, service: &str) -> opentelemetry_sdk::trace::SdkTracerProvider {
+    use opentelemetry_otlp::WithExportConfig;
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .build()
+        .expect("exporter");
+    opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder_empty()
+                .with_service_name(service.to_owned())
+                .build(),
+        )
+        .build()
+}
+
+/// `text` percent-encoded for a query string (everything but unreserved characters).
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

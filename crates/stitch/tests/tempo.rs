@@ -1,0 +1,421 @@
+//! Tempo's query API on its own port, as Grafana's Tempo data source uses it: traces emitted by
+//! the real OpenTelemetry Rust SDK (two services, over OTLP/gRPC) read back by id (JSON and
+//! protobuf, decoded with Tempo's messages declared here), searched with TraceQL and with
+//! logfmt tags, and the tag names and values Grafana's editor autocompletes from. Each answer is
+//! checked field by field against the shapes Tempo documents.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{Stitch, eventually, get_json, sdk_provider, url_encode};
+use opentelemetry::trace::{
+    Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
+};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use prost::Message;
+use serde_json::json;
+
+/// Tempo's `Trace` message (`tempopb`), declared from its documented definition.
+#[derive(Clone, PartialEq, Message)]
+struct TempoTrace {
+    #[prost(message, repeated, tag = "1")]
+    resource_spans: Vec<ResourceSpans>,
+}
+
+/// Tempo's `TraceByIDResponse`: the trace, metrics (not read here), a partial status and its
+/// message.
+#[derive(Clone, PartialEq, Message)]
+struct TraceByIdResponse {
+    #[prost(message, optional, tag = "1")]
+    trace: Option<TempoTrace>,
+    #[prost(int32, tag = "3")]
+    status: i32,
+    #[prost(string, tag = "4")]
+    message: String,
+}
+
+/// Two traces from `shop`: `GET /cart` (200, 30 ms, calls `db`) and `POST /pay` (500, an error,
+/// 250 ms). Returns their ids (hex).
+fn emit(endpoint: &str) -> [String; 2] {
+    let shop = sdk_provider(endpoint, "shop");
+    let db = sdk_provider(endpoint, "db");
+    let (tracer, db_tracer) = (shop.tracer("e2e"), db.tracer("e2e"));
+    let start = SystemTime::now() - Duration::from_secs(20);
+    let cart = tracer
+        .span_builder("GET /cart")
+        .with_kind(SpanKind::Server)
+        .with_start_time(start)
+        .with_attributes([
+            KeyValue::new("http.route", "/cart"),
+            KeyValue::new("http.response.status_code", 200i64),
+        ])
+        .start(&tracer);
+    let cart_id = cart.span_context().trace_id().to_string();
+    let cx = Context::current_with_span(cart);
+    let mut q = db_tracer
+        .span_builder("SELECT cart")
+        .with_kind(SpanKind::Client)
+        .with_start_time(start + Duration::from_millis(5))
+        .with_attributes([KeyValue::new("db.system", "postgresql")])
+        .start_with_context(&db_tracer, &cx);
+    q.end_with_timestamp(start + Duration::from_millis(20));
+    cx.span()
+        .end_with_timestamp(start + Duration::from_millis(30));
+
+    let pay_start = start + Duration::from_millis(100);
+    let mut pay = tracer
+        .span_builder("POST /pay")
+        .with_kind(SpanKind::Server)
+        .with_start_time(pay_start)
+        .with_attributes([
+            KeyValue::new("http.route", "/pay"),
+            KeyValue::new("http.response.status_code", 500i64),
+        ])
+        .start(&tracer);
+    let pay_id = pay.span_context().trace_id().to_string();
+    pay.set_status(Status::error("card declined"));
+    pay.end_with_timestamp(pay_start + Duration::from_millis(250));
+    for p in [shop, db] {
+        p.force_flush().expect("flush");
+        let _ = p.shutdown();
+    }
+    [cart_id, pay_id]
+}
+
+async fn get_text(url: &str, accept: Option<&str>) -> (u16, String, Vec<u8>) {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(a) = accept {
+        req = req.header("accept", a);
+    }
+    let resp = req.send().await.expect("GET");
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (
+        status,
+        content_type,
+        resp.bytes().await.expect("body").to_vec(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_reads_and_searches_stitch_through_the_tempo_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &[]);
+    let endpoint = server.otlp_grpc();
+    let [cart, pay] = tokio::task::spawn_blocking(move || emit(&endpoint))
+        .await
+        .unwrap();
+    let tempo = server.tempo();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let window = format!("&start={}&end={}", now - 600, now + 60);
+
+    // The data source's connection check and build info.
+    let (status, content_type, body) = get_text(&format!("{tempo}/api/echo"), None).await;
+    assert_eq!((status, body.as_slice()), (200, &b"echo\n"[..]));
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    let (status, info) = get_json(&format!("{tempo}/api/status/buildinfo")).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    for field in ["revision", "branch", "buildUser", "buildDate", "goVersion"] {
+        assert!(info[field].is_string(), "{field}: {info}");
+    }
+
+    // Both traces arrive (the search finds them once stored).
+    let url = format!("{tempo}/api/search?q={}{window}", url_encode("{ }"));
+    let found = eventually(Duration::from_secs(10), || {
+        let url = url.clone();
+        async move {
+            let (status, body) = get_json(&url).await;
+            assert_eq!(status, 200, "{body}");
+            (body["traces"].as_array().map_or(0, Vec::len) == 2).then_some(body)
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the traces never arrived; log:\n{}", server.log()));
+    let ids: Vec<&str> = found["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["traceID"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [pay.as_str(), cart.as_str()], "newest first");
+    assert_eq!(found["metrics"]["inspectedTraces"], 2);
+
+    // TraceQL search: the error, with its matched span and the fields Tempo answers.
+    let url = format!(
+        "{tempo}/api/search?q={}&limit=5&spss=2{window}",
+        url_encode("{ status = error && span.http.route = \"/pay\" }")
+    );
+    let (status, body) = get_json(&url).await;
+    assert_eq!(status, 200, "{body}");
+    let t = &body["traces"][0];
+    assert_eq!(body["traces"].as_array().unwrap().len(), 1, "{body}");
+    assert_eq!(t["traceID"], pay);
+    assert_eq!(t["rootServiceName"], "shop");
+    assert_eq!(t["rootTraceName"], "POST /pay");
+    assert!(t["startTimeUnixNano"].is_string(), "{t}");
+    assert_eq!(t["durationMs"], 250);
+    assert_eq!(t["spanSet"], t["spanSets"][0]);
+    assert_eq!(t["spanSets"][0]["matched"], 1);
+    let span = &t["spanSets"][0]["spans"][0];
+    assert_eq!(span["name"], "POST /pay");
+    assert_eq!(span["durationNanos"], "250000000");
+    assert!(
+        span["spanID"].as_str().is_some_and(|s| s.len() == 16),
+        "{span}"
+    );
+    assert_eq!(
+        t["serviceStats"],
+        json!({"shop": {"spanCount": 1, "errorCount": 1}})
+    );
+
+    // Logfmt tags with a number as text, and trace-duration bounds.
+    for (tags, extra, want) in [
+        (
+            "service.name=shop http.response.status_code=200",
+            "",
+            vec![cart.as_str()],
+        ),
+        (
+            "service.name=shop",
+            "&minDuration=100ms",
+            vec![pay.as_str()],
+        ),
+        (
+            "service.name=shop",
+            "&maxDuration=100ms",
+            vec![cart.as_str()],
+        ),
+        ("db.system=postgresql", "", vec![cart.as_str()]),
+        ("error=true", "", vec![pay.as_str()]),
+    ] {
+        let url = format!(
+            "{tempo}/api/search?tags={}{extra}{window}",
+            url_encode(tags)
+        );
+        let (status, body) = get_json(&url).await;
+        assert_eq!(status, 200, "{tags}: {body}");
+        let got: Vec<&str> = body["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["traceID"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, want, "{tags}{extra}");
+    }
+
+    // Trace by id, JSON: v1 `batches`, v2 `trace.resourceSpans`; ids base64, enums by name.
+    let (status, v1) = get_json(&format!("{tempo}/api/traces/{pay}")).await;
+    assert_eq!(status, 200, "{v1}");
+    let span = &v1["batches"][0]["scopeSpans"][0]["spans"][0];
+    assert_eq!(span["name"], "POST /pay");
+    assert_eq!(span["kind"], "SPAN_KIND_SERVER");
+    assert_eq!(span["status"]["code"], "STATUS_CODE_ERROR");
+    assert_eq!(span["status"]["message"], "card declined");
+    let id_bytes: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&pay[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    assert_eq!(span["traceId"].as_str().map(str::len), Some(24), "{span}");
+    let (status, v2) = get_json(&format!("{tempo}/api/v2/traces/{cart}?{}", &window[1..])).await;
+    assert_eq!(status, 200, "{v2}");
+    let groups = v2["trace"]["resourceSpans"].as_array().unwrap();
+    let names: Vec<&str> = groups
+        .iter()
+        .flat_map(|g| g["scopeSpans"][0]["spans"].as_array().unwrap())
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{v2}");
+    assert!(names.contains(&"GET /cart") && names.contains(&"SELECT cart"));
+
+    // Trace by id, protobuf: the messages Grafana decodes.
+    let (status, content_type, body) = get_text(
+        &format!("{tempo}/api/traces/{pay}"),
+        Some("application/protobuf"),
+    )
+    .await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "application/protobuf")
+    );
+    let trace = TempoTrace::decode(body.as_slice()).expect("a tempopb.Trace");
+    let span = &trace.resource_spans[0].scope_spans[0].spans[0];
+    assert_eq!(span.trace_id, id_bytes);
+    assert_eq!(span.name, "POST /pay");
+    let (status, _, body) = get_text(
+        &format!("{tempo}/api/v2/traces/{cart}"),
+        Some("application/protobuf"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let answer = TraceByIdResponse::decode(body.as_slice()).expect("a TraceByIDResponse");
+    assert_eq!((answer.status, answer.message.as_str()), (0, ""));
+    let spans: usize = answer
+        .trace
+        .expect("the trace")
+        .resource_spans
+        .iter()
+        .flat_map(|g| &g.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    assert_eq!(spans, 2);
+
+    // Tag names: v1 (attribute scopes, or the intrinsics), v2 by scope.
+    let (_, tags) = get_json(&format!("{tempo}/api/search/tags?{}", &window[1..])).await;
+    let names = tags["tagNames"].as_array().unwrap();
+    for want in [
+        "service.name",
+        "http.route",
+        "db.system",
+        "http.response.status_code",
+    ] {
+        assert!(names.contains(&json!(want)), "{want}: {tags}");
+    }
+    let (_, tags) = get_json(&format!("{tempo}/api/search/tags?scope=intrinsic")).await;
+    assert!(
+        tags["tagNames"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("trace:duration"))
+    );
+    let (_, v2) = get_json(&format!("{tempo}/api/v2/search/tags?{}", &window[1..])).await;
+    let scope = |name: &str| {
+        v2["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["tags"].clone())
+            .unwrap_or_else(|| panic!("no scope {name}: {v2}"))
+    };
+    assert!(
+        scope("resource")
+            .as_array()
+            .unwrap()
+            .contains(&json!("service.name"))
+    );
+    assert!(
+        scope("span")
+            .as_array()
+            .unwrap()
+            .contains(&json!("http.route"))
+    );
+    assert!(
+        scope("intrinsic")
+            .as_array()
+            .unwrap()
+            .contains(&json!("status"))
+    );
+
+    // Tag values: v1 strings; v2 typed, filtered by `q`, fixed for keywords.
+    let (_, v) = get_json(&format!("{tempo}/api/search/tag/service.name/values")).await;
+    assert_eq!(v["tagValues"], json!(["db", "shop"]));
+    let (_, v) = get_json(&format!(
+        "{tempo}/api/search/tag/http.route/values?{}",
+        &window[1..]
+    ))
+    .await;
+    assert_eq!(v["tagValues"], json!(["/cart", "/pay"]));
+    let (_, v) = get_json(&format!(
+        "{tempo}/api/v2/search/tag/span.http.response.status_code/values?{}",
+        &window[1..]
+    ))
+    .await;
+    assert_eq!(
+        v["tagValues"],
+        json!([{"type": "int", "value": "200"}, {"type": "int", "value": "500"}])
+    );
+    let (_, v) = get_json(&format!(
+        "{tempo}/api/v2/search/tag/span.http.route/values?q={}{window}",
+        url_encode("{ status = error }")
+    ))
+    .await;
+    assert_eq!(v["tagValues"], json!([{"type": "string", "value": "/pay"}]));
+    let (_, v) = get_json(&format!("{tempo}/api/v2/search/tag/status/values")).await;
+    assert_eq!(
+        v["tagValues"],
+        json!([
+            {"type": "keyword", "value": "error"},
+            {"type": "keyword", "value": "ok"},
+            {"type": "keyword", "value": "unset"}
+        ])
+    );
+    let (_, v) = get_json(&format!(
+        "{tempo}/api/v2/search/tag/name/values?{}",
+        &window[1..]
+    ))
+    .await;
+    assert_eq!(
+        v["tagValues"],
+        json!([
+            {"type": "string", "value": "GET /cart"},
+            {"type": "string", "value": "POST /pay"},
+            {"type": "string", "value": "SELECT cart"}
+        ])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_a_plain_text_reason_and_unknown_traces_a_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &[]);
+    let tempo = server.tempo();
+    for (path, status, says) in [
+        (
+            "/api/traces/00000000000000000000000000000abc",
+            404,
+            "not found",
+        ),
+        (
+            "/api/v2/traces/00000000000000000000000000000abc",
+            404,
+            "not found",
+        ),
+        ("/api/traces/not-hex", 400, "hex"),
+        (
+            "/api/search?q=%7B%20status%20%3D%20%7D",
+            400,
+            "invalid TraceQL query",
+        ),
+        ("/api/search?q=%7B%7D&tags=a%3Db", 400, "not both"),
+        ("/api/search?limit=0", 400, "invalid limit"),
+        ("/api/search?limit=100000", 400, "exceeds max limit 1500"),
+        ("/api/search?spss=5000", 400, "exceeds max spss"),
+        (
+            "/api/search?start=100&end=50",
+            400,
+            "start must be before end",
+        ),
+        (
+            "/api/search?minDuration=2s&maxDuration=1s",
+            400,
+            "minDuration",
+        ),
+        ("/api/search?minDuration=soon", 400, "invalid minDuration"),
+        ("/api/search?tags=a%3D%22open", 400, "no closing quote"),
+        ("/api/search/tags?scope=galaxy", 400, "invalid scope"),
+        (
+            "/api/v2/search/tag/http.route/values",
+            400,
+            "valid tag name",
+        ),
+    ] {
+        let (got, content_type, body) = get_text(&format!("{tempo}{path}"), None).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(
+            content_type.starts_with("text/plain"),
+            "{path}: {content_type}"
+        );
+        assert!(body.contains(says), "{path}: {body}");
+    }
+}
