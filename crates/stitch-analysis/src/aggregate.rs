@@ -291,6 +291,20 @@ pub struct RedRow {
     pub max_nanos: u64,
 }
 
+/// One row of [`RedAggregator::kind_snapshot`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct KindRow {
+    pub service: String,
+    /// The span name; `None` for the service's spans of the kind together.
+    pub operation: Option<String>,
+    /// Estimated spans (the sum of their sampling weights) per second of the window.
+    pub rate_per_second: f64,
+    /// Estimated failed spans over estimated spans; 0 without spans.
+    pub error_rate: f64,
+    /// The asked quantile of the durations; `None` without spans.
+    pub quantile_nanos: Option<u64>,
+}
+
 /// Incremental RED per service and per operation. See the module documentation.
 #[derive(Clone, Debug)]
 pub struct RedAggregator {
@@ -445,6 +459,57 @@ impl RedAggregator {
                     mean_nanos: cell.durations.mean().unwrap_or(0.0).round() as u64,
                     max_nanos: cell.durations.max().unwrap_or(0),
                 }
+            })
+            .collect()
+    }
+
+    /// Spans of one `kind` over `window` (widened to whole buckets), per service, or per service
+    /// and operation when `by_operation`: estimated requests per second, error rate, and the
+    /// `quantile` of their durations (ordered by service, then operation). What Jaeger's
+    /// service performance monitoring reads.
+    pub fn kind_snapshot(
+        &self,
+        window: TimeWindow,
+        kind: SpanKind,
+        by_operation: bool,
+        quantile: f64,
+    ) -> Vec<KindRow> {
+        let aligned = self.aligned_window(window);
+        let seconds = aligned.duration_nanos() as f64 / SECOND as f64;
+        let mut merged: BTreeMap<(String, Option<String>), RedCell> = BTreeMap::new();
+        for bucket in self.buckets.in_window(window) {
+            for (key, cell) in &bucket.cells {
+                let Some((name, k)) = &key.operation else {
+                    continue;
+                };
+                if *k != kind {
+                    continue;
+                }
+                let row = (key.service.clone(), by_operation.then(|| name.clone()));
+                match merged.get_mut(&row) {
+                    Some(m) => m.merge(cell),
+                    None => {
+                        merged.insert(row, cell.clone());
+                    }
+                }
+            }
+        }
+        merged
+            .into_iter()
+            .map(|((service, operation), cell)| KindRow {
+                service,
+                operation,
+                rate_per_second: if seconds > 0.0 {
+                    cell.requests / seconds
+                } else {
+                    0.0
+                },
+                error_rate: if cell.requests > 0.0 {
+                    cell.errors / cell.requests
+                } else {
+                    0.0
+                },
+                quantile_nanos: cell.durations.quantile(quantile),
             })
             .collect()
     }

@@ -53,7 +53,7 @@ pub use skew::{SkewAdjusted, SkewAdjustment, adjust_clock_skew, clock_skew};
 pub use stats::{GroupStats, TraceStats, self_times, trace_stats};
 
 // Across traces.
-pub use aggregate::{OVERFLOW_OPERATION, RedAggregator, RedOptions, RedRow, TimeWindow};
+pub use aggregate::{KindRow, OVERFLOW_OPERATION, RedAggregator, RedOptions, RedRow, TimeWindow};
 pub use breakdown::{
     BreakdownShare, Endpoint, LatencyBreakdown, latency_breakdown, simple_critical_path,
 };

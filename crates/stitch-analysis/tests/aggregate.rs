@@ -260,3 +260,61 @@ fn red_rows_serialise_with_camel_case_names() {
         assert!(json.get(key).is_some(), "missing {key} in {json}");
     }
 }
+
+#[test]
+fn spans_of_one_kind_are_summed_per_service_or_per_operation() {
+    let mut red = RedAggregator::default();
+    let mut traces = known_set();
+    // A second server operation of api: one 1 s request, failed.
+    traces.extend(assemble(vec![
+        S::new(
+            "api",
+            TraceId::from_halves(8, 1),
+            1,
+            None,
+            "POST /users",
+            SpanKind::Server,
+            T0 + 5 * SEC,
+            T0 + 6 * SEC,
+        )
+        .error(),
+    ]));
+    for t in &traces {
+        red.add_trace(t);
+    }
+    let window = TimeWindow::new(T0, T0 + 10 * SEC);
+
+    let services = red.kind_snapshot(window, SpanKind::Server, false, 0.5);
+    assert_eq!(services.len(), 1, "{services:#?}");
+    let api = &services[0];
+    assert_eq!(
+        (api.service.as_str(), api.operation.as_deref()),
+        ("api", None)
+    );
+    assert!((api.rate_per_second - 1.1).abs() < 1e-9, "{api:?}");
+    assert!((api.error_rate - 3.0 / 11.0).abs() < 1e-9, "{api:?}");
+    assert!(
+        within_one_percent(api.quantile_nanos.unwrap(), 60 * MS),
+        "{api:?}"
+    );
+    let p95 = red.kind_snapshot(window, SpanKind::Server, false, 0.99)[0].quantile_nanos;
+    assert!(within_one_percent(p95.unwrap(), 1000 * MS), "{p95:?}");
+
+    let ops = red.kind_snapshot(window, SpanKind::Server, true, 0.5);
+    let names: Vec<Option<&str>> = ops.iter().map(|r| r.operation.as_deref()).collect();
+    assert_eq!(names, [Some("GET /users"), Some("POST /users")]);
+    assert_eq!(ops[1].error_rate, 1.0);
+    assert!(within_one_percent(
+        ops[1].quantile_nanos.unwrap(),
+        1000 * MS
+    ));
+
+    // Client spans: api's database calls only; no kind, no rows.
+    let clients = red.kind_snapshot(window, SpanKind::Client, true, 0.5);
+    assert_eq!(clients.len(), 1);
+    assert_eq!(clients[0].operation.as_deref(), Some("SELECT"));
+    assert!(
+        red.kind_snapshot(window, SpanKind::Producer, false, 0.5)
+            .is_empty()
+    );
+}

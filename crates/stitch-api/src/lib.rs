@@ -61,6 +61,9 @@
 //! The Zipkin v2 query API (`/api/v2/...`) is a separate router, [`zipkin::router`], served on
 //! Zipkin's port beside the Zipkin collector; its module lists the routes.
 //!
+//! Jaeger's service performance monitoring API (`/api/metrics/latencies|calls|errors|minstep`,
+//! the Jaeger UI's Monitor tab) answers from the live RED aggregates (see the `spm` module).
+//!
 //! Tempo's query API (`/api/echo`, `/api/traces/{id}`, `/api/search`, tag names and values) is
 //! another, [`tempo::router`], served on Tempo's port (3200) for Grafana's Tempo data source.
 //!
@@ -82,6 +85,7 @@ mod native;
 mod params;
 pub mod search;
 pub mod services;
+mod spm;
 mod streamed;
 pub mod tempo;
 pub mod ui;
@@ -111,7 +115,11 @@ pub fn router(reader: Arc<dyn TraceReader>, live: Option<Arc<Live>>) -> axum::Ro
                 )
                 .with_state(reader.clone()),
         )
-        .merge(services::router(reader.clone(), live))
+        .merge(services::router(reader.clone(), live.clone()))
+        .merge(spm::router(services::Views {
+            reader: reader.clone(),
+            live,
+        }))
         .merge(analysis::router(reader.clone()))
         .merge(search::router(reader.clone()))
         .merge(waterfall::router(reader))

@@ -94,9 +94,9 @@ const NICE_STEPS: &[u64] = &[
 /// What the service views read: the stored traces, and the live aggregates when the server
 /// keeps them.
 #[derive(Clone)]
-struct Views {
-    reader: Reader,
-    live: Option<Arc<Live>>,
+pub(crate) struct Views {
+    pub(crate) reader: Reader,
+    pub(crate) live: Option<Arc<Live>>,
 }
 
 pub fn router(reader: Reader, live: Option<Arc<Live>>) -> Router {
@@ -118,12 +118,12 @@ pub(crate) type Failure = crate::error::NativeError;
 
 /// The window, scan limit and (for RED) step of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct ViewParams {
+pub(crate) struct ViewParams {
     /// `[start, end]` in Unix nanoseconds.
-    start: u64,
-    end: u64,
-    limit: usize,
-    step: u64,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) limit: usize,
+    pub(crate) step: u64,
 }
 
 /// An optional parameter in Unix microseconds, as nanoseconds.
@@ -238,7 +238,7 @@ pub(crate) fn now_unix_nanos() -> u64 {
 }
 
 /// The traces with a span (of `service`, when given) starting in the window, newest first.
-async fn scan(
+pub(crate) async fn scan(
     reader: &Reader,
     service: Option<&str>,
     view: &ViewParams,
@@ -283,7 +283,12 @@ impl From<TimeWindow> for WindowJson {
 /// Adds to `agg` every span of `trace` (of `service`, when given) that starts inside `window`.
 /// A span counts for its service when it is an entry span: a SERVER or CONSUMER span, or one
 /// whose parent is absent or belongs to another service (as `RedAggregator::add_trace` does).
-fn add_spans(agg: &mut RedAggregator, trace: &Trace, window: TimeWindow, service: Option<&str>) {
+pub(crate) fn add_spans(
+    agg: &mut RedAggregator,
+    trace: &Trace,
+    window: TimeWindow,
+    service: Option<&str>,
+) {
     let weights = SpanWeights::of(trace);
     agg.add_trace_where(
         trace,
@@ -411,7 +416,7 @@ fn aligned(start: u64, end: u64, step: u64) -> TimeWindow {
 
 /// The live aggregates over `window` with the traces still arriving added ([`Live::view`]),
 /// when the store keeps them and they cover `window` at a resolution `step` is a multiple of.
-async fn live_view(
+pub(crate) async fn live_view(
     views: &Views,
     window: TimeWindow,
     step: u64,

@@ -1,0 +1,412 @@
+//! Jaeger's service performance monitoring API, which the Jaeger UI's Monitor tab draws:
+//! latency quantiles, call rates and error rates per service (and operation) over time,
+//! answered from the live RED aggregates (or, for a window they do not cover, from the stored
+//! traces) instead of a Prometheus fed by span metrics.
+//!
+//! | route | answer: a metric family (`name`, `type` `GAUGE`, `help`, `metrics`) named |
+//! |---|---|
+//! | `GET /api/metrics/latencies?quantile=` | `service_latencies`: the `quantile` of the spans' durations, in milliseconds |
+//! | `GET /api/metrics/calls` | `service_call_rate`: spans per second |
+//! | `GET /api/metrics/errors` | `service_error_rate`: failed spans over all spans, 0 to 1 |
+//! | `GET /api/metrics/minstep` | `{"data": 10000}`: the smallest step, in milliseconds (the live aggregates' resolution) |
+//!
+//! Parameters: `service` (required, repeatable), `spanKind` (repeatable; `server` by default;
+//! `client`, `SPAN_KIND_CLIENT`, ... too), `groupByOperation` (`true`: one series per
+//! operation, labelled `operation`), `endTs` (Unix milliseconds, now by default), `lookback`
+//! (milliseconds, one hour by default), `step` (milliseconds, 60 s by default, a multiple of
+//! `minstep`) and `ratePer` (milliseconds, 10 minutes by default; a multiple of `minstep`).
+//! Points are at `endTs` (rounded down to `minstep`) and every `step` before it within
+//! `lookback`; each point at time `t`
+//! summarises the spans of the kinds asked that started in `[t - ratePer, t]`, as Jaeger's
+//! PromQL over span metrics does; a point without spans is left out of latencies and error
+//! rates (Jaeger's backends answer NaN there) and is 0 in call rates. Each series carries the
+//! labels `service_name` (and `operation`); points are `{"gaugeValue": {"doubleValue": v},
+//! "timestamp": "2024-06-10T06:13:20Z"}`. Errors are written in Jaeger's envelope.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value as Json, json};
+use stitch_analysis::{KindRow, RedAggregator, RedOptions, TimeWindow};
+use stitch_model::SpanKind;
+
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::services::{
+    DEFAULT_SCAN_LIMIT, MAX_POINTS, ViewParams, Views, add_spans, blocking, live_view,
+    now_unix_nanos, scan,
+};
+
+const MILLI: u64 = 1_000_000;
+/// The live aggregates' resolution: the smallest step.
+const MIN_STEP_MILLIS: u64 = 10_000;
+const DEFAULT_LOOKBACK_MILLIS: u64 = 3_600_000;
+const DEFAULT_STEP_MILLIS: u64 = 60_000;
+const DEFAULT_RATE_PER_MILLIS: u64 = 600_000;
+
+pub(crate) fn router(views: Views) -> Router {
+    Router::new()
+        .route("/api/metrics/latencies", get(latencies))
+        .route("/api/metrics/calls", get(calls))
+        .route("/api/metrics/errors", get(errors))
+        .route("/api/metrics/minstep", get(minstep))
+        .with_state(views)
+}
+
+/// What one request asks for.
+struct Ask {
+    services: Vec<String>,
+    kinds: Vec<SpanKind>,
+    by_operation: bool,
+    /// Unix nanoseconds of the first and last point.
+    first: u64,
+    last: u64,
+    step: u64,
+    rate_per: u64,
+}
+
+fn millis(params: &Params, name: &str, default: u64) -> Result<u64, ApiError> {
+    match params.get(name) {
+        None => Ok(default),
+        Some(t) => t.trim().parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!(
+                "unable to parse param '{name}': {t:?} is not a number of milliseconds"
+            ))
+        }),
+    }
+}
+
+fn parse(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<(Ask, Params), ApiError> {
+    let Query(pairs) =
+        query.map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+    let params = Params::new(pairs);
+    let services: Vec<String> = params.all("service").map(str::to_owned).collect();
+    if services.is_empty() {
+        return Err(ApiError::bad_request(
+            "please provide at least one service name",
+        ));
+    }
+    let mut kinds = Vec::new();
+    for text in params.all("spanKind") {
+        let name = text
+            .strip_prefix("SPAN_KIND_")
+            .unwrap_or(text)
+            .to_ascii_lowercase();
+        let kind = SpanKind::parse(&name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unable to parse param 'spanKind': {text:?} is not a span kind (server, client, producer, consumer, internal, unspecified)"
+            ))
+        })?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if kinds.is_empty() {
+        kinds.push(SpanKind::Server);
+    }
+    let by_operation = match params.get("groupByOperation") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(t) => {
+            return Err(ApiError::bad_request(format!(
+                "unable to parse param 'groupByOperation': {t:?} is not true or false"
+            )));
+        }
+    };
+    let end = match params.get("endTs") {
+        None => now_unix_nanos(),
+        Some(_) => millis(&params, "endTs", 0)?.saturating_mul(MILLI),
+    };
+    let lookback = millis(&params, "lookback", DEFAULT_LOOKBACK_MILLIS)?.saturating_mul(MILLI);
+    let step_millis = millis(&params, "step", DEFAULT_STEP_MILLIS)?;
+    if step_millis == 0 || !step_millis.is_multiple_of(MIN_STEP_MILLIS) {
+        return Err(ApiError::bad_request(format!(
+            "param 'step' must be a positive multiple of {MIN_STEP_MILLIS} ms (see /api/metrics/minstep), got {step_millis}"
+        )));
+    }
+    let step = step_millis * MILLI;
+    let rate_per = millis(&params, "ratePer", DEFAULT_RATE_PER_MILLIS)?.saturating_mul(MILLI);
+    if rate_per == 0 || !rate_per.is_multiple_of(MIN_STEP_MILLIS * MILLI) {
+        return Err(ApiError::bad_request(format!(
+            "param 'ratePer' must be a positive multiple of {MIN_STEP_MILLIS} ms"
+        )));
+    }
+    // A point at `end` and every `step` before it within `lookback`, as a range query does.
+    let steps_back = lookback / step;
+    if steps_back >= MAX_POINTS {
+        return Err(ApiError::bad_request(format!(
+            "'lookback' over 'step' asks for more than {MAX_POINTS} points"
+        )));
+    }
+    // Rounded down to the aggregates' resolution, so that every window is whole buckets.
+    let last = end - end % (MIN_STEP_MILLIS * MILLI);
+    let first = last.saturating_sub(steps_back * step);
+    Ok((
+        Ask {
+            services,
+            kinds,
+            by_operation,
+            first,
+            last,
+            step,
+            rate_per,
+        },
+        params,
+    ))
+}
+
+/// For each point, the rows of the services asked: (point time, rows).
+async fn points(
+    views: &Views,
+    ask: &Ask,
+    quantile: f64,
+) -> Result<Vec<(u64, Vec<KindRow>)>, ApiError> {
+    let covered = TimeWindow::new(ask.first.saturating_sub(ask.rate_per), ask.last);
+    let rows_of = |red: &RedAggregator| {
+        let mut out = Vec::new();
+        let mut t = ask.first;
+        while t <= ask.last {
+            let window = TimeWindow::new(t.saturating_sub(ask.rate_per), t);
+            let mut rows = Vec::new();
+            for &kind in &ask.kinds {
+                rows.extend(
+                    red.kind_snapshot(window, kind, ask.by_operation, quantile)
+                        .into_iter()
+                        .filter(|r| ask.services.contains(&r.service)),
+                );
+            }
+            out.push((t, merge_kinds(rows, ask.kinds.len())));
+            t += ask.step;
+        }
+        out
+    };
+    if let Some((live, _pending)) = live_view(views, covered, MIN_STEP_MILLIS * MILLI)
+        .await
+        .map_err(|e| e.0)?
+    {
+        return Ok(rows_of(&live.red));
+    }
+    let view = ViewParams {
+        start: covered.start_unix_nano,
+        end: covered.end_unix_nano,
+        limit: DEFAULT_SCAN_LIMIT,
+        step: MIN_STEP_MILLIS * MILLI,
+    };
+    let mut red = RedAggregator::new(RedOptions {
+        resolution_nanos: view.step,
+        max_buckets: usize::try_from((view.end - view.start) / view.step + 2).unwrap_or(usize::MAX),
+        ..RedOptions::default()
+    });
+    let mut traces = Vec::new();
+    for service in &ask.services {
+        traces.extend(
+            scan(&views.reader, Some(service), &view)
+                .await
+                .map_err(|e| e.0)?
+                .0,
+        );
+    }
+    let window = TimeWindow::new(view.start, view.end);
+    blocking(move || {
+        for t in &traces {
+            add_spans(&mut red, t, window, None);
+        }
+        red
+    })
+    .await
+    .map(|red| rows_of(&red))
+    .map_err(|e| e.0)
+}
+
+/// Rows of several kinds for one point, one per series. With one kind they are the rows; with
+/// several, a series' rate is the sum, its error rate the weighted mean, and its quantile the
+/// largest of the kinds' (an upper bound: sketches of different kinds are not merged here).
+fn merge_kinds(rows: Vec<KindRow>, kinds: usize) -> Vec<KindRow> {
+    if kinds <= 1 {
+        return rows;
+    }
+    let mut by: BTreeMap<(String, Option<String>), KindRow> = BTreeMap::new();
+    for r in rows {
+        match by.get_mut(&(r.service.clone(), r.operation.clone())) {
+            None => {
+                by.insert((r.service.clone(), r.operation.clone()), r);
+            }
+            Some(m) => {
+                let total = m.rate_per_second + r.rate_per_second;
+                if total > 0.0 {
+                    m.error_rate = (m.error_rate * m.rate_per_second
+                        + r.error_rate * r.rate_per_second)
+                        / total;
+                }
+                m.rate_per_second = total;
+                m.quantile_nanos = m.quantile_nanos.max(r.quantile_nanos);
+            }
+        }
+    }
+    by.into_values().collect()
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+fn rfc3339(unix_nanos: u64) -> String {
+    let secs = unix_nanos / 1_000_000_000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Days since 1970-01-01 to a civil date (proleptic Gregorian), by 400-year eras.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
+}
+
+/// The metric family: one series per service (and operation) seen at any point, with a point
+/// per time its value is known (`missing` at times without its spans, when given).
+fn family(
+    name: &str,
+    help: String,
+    ask: &Ask,
+    points: &[(u64, Vec<KindRow>)],
+    value: impl Fn(&KindRow) -> Option<f64>,
+    missing: Option<f64>,
+) -> Json {
+    let mut series: BTreeMap<(String, Option<String>), Vec<Json>> = points
+        .iter()
+        .flat_map(|(_, rows)| rows)
+        .map(|r| ((r.service.clone(), r.operation.clone()), Vec::new()))
+        .collect();
+    for (t, rows) in points {
+        for (key, out) in &mut series {
+            let row = rows
+                .iter()
+                .find(|r| r.service == key.0 && r.operation == key.1);
+            if let Some(v) = row.map_or(missing, &value) {
+                out.push(json!({"gaugeValue": {"doubleValue": v}, "timestamp": rfc3339(*t)}));
+            }
+        }
+    }
+    let metrics: Vec<Json> = series
+        .into_iter()
+        .map(|((service, operation), points)| {
+            let mut labels = vec![json!({"name": "service_name", "value": service})];
+            if let Some(op) = operation {
+                labels.push(json!({"name": "operation", "value": op}));
+            }
+            json!({"labels": labels, "metricPoints": points})
+        })
+        .collect();
+    let grouped = if ask.by_operation {
+        "grouped by service & operation"
+    } else {
+        "grouped by service"
+    };
+    json!({
+        "name": name,
+        "type": "GAUGE",
+        "help": format!("{help}, {grouped}"),
+        "metrics": metrics,
+    })
+}
+
+async fn latencies(
+    State(views): State<Views>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (ask, params) = parse(query)?;
+    let quantile = match params.get("quantile").map(|t| (t, t.trim().parse::<f64>())) {
+        Some((_, Ok(q))) if q > 0.0 && q <= 1.0 => q,
+        Some((t, _)) => {
+            return Err(ApiError::bad_request(format!(
+                "unable to parse param 'quantile': {t:?} is not a number above 0 and at most 1"
+            )));
+        }
+        None => {
+            return Err(ApiError::bad_request(
+                "please provide a quantile between (0, 1]",
+            ));
+        }
+    };
+    let points = points(&views, &ask, quantile).await?;
+    let help = format!("{quantile}th quantile latency");
+    Ok(axum::Json(family(
+        "service_latencies",
+        help,
+        &ask,
+        &points,
+        |r| r.quantile_nanos.map(|n| n as f64 / MILLI as f64),
+        None,
+    ))
+    .into_response())
+}
+
+async fn calls(
+    State(views): State<Views>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (ask, _) = parse(query)?;
+    let points = points(&views, &ask, 0.5).await?;
+    Ok(axum::Json(family(
+        "service_call_rate",
+        "calls/sec".into(),
+        &ask,
+        &points,
+        |r| Some(r.rate_per_second),
+        Some(0.0),
+    ))
+    .into_response())
+}
+
+async fn errors(
+    State(views): State<Views>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (ask, _) = parse(query)?;
+    let points = points(&views, &ask, 0.5).await?;
+    Ok(axum::Json(family(
+        "service_error_rate",
+        "error rate, computed as a fraction of errors/sec over calls/sec".into(),
+        &ask,
+        &points,
+        |r| (r.rate_per_second > 0.0).then_some(r.error_rate),
+        None,
+    ))
+    .into_response())
+}
+
+async fn minstep() -> Response {
+    axum::Json(json!({ "data": MIN_STEP_MILLIS })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_in_rfc_3339() {
+        for (nanos, text) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400_000_000_000, "2000-02-29T00:00:00Z"),
+            (1_718_000_000_123_000_000, "2024-06-10T06:13:20Z"),
+        ] {
+            assert_eq!(rfc3339(nanos), text);
+            assert_eq!(
+                crate::api_v3::parse_rfc3339_nanos(text).unwrap(),
+                nanos - nanos % 1_000_000_000
+            );
+        }
+    }
+}
