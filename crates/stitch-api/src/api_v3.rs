@@ -5,20 +5,24 @@
 //! | --- | --- |
 //! | `GET /api/v3/traces/{trace_id}` | `{"result": <TracesData>}`: the trace as OTLP JSON. The id is 1 to 32 hex digits. Optional `start_time`, `end_time` (RFC 3339, checked but not needed) and `raw_traces` (a bool; Stitch never adjusts traces, so both are raw). 404 when unknown. Written span by span as the client reads it. |
 //! | `GET /api/v3/traces?query.*` | `{"result": <TracesData>}` holding the `resourceSpans` of every matching trace, newest trace first; 404 `No traces found` when none matches, as Jaeger answers. |
+//! | `GET /api/v3/trace-summaries?query.*` | `{"summaries": [...]}`: per matching trace, newest first, `traceId` (hex), `rootServiceName`, `rootOperationName` (the earliest span without a parent), `minStartTimeUnixNano`, `maxEndTimeUnixNano` (decimal strings), `spanCount`, `errorSpanCount`, `orphanSpanCount` (spans whose parent is not in the trace) and `services` (`name`, `spanCount`, `errorSpanCount`, by name); counts of 0 are left out. No match is an empty list. The current Jaeger UI searches with it. |
 //! | `GET /api/v3/services` | `{"services": [...]}`, sorted |
 //! | `GET /api/v3/operations?service=&span_kind=` | `{"operations": [{"name", "spanKind"}]}`; an unspecified kind is reported as `internal`, as Jaeger does. `service` is required. |
 //!
-//! Search parameters, all of one span at once (an empty value counts as absent):
+//! Search parameters, all of one span at once (an empty value counts as absent), by their
+//! camelCase names as the current Jaeger UI sends them, or by the snake_case names Grafana
+//! and older clients use (below; `query.serviceName` or `query.service_name`, and so on;
+//! `spanKind`/`span_kind`, `startTime`/`start_time`, `rawTraces`/`raw_traces` likewise):
 //!
 //! - `query.service_name`, `query.operation_name`;
 //! - `query.attributes`: a JSON object of strings (`{"http.status_code":"200"}`), matched as
 //!   text against the span's, its resource's and its events' attributes (`error`/`true` and
 //!   `span.kind` work as in `/api/traces`);
 //! - `query.start_time_min` (inclusive) and `query.start_time_max` (exclusive): RFC 3339 times,
-//!   both required, bounding the span's start;
+//!   both required, the maximum later than the minimum, bounding the span's start;
 //! - `query.duration_min`, `query.duration_max`: Go durations (`10ms`, `1.5s`);
-//! - `query.search_depth` (or the older `query.num_traces`): the most traces, default
-//!   [`DEFAULT_SEARCH_LIMIT`](crate::DEFAULT_SEARCH_LIMIT);
+//! - `query.search_depth` (or the older `query.num_traces`): the most traces, default 100 as in
+//!   Jaeger;
 //! - `query.raw_traces`: a bool, accepted and without effect.
 //!
 //! Errors are Jaeger's gateway errors: `{"error": {"httpCode": <status>, "message": <reason>}}`,
@@ -38,14 +42,18 @@ use stitch_query::{SearchQuery, TraceReader};
 
 use crate::duration::parse_duration_nanos;
 use crate::error::{ApiError, GatewayError};
-use crate::params::{self, DEFAULT_SEARCH_LIMIT, Params, check_limit, check_tags, parse_trace_id};
+use crate::params::{self, Params, check_limit, check_tags, parse_trace_id};
 
 type Reader = Arc<dyn TraceReader>;
+
+/// Traces a search returns without `query.searchDepth` (Jaeger's default).
+const DEFAULT_SEARCH_DEPTH: usize = 100;
 
 pub fn router(reader: Reader) -> Router {
     Router::new()
         .route("/api/v3/traces", get(find_traces))
         .route("/api/v3/traces/{trace_id}", get(get_trace))
+        .route("/api/v3/trace-summaries", get(trace_summaries))
         .route("/api/v3/services", get(services))
         .route("/api/v3/operations", get(operations))
         .with_state(reader)
@@ -74,10 +82,17 @@ fn params(
     Ok(Params::new(pairs))
 }
 
-fn bool_param(params: &Params, name: &str) -> Result<Option<bool>, GatewayError> {
-    params
-        .get(name)
-        .map(|text| match text {
+/// A parameter by its camelCase name or one of the older snake_case aliases (`names`, first
+/// found wins): the name it was given by and its value.
+fn named<'a>(params: &'a Params, names: &[&'static str]) -> Option<(&'static str, &'a str)> {
+    names
+        .iter()
+        .find_map(|&n| params.get(n).map(|text| (n, text)))
+}
+
+fn bool_param(params: &Params, names: &[&'static str]) -> Result<Option<bool>, GatewayError> {
+    named(params, names)
+        .map(|(name, text)| match text {
             "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
             "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
             _ => Err(param(name, format!("{text:?} is not a bool"))),
@@ -85,17 +100,15 @@ fn bool_param(params: &Params, name: &str) -> Result<Option<bool>, GatewayError>
         .transpose()
 }
 
-fn time_param(params: &Params, name: &str) -> Result<Option<u64>, GatewayError> {
-    params
-        .get(name)
-        .map(|text| parse_rfc3339_nanos(text).map_err(|e| param(name, e)))
+fn time_param(params: &Params, names: &[&'static str]) -> Result<Option<u64>, GatewayError> {
+    named(params, names)
+        .map(|(name, text)| parse_rfc3339_nanos(text).map_err(|e| param(name, e)))
         .transpose()
 }
 
-fn duration_param(params: &Params, name: &str) -> Result<Option<u64>, GatewayError> {
-    params
-        .get(name)
-        .map(|text| {
+fn duration_param(params: &Params, names: &[&'static str]) -> Result<Option<u64>, GatewayError> {
+    named(params, names)
+        .map(|(name, text)| {
             parse_duration_nanos(text).ok_or_else(|| {
                 param(
                     name,
@@ -114,9 +127,9 @@ async fn get_trace(
     let Path(text) = path.map_err(|e| param("trace_id", e))?;
     let id = parse_trace_id(&text).map_err(|e| param("trace_id", e))?;
     let params = params(query)?;
-    time_param(&params, "start_time")?;
-    time_param(&params, "end_time")?;
-    bool_param(&params, "raw_traces")?;
+    time_param(&params, &["startTime", "start_time"])?;
+    time_param(&params, &["endTime", "end_time"])?;
+    bool_param(&params, &["rawTraces", "raw_traces"])?;
     match reader.trace(id).await? {
         Some(trace) if !trace.is_empty() => {
             Ok(crate::streamed::otlp_trace("{\"result\":", trace, "}"))
@@ -128,25 +141,31 @@ async fn get_trace(
 /// The search a `GET /api/v3/traces` asks for.
 fn parse_find(params: &Params) -> Result<SearchQuery, GatewayError> {
     let (Some(min), Some(max)) = (
-        time_param(params, "query.start_time_min")?,
-        time_param(params, "query.start_time_max")?,
+        time_param(params, &["query.startTimeMin", "query.start_time_min"])?,
+        time_param(params, &["query.startTimeMax", "query.start_time_max"])?,
     ) else {
         return Err(GatewayError::bad(
-            "query.start_time_min and query.start_time_max are required",
+            "query.startTimeMin and query.startTimeMax are required",
         ));
     };
-    let limit = match params
-        .get("query.search_depth")
-        .map(|t| ("query.search_depth", t))
-        .or_else(|| {
-            params
-                .get("query.num_traces")
-                .map(|t| ("query.num_traces", t))
-        }) {
-        None => DEFAULT_SEARCH_LIMIT,
+    if max <= min {
+        return Err(param(
+            "query.startTimeMax",
+            "must be later than query.startTimeMin",
+        ));
+    }
+    let limit = match named(
+        params,
+        &[
+            "query.searchDepth",
+            "query.search_depth",
+            "query.num_traces",
+        ],
+    ) {
+        None => DEFAULT_SEARCH_DEPTH,
         Some((name, text)) => match text.parse::<i64>() {
             Ok(n) if n > 0 => check_limit(name, usize::try_from(n).unwrap_or(usize::MAX))?,
-            Ok(_) => DEFAULT_SEARCH_LIMIT,
+            Ok(_) => DEFAULT_SEARCH_DEPTH,
             Err(e) => return Err(param(name, e)),
         },
     };
@@ -173,15 +192,16 @@ fn parse_find(params: &Params) -> Result<SearchQuery, GatewayError> {
             tags.push((key, value));
         }
     }
-    bool_param(params, "query.raw_traces")?;
+    bool_param(params, &["query.rawTraces", "query.raw_traces"])?;
     check_tags("query.attributes", tags.len())?;
+    let text = |names: &[&'static str]| named(params, names).map(|(_, t)| t.to_owned());
     Ok(SearchQuery {
-        service: params.get("query.service_name").map(str::to_owned),
-        operation: params.get("query.operation_name").map(str::to_owned),
+        service: text(&["query.serviceName", "query.service_name"]),
+        operation: text(&["query.operationName", "query.operation_name"]),
         span_kind: None,
         tags,
-        min_duration_nanos: duration_param(params, "query.duration_min")?,
-        max_duration_nanos: duration_param(params, "query.duration_max")?,
+        min_duration_nanos: duration_param(params, &["query.durationMin", "query.duration_min"])?,
+        max_duration_nanos: duration_param(params, &["query.durationMax", "query.duration_max"])?,
         start_unix_nanos: Some(min),
         // The maximum is exclusive.
         end_unix_nanos: Some(max.saturating_sub(1)),
@@ -210,6 +230,87 @@ async fn find_traces(
     ))
 }
 
+/// `GET /api/v3/trace-summaries`: the traces a search finds, each summarised (the current
+/// Jaeger UI's search list).
+async fn trace_summaries(
+    State(reader): State<Reader>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Answer {
+    let search = parse_find(&params(query)?)?;
+    let traces = reader.search(&search).await?;
+    let summaries: Vec<Value> = traces.iter().map(summary).collect();
+    Ok(json_body(json!({ "summaries": summaries })))
+}
+
+/// One trace as a `TraceSummary`, fields at their default left out as proto3 JSON does.
+fn summary(trace: &stitch_model::Trace) -> Value {
+    let ids: std::collections::HashSet<_> = trace.spans().map(|s| s.span.span_id).collect();
+    let mut services: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    let (mut spans, mut errors, mut orphans) = (0u64, 0u64, 0u64);
+    let (mut start, mut end) = (u64::MAX, 0u64);
+    let mut root = None;
+    for s in trace.spans() {
+        let error = u64::from(s.span.is_error());
+        spans += 1;
+        errors += error;
+        let entry = services.entry(s.resource.service_name()).or_default();
+        entry.0 += 1;
+        entry.1 += error;
+        start = start.min(s.span.start_time_unix_nano);
+        end = end.max(s.span.end_time_unix_nano);
+        match s.span.parent_span_id {
+            None => {
+                // The earliest of the spans without a parent.
+                if root.is_none_or(|r: stitch_model::SpanRef<'_>| {
+                    s.span.start_time_unix_nano < r.span.start_time_unix_nano
+                }) {
+                    root = Some(s);
+                }
+            }
+            Some(p) if !ids.contains(&p) => orphans += 1,
+            Some(_) => {}
+        }
+    }
+    let mut out = serde_json::Map::new();
+    out.insert("traceId".into(), json!(trace.trace_id.to_hex()));
+    if let Some(r) = root {
+        let (service, name) = (r.service_name(), r.span.name.as_str());
+        if !service.is_empty() {
+            out.insert("rootServiceName".into(), json!(service));
+        }
+        if !name.is_empty() {
+            out.insert("rootOperationName".into(), json!(name));
+        }
+    }
+    if spans > 0 {
+        out.insert("minStartTimeUnixNano".into(), json!(start.to_string()));
+        out.insert("maxEndTimeUnixNano".into(), json!(end.to_string()));
+    }
+    for (key, n) in [
+        ("spanCount", spans),
+        ("errorSpanCount", errors),
+        ("orphanSpanCount", orphans),
+    ] {
+        if n > 0 {
+            out.insert(key.into(), json!(n));
+        }
+    }
+    let services: Vec<Value> = services
+        .into_iter()
+        .map(|(name, (n, e))| {
+            let mut s = serde_json::Map::new();
+            s.insert("name".into(), json!(name));
+            s.insert("spanCount".into(), json!(n));
+            if e > 0 {
+                s.insert("errorSpanCount".into(), json!(e));
+            }
+            Value::Object(s)
+        })
+        .collect();
+    out.insert("services".into(), Value::Array(services));
+    Value::Object(out)
+}
+
 async fn services(State(reader): State<Reader>) -> Answer {
     let services = reader.services().await?;
     Ok(json_body(json!({"services": services})))
@@ -223,12 +324,11 @@ async fn operations(
     let service = params
         .get("service")
         .ok_or_else(|| GatewayError::bad("service is required"))?;
-    let kind = params
-        .get("span_kind")
-        .map(|text| {
+    let kind = named(&params, &["spanKind", "span_kind"])
+        .map(|(name, text)| {
             SpanKind::parse(text).ok_or_else(|| {
                 param(
-                    "span_kind",
+                    name,
                     format!("{text:?} is not one of internal, server, client, producer, consumer"),
                 )
             })

@@ -398,6 +398,47 @@ async fn jaeger_client_for_node_over_udp_and_http() {
         found["result"]["resourceSpans"].as_array().unwrap().len(),
         2
     );
+    // The current Jaeger UI's search: trace summaries, with its camelCase parameters.
+    let (status, found) = get_json(&format!(
+        "{api}/api/v3/trace-summaries?query.serviceName=jaeger-node-e2e\
+         &query.operationName=charge%20card\
+         &query.attributes=%7B%22peer.service%22%3A%22payments%22%7D\
+         &query.startTimeMin=2020-01-01T00:00:00.000Z&query.startTimeMax=2100-01-01T00:00:00.000Z\
+         &query.durationMin=190ms&query.searchDepth=10"
+    ))
+    .await;
+    assert_eq!(status, 200, "{found}");
+    let summaries = found["summaries"].as_array().unwrap();
+    assert_eq!(summaries.len(), 2, "{found}");
+    for s in summaries {
+        assert_eq!(s["traceId"].as_str().map(str::len), Some(32), "{s}");
+        assert_eq!(s["rootServiceName"], "jaeger-node-e2e");
+        assert_eq!(s["rootOperationName"], "POST /checkout");
+        assert_eq!(s["spanCount"], 3);
+        assert!(s["errorSpanCount"].as_u64().is_some_and(|n| n >= 1), "{s}");
+        assert!(s.get("orphanSpanCount").is_none(), "{s}");
+        let start: u64 = s["minStartTimeUnixNano"].as_str().unwrap().parse().unwrap();
+        let end: u64 = s["maxEndTimeUnixNano"].as_str().unwrap().parse().unwrap();
+        assert_eq!(start, t0_ms * 1_000_000);
+        assert!(end >= start + 250_000_000, "{s}");
+        assert_eq!(s["services"][0]["name"], "jaeger-node-e2e");
+        assert_eq!(s["services"][0]["spanCount"], 3);
+    }
+    let (status, none) = get_json(&format!(
+        "{api}/api/v3/trace-summaries?query.serviceName=jaeger-node-e2e&query.durationMin=1h\
+         &query.startTimeMin=2020-01-01T00:00:00Z&query.startTimeMax=2100-01-01T00:00:00Z"
+    ))
+    .await;
+    assert_eq!((status, none), (200, serde_json::json!({"summaries": []})));
+    let (status, refused) = get_json(&format!(
+        "{api}/api/v3/trace-summaries?query.serviceName=jaeger-node-e2e"
+    ))
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(
+        refused["error"]["message"],
+        "query.startTimeMin and query.startTimeMax are required"
+    );
     let (status, none) = get_json(&format!(
         "{api}/api/v3/traces?query.service_name=jaeger-node-e2e&query.duration_min=1h\
          &query.start_time_min=2020-01-01T00:00:00Z&query.start_time_max=2100-01-01T00:00:00Z"
@@ -410,14 +451,16 @@ async fn jaeger_client_for_node_over_udp_and_http() {
         services,
         serde_json::json!({"services": ["jaeger-node-e2e"]})
     );
-    let (_, ops) = get_json(&format!(
-        "{api}/api/v3/operations?service=jaeger-node-e2e&span_kind=server"
-    ))
-    .await;
-    assert_eq!(
-        ops,
-        serde_json::json!({"operations": [{"name": "POST /checkout", "spanKind": "server"}]})
-    );
+    for kind in ["span_kind", "spanKind"] {
+        let (_, ops) = get_json(&format!(
+            "{api}/api/v3/operations?service=jaeger-node-e2e&{kind}=server"
+        ))
+        .await;
+        assert_eq!(
+            ops,
+            serde_json::json!({"operations": [{"name": "POST /checkout", "spanKind": "server"}]})
+        );
+    }
     let end_ms = now_nanos() / 1_000_000;
     let (status, deps) = get_json(&format!(
         "{api}/api/dependencies?endTs={end_ms}&lookback=3600000"
