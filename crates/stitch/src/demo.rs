@@ -61,14 +61,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let grpc_listener = TcpListener::bind("127.0.0.1:0")
         .await
         .context("failed to listen for OTLP/gRPC on 127.0.0.1")?;
-    let query_listener = TcpListener::bind(args.query_addr).await.with_context(|| {
-        format!(
-            "failed to listen on {} (use --query-addr 127.0.0.1:0 for any free port)",
-            args.query_addr
-        )
-    })?;
+    let query_listener = crate::serve::QUERY.bind(args.query_addr).await?;
     let otlp = format!("http://{}", grpc_listener.local_addr()?);
-    let ui = format!("http://{}", query_listener.local_addr()?);
+    let query_bound = query_listener.local_addr()?;
+    let ui = format!("http://{query_bound}");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -90,7 +86,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .with_graceful_shutdown(stopped())
             .into_future(),
     );
-    println!("stitch: query listening on {}", &ui["http://".len()..]);
+    crate::serve::QUERY.announce(query_bound);
     eprintln!("stitch demo: Stitch is up (UI and API at {ui}); starting the fleet");
 
     // First Ctrl-C: stop the traffic and report. Second: quit (removing a temporary store).

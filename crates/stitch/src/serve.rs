@@ -102,6 +102,89 @@ pub(crate) async fn open_store(
     Ok((store, reader, live))
 }
 
+/// One listening port of `stitch serve` (and `stitch demo`): the name its `listening on` line
+/// gives it (tests and scripts read those lines), what it serves, the flag that moves it and
+/// its default port on 127.0.0.1.
+#[derive(Clone, Copy)]
+pub(crate) struct Listen {
+    name: &'static str,
+    what: &'static str,
+    flag: &'static str,
+    port: u16,
+}
+
+const fn listen(name: &'static str, what: &'static str, flag: &'static str, port: u16) -> Listen {
+    Listen {
+        name,
+        what,
+        flag,
+        port,
+    }
+}
+
+const OTLP_GRPC: Listen = listen("otlp-grpc", "OTLP/gRPC", "--otlp-grpc-addr", 4317);
+const OTLP_HTTP: Listen = listen("otlp-http", "OTLP/HTTP", "--otlp-http-addr", 4318);
+pub(crate) const QUERY: Listen = listen("query", "the query API and UI", "--query-addr", 16686);
+const ZIPKIN: Listen = listen("zipkin", "Zipkin", "--zipkin-addr", 9411);
+const JAEGER_AGENT_COMPACT: Listen = listen(
+    "jaeger-agent-compact",
+    "the Jaeger agent (compact)",
+    "--jaeger-agent-compact-addr",
+    6831,
+);
+const JAEGER_AGENT_BINARY: Listen = listen(
+    "jaeger-agent-binary",
+    "the Jaeger agent (binary)",
+    "--jaeger-agent-binary-addr",
+    6832,
+);
+const JAEGER_HTTP: Listen = listen(
+    "jaeger-http",
+    "the Jaeger collector (HTTP)",
+    "--jaeger-http-addr",
+    14268,
+);
+const JAEGER_GRPC: Listen = listen("jaeger-grpc", "Jaeger gRPC", "--jaeger-grpc-addr", 14250);
+const SAMPLING: Listen = listen(
+    "sampling",
+    "Jaeger remote sampling",
+    "--sampling-addr",
+    5778,
+);
+const TEMPO: Listen = listen("tempo", "the Tempo query API", "--tempo-addr", 3200);
+
+impl Listen {
+    /// The address from the flag, else the config file, else the default.
+    fn addr(&self, flag: Option<SocketAddr>, file: Option<SocketAddr>) -> SocketAddr {
+        flag.or(file)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], self.port)))
+    }
+
+    fn bind_error(&self, addr: SocketAddr) -> String {
+        format!(
+            "failed to listen for {} on {addr} (choose another address with {}; port 0 for any free one)",
+            self.what, self.flag
+        )
+    }
+
+    pub(crate) async fn bind(&self, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| self.bind_error(addr))
+    }
+
+    async fn bind_udp(&self, addr: SocketAddr) -> anyhow::Result<tokio::net::UdpSocket> {
+        tokio::net::UdpSocket::bind(addr)
+            .await
+            .with_context(|| format!("{} (UDP)", self.bind_error(addr)))
+    }
+
+    /// Prints the `stitch: <name> listening on <addr>` line.
+    pub(crate) fn announce(&self, addr: SocketAddr) {
+        println!("stitch: {} listening on {addr}", self.name);
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -158,39 +241,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let d = parse_duration("limits.max_span_duration", text)?;
         ingest_config.max_span_duration_nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     }
-    let grpc_addr = args
-        .otlp_grpc_addr
-        .or(file.listen.otlp_grpc)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4317)));
-    let http_addr = args
-        .otlp_http_addr
-        .or(file.listen.otlp_http)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4318)));
-    let query_addr = args
-        .query_addr
-        .or(file.listen.query)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 16686)));
-    let zipkin_addr = args
-        .zipkin_addr
-        .or(file.listen.zipkin)
-        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9411)));
-    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-    let jaeger_compact_addr = args
-        .jaeger_agent_compact_addr
-        .or(file.listen.jaeger_agent_compact)
-        .unwrap_or_else(|| loopback(6831));
-    let jaeger_binary_addr = args
-        .jaeger_agent_binary_addr
-        .or(file.listen.jaeger_agent_binary)
-        .unwrap_or_else(|| loopback(6832));
-    let jaeger_http_addr = args
-        .jaeger_http_addr
-        .or(file.listen.jaeger_http)
-        .unwrap_or_else(|| loopback(14268));
-    let jaeger_grpc_addr = args
-        .jaeger_grpc_addr
-        .or(file.listen.jaeger_grpc)
-        .unwrap_or_else(|| loopback(14250));
+    let l = &file.listen;
+    let grpc_addr = OTLP_GRPC.addr(args.otlp_grpc_addr, l.otlp_grpc);
+    let http_addr = OTLP_HTTP.addr(args.otlp_http_addr, l.otlp_http);
+    let query_addr = QUERY.addr(args.query_addr, l.query);
+    let zipkin_addr = ZIPKIN.addr(args.zipkin_addr, l.zipkin);
+    let jaeger_compact_addr =
+        JAEGER_AGENT_COMPACT.addr(args.jaeger_agent_compact_addr, l.jaeger_agent_compact);
+    let jaeger_binary_addr =
+        JAEGER_AGENT_BINARY.addr(args.jaeger_agent_binary_addr, l.jaeger_agent_binary);
+    let jaeger_http_addr = JAEGER_HTTP.addr(args.jaeger_http_addr, l.jaeger_http);
+    let jaeger_grpc_addr = JAEGER_GRPC.addr(args.jaeger_grpc_addr, l.jaeger_grpc);
+    let sampling_addr = SAMPLING.addr(args.sampling_addr, l.sampling);
+    let tempo_addr = TEMPO.addr(args.tempo_addr, l.tempo);
     let mut zipkin_api_config = stitch_api::zipkin::ZipkinApiConfig::default();
     if let Some(keys) = file.zipkin.autocomplete_keys.clone() {
         zipkin_api_config.autocomplete_keys = keys;
@@ -204,34 +267,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let sink: Arc<dyn SpanSink> = Arc::new(store.clone());
     let ingest = Ingest::with_filter(sink, ingest_config, Some(sampling.filter()));
 
-    let bind = |addr: SocketAddr, what: &'static str| async move {
-        TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("failed to listen for {what} on {addr}"))
-    };
-    let grpc_listener = bind(grpc_addr, "OTLP/gRPC").await?;
-    let http_listener = bind(http_addr, "OTLP/HTTP").await?;
-    let query_listener = bind(query_addr, "the query API").await?;
-    let zipkin_listener = bind(zipkin_addr, "Zipkin").await?;
-    let bind_udp = |addr: SocketAddr, what: &'static str| async move {
-        tokio::net::UdpSocket::bind(addr)
-            .await
-            .with_context(|| format!("failed to listen for {what} on udp {addr}"))
-    };
-    let jaeger_compact_socket = bind_udp(jaeger_compact_addr, "the Jaeger agent (compact)").await?;
-    let jaeger_binary_socket = bind_udp(jaeger_binary_addr, "the Jaeger agent (binary)").await?;
-    let jaeger_http_listener = bind(jaeger_http_addr, "the Jaeger collector (HTTP)").await?;
-    let jaeger_grpc_listener = bind(jaeger_grpc_addr, "Jaeger gRPC").await?;
-    let sampling_addr = args
-        .sampling_addr
-        .or(file.listen.sampling)
-        .unwrap_or_else(|| loopback(5778));
-    let sampling_listener = bind(sampling_addr, "Jaeger remote sampling").await?;
-    let tempo_addr = args
-        .tempo_addr
-        .or(file.listen.tempo)
-        .unwrap_or_else(|| loopback(3200));
-    let tempo_listener = bind(tempo_addr, "the Tempo query API").await?;
+    let grpc_listener = OTLP_GRPC.bind(grpc_addr).await?;
+    let http_listener = OTLP_HTTP.bind(http_addr).await?;
+    let query_listener = QUERY.bind(query_addr).await?;
+    let zipkin_listener = ZIPKIN.bind(zipkin_addr).await?;
+    let jaeger_compact_socket = JAEGER_AGENT_COMPACT.bind_udp(jaeger_compact_addr).await?;
+    let jaeger_binary_socket = JAEGER_AGENT_BINARY.bind_udp(jaeger_binary_addr).await?;
+    let jaeger_http_listener = JAEGER_HTTP.bind(jaeger_http_addr).await?;
+    let jaeger_grpc_listener = JAEGER_GRPC.bind(jaeger_grpc_addr).await?;
+    let sampling_listener = SAMPLING.bind(sampling_addr).await?;
+    let tempo_listener = TEMPO.bind(tempo_addr).await?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -274,46 +319,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let tempo_router = browsers.guard_reads(stitch_api::tempo::router(reader.clone()));
 
     // Tests and scripts read these lines to learn the bound ports.
-    println!(
-        "stitch: otlp-grpc listening on {}",
-        grpc_listener.local_addr()?
-    );
-    println!(
-        "stitch: otlp-http listening on {}",
-        http_listener.local_addr()?
-    );
-    println!(
-        "stitch: query listening on {}",
-        query_listener.local_addr()?
-    );
-    println!(
-        "stitch: zipkin listening on {}",
-        zipkin_listener.local_addr()?
-    );
-    println!(
-        "stitch: jaeger-agent-compact listening on {}",
-        jaeger_compact_socket.local_addr()?
-    );
-    println!(
-        "stitch: jaeger-agent-binary listening on {}",
-        jaeger_binary_socket.local_addr()?
-    );
-    println!(
-        "stitch: jaeger-http listening on {}",
-        jaeger_http_listener.local_addr()?
-    );
-    println!(
-        "stitch: jaeger-grpc listening on {}",
-        jaeger_grpc_listener.local_addr()?
-    );
-    println!(
-        "stitch: sampling listening on {}",
-        sampling_listener.local_addr()?
-    );
-    println!(
-        "stitch: tempo listening on {}",
-        tempo_listener.local_addr()?
-    );
+    for (listen, addr) in [
+        (OTLP_GRPC, grpc_listener.local_addr()?),
+        (OTLP_HTTP, http_listener.local_addr()?),
+        (QUERY, query_listener.local_addr()?),
+        (ZIPKIN, zipkin_listener.local_addr()?),
+        (JAEGER_AGENT_COMPACT, jaeger_compact_socket.local_addr()?),
+        (JAEGER_AGENT_BINARY, jaeger_binary_socket.local_addr()?),
+        (JAEGER_HTTP, jaeger_http_listener.local_addr()?),
+        (JAEGER_GRPC, jaeger_grpc_listener.local_addr()?),
+        (SAMPLING, sampling_listener.local_addr()?),
+        (TEMPO, tempo_listener.local_addr()?),
+    ] {
+        listen.announce(addr);
+    }
     println!(
         "stitch: ready (data in {}; UI and API at http://{})",
         data_dir.display(),
