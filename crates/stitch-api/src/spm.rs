@@ -8,13 +8,17 @@
 //! | `GET /api/metrics/latencies?quantile=` | `service_latencies`: the `quantile` of the spans' durations, in milliseconds |
 //! | `GET /api/metrics/calls` | `service_call_rate`: spans per second |
 //! | `GET /api/metrics/errors` | `service_error_rate`: failed spans over all spans, 0 to 1 |
-//! | `GET /api/metrics/minstep` | `{"data": 10000}`: the smallest step, in milliseconds (the live aggregates' resolution) |
+//! | `GET /api/metrics/minstep` | `{"data": 10000, ...}` in Jaeger's envelope: the smallest step, in milliseconds (the live aggregates' resolution); Jaeger v2.18 dropped this route, older UIs ask it |
+//!
+//! With `groupByOperation=true` the names are `service_operation_latencies` and so on, as
+//! Jaeger names them.
 //!
 //! Parameters: `service` (required, repeatable), `spanKind` (repeatable; `server` by default;
 //! `client`, `SPAN_KIND_CLIENT`, ... too), `groupByOperation` (`true`: one series per
 //! operation, labelled `operation`), `endTs` (Unix milliseconds, now by default), `lookback`
-//! (milliseconds, one hour by default), `step` (milliseconds, 60 s by default, a multiple of
-//! `minstep`) and `ratePer` (milliseconds, 10 minutes by default; a multiple of `minstep`).
+//! (milliseconds, one hour by default), `step` (milliseconds, 60 s by default) and `ratePer`
+//! (milliseconds, 10 minutes by default); `step` and `ratePer` are rounded up to a multiple of
+//! `minstep`.
 //! Points are at `endTs` (rounded down to `minstep`) and every `step` before it within
 //! `lookback`; each point at time `t`
 //! summarises the spans of the kinds asked that started in `[t - ratePer, t]`, as Jaeger's
@@ -89,7 +93,7 @@ fn parse(
     let services: Vec<String> = params.all("service").map(str::to_owned).collect();
     if services.is_empty() {
         return Err(ApiError::bad_request(
-            "please provide at least one service name",
+            "unable to parse param 'service': please provide at least one service name",
         ));
     }
     let mut kinds = Vec::new();
@@ -124,19 +128,10 @@ fn parse(
         Some(_) => millis(&params, "endTs", 0)?.saturating_mul(MILLI),
     };
     let lookback = millis(&params, "lookback", DEFAULT_LOOKBACK_MILLIS)?.saturating_mul(MILLI);
-    let step_millis = millis(&params, "step", DEFAULT_STEP_MILLIS)?;
-    if step_millis == 0 || !step_millis.is_multiple_of(MIN_STEP_MILLIS) {
-        return Err(ApiError::bad_request(format!(
-            "param 'step' must be a positive multiple of {MIN_STEP_MILLIS} ms (see /api/metrics/minstep), got {step_millis}"
-        )));
-    }
-    let step = step_millis * MILLI;
-    let rate_per = millis(&params, "ratePer", DEFAULT_RATE_PER_MILLIS)?.saturating_mul(MILLI);
-    if rate_per == 0 || !rate_per.is_multiple_of(MIN_STEP_MILLIS * MILLI) {
-        return Err(ApiError::bad_request(format!(
-            "param 'ratePer' must be a positive multiple of {MIN_STEP_MILLIS} ms"
-        )));
-    }
+    // Both are rounded up to whole buckets of the aggregates.
+    let whole = |ms: u64| ms.max(1).div_ceil(MIN_STEP_MILLIS) * MIN_STEP_MILLIS * MILLI;
+    let step = whole(millis(&params, "step", DEFAULT_STEP_MILLIS)?);
+    let rate_per = whole(millis(&params, "ratePer", DEFAULT_RATE_PER_MILLIS)?);
     // A point at `end` and every `step` before it within `lookback`, as a range query does.
     let steps_back = lookback / step;
     if steps_back >= MAX_POINTS {
@@ -309,10 +304,13 @@ fn family(
             json!({"labels": labels, "metricPoints": points})
         })
         .collect();
-    let grouped = if ask.by_operation {
-        "grouped by service & operation"
+    let (name, grouped) = if ask.by_operation {
+        (
+            format!("service_operation_{name}"),
+            "grouped by service & operation",
+        )
     } else {
-        "grouped by service"
+        (format!("service_{name}"), "grouped by service")
     };
     json!({
         "name": name,
@@ -336,14 +334,14 @@ async fn latencies(
         }
         None => {
             return Err(ApiError::bad_request(
-                "please provide a quantile between (0, 1]",
+                "unable to parse param 'quantile': please provide a quantile between (0, 1]",
             ));
         }
     };
     let points = points(&views, &ask, quantile).await?;
-    let help = format!("{quantile}th quantile latency");
+    let help = format!("{quantile:.2}th quantile latency");
     Ok(axum::Json(family(
-        "service_latencies",
+        "latencies",
         help,
         &ask,
         &points,
@@ -360,7 +358,7 @@ async fn calls(
     let (ask, _) = parse(query)?;
     let points = points(&views, &ask, 0.5).await?;
     Ok(axum::Json(family(
-        "service_call_rate",
+        "call_rate",
         "calls/sec".into(),
         &ask,
         &points,
@@ -377,7 +375,7 @@ async fn errors(
     let (ask, _) = parse(query)?;
     let points = points(&views, &ask, 0.5).await?;
     Ok(axum::Json(family(
-        "service_error_rate",
+        "error_rate",
         "error rate, computed as a fraction of errors/sec over calls/sec".into(),
         &ask,
         &points,
@@ -388,7 +386,7 @@ async fn errors(
 }
 
 async fn minstep() -> Response {
-    axum::Json(json!({ "data": MIN_STEP_MILLIS })).into_response()
+    axum::Json(crate::error::Envelope::new(MIN_STEP_MILLIS, 0)).into_response()
 }
 
 #[cfg(test)]

@@ -99,6 +99,7 @@ async fn the_monitor_tab_reads_rates_errors_and_latencies() {
     .await
     .unwrap_or_else(|| panic!("no call rate; log:\n{}", server.log()));
     assert_eq!(calls["name"], "service_call_rate");
+    assert_eq!(calls["help"], "calls/sec, grouped by service");
     assert_eq!(calls["type"], "GAUGE");
     assert_eq!(
         series(&calls, None)["metricPoints"]
@@ -115,7 +116,11 @@ async fn the_monitor_tab_reads_rates_errors_and_latencies() {
         "{api}/api/metrics/errors?{common}&groupByOperation=true"
     ))
     .await;
-    assert_eq!(errors["name"], "service_error_rate");
+    assert_eq!(errors["name"], "service_operation_error_rate");
+    assert_eq!(
+        errors["help"],
+        "error rate, computed as a fraction of errors/sec over calls/sec, grouped by service & operation"
+    );
     assert_eq!(last(series(&errors, Some("POST /pay"))), 0.4);
     assert_eq!(last(series(&errors, Some("GET /cart"))), 0.0);
 
@@ -125,7 +130,7 @@ async fn the_monitor_tab_reads_rates_errors_and_latencies() {
         ))
         .await;
         assert_eq!(status, 200, "{lat}");
-        assert_eq!(lat["name"], "service_latencies");
+        assert_eq!(lat["name"], "service_operation_latencies");
         for (op, want) in [("GET /cart", cart_ms), ("POST /pay", pay_ms)] {
             let got = last(series(&lat, Some(op)));
             assert!((got - want).abs() <= want * 0.01, "{op} q{quantile}: {got}");
@@ -136,6 +141,8 @@ async fn the_monitor_tab_reads_rates_errors_and_latencies() {
         "{api}/api/metrics/latencies?{common}&quantile=0.5"
     ))
     .await;
+    assert_eq!(lat["name"], "service_latencies");
+    assert_eq!(lat["help"], "0.50th quantile latency, grouped by service");
     assert!((last(series(&lat, None)) - 10.0).abs() < 0.1, "{lat}");
     // Client spans: the database calls alone.
     let (_, client) = get_json(&format!(
@@ -147,13 +154,28 @@ async fn the_monitor_tab_reads_rates_errors_and_latencies() {
 
     let (status, step) = get_json(&format!("{api}/api/metrics/minstep")).await;
     assert_eq!((status, step["data"].as_u64()), (200, Some(10_000)));
+    // A step that is not whole buckets is rounded up: 500 s becomes 510 s, 8 points an hour.
+    let (status, coarse) = get_json(&format!(
+        "{api}/api/metrics/calls?service=shop&endTs={end}&lookback=3600000&step=500000"
+    ))
+    .await;
+    assert_eq!(status, 200, "{coarse}");
+    assert_eq!(
+        series(&coarse, None)["metricPoints"]
+            .as_array()
+            .unwrap()
+            .len(),
+        8
+    );
 
     for (query, says) in [
-        ("calls?step=60000", "service"),
+        (
+            "calls?step=60000",
+            "please provide at least one service name",
+        ),
         ("latencies?service=shop", "quantile"),
         ("latencies?service=shop&quantile=2", "quantile"),
         ("calls?service=shop&spanKind=galaxy", "spanKind"),
-        ("calls?service=shop&step=1500", "step"),
         ("calls?service=shop&lookback=100000000&step=10000", "points"),
         ("calls?service=shop&endTs=soon", "endTs"),
     ] {
