@@ -37,13 +37,8 @@
 //!
 //! Context propagation uses real headers through `stitch-propagation`: W3C by default, B3 single,
 //! B3 multi and Jaeger on some hops (`stitch.demo.propagation` on a span names the format).
-//!
-//! The crate also holds the load generator behind `stitch loadgen` and the benchmarks
-//! ([`loadgen`]): synthetic traces (the shop preset, large attributes, any shape) sent over
-//! OTLP, Zipkin or Jaeger at a target rate, with a read-back canary.
 
 mod fleet;
-pub mod loadgen;
 mod report;
 mod sampling;
 mod scenario;

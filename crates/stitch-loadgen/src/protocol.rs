@@ -427,7 +427,7 @@ impl Codec for RawCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::generate::{Generator, Preset, Rng};
+    use crate::generate::{Generator, Preset, Rng};
 
     #[test]
     fn targets_get_the_standard_paths_unless_given_one() {

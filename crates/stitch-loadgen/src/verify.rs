@@ -325,7 +325,7 @@ pub async fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loadgen::generate::{Generator, Preset};
+    use crate::generate::{Generator, Preset};
 
     fn expected() -> Expected {
         let s = |n| SpanId::from_u64(n);

@@ -1,11 +1,11 @@
-//! `stitch loadgen`: the command line of the load generator in `stitch_demo::loadgen`.
+//! `stitch loadgen`: the command line of the load generator in `stitch_loadgen`.
 
 use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use stitch_demo::loadgen::{
-    self, LoadOptions, Preset, Protocol, RetryPolicy, Shape, Stop, Topology, VerifyOptions,
+use stitch_loadgen::{
+    LoadOptions, Preset, Protocol, RetryPolicy, Shape, Stop, Topology, VerifyOptions,
 };
 
 #[derive(Args, Debug)]
@@ -187,7 +187,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let json = args.json;
     let options = options(args)?;
     let acknowledges = options.protocol.acknowledges();
-    let report = loadgen::run(options).await?;
+    let report = stitch_loadgen::run(options).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
