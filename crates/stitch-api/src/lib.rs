@@ -77,6 +77,7 @@
 
 pub mod analysis;
 mod api_v3;
+pub mod calendar;
 pub mod dependencies;
 mod duration;
 mod error;

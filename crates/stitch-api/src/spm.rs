@@ -247,26 +247,9 @@ fn merge_kinds(rows: Vec<KindRow>, kinds: usize) -> Vec<KindRow> {
     by.into_values().collect()
 }
 
-/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
+/// A point's time: `YYYY-MM-DDTHH:MM:SSZ`.
 fn rfc3339(unix_nanos: u64) -> String {
-    let secs = unix_nanos / 1_000_000_000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian), by 400-year eras.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3_600,
-        rest % 3_600 / 60,
-        rest % 60
-    )
+    crate::calendar::Utc::from_unix_seconds(unix_nanos / 1_000_000_000).rfc3339()
 }
 
 /// The metric family: one series per service (and operation) seen at any point, with a point
@@ -355,56 +338,46 @@ async fn calls(
     State(views): State<Views>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let (ask, _) = parse(query)?;
-    let points = points(&views, &ask, 0.5).await?;
-    Ok(axum::Json(family(
+    rates(
+        views,
+        query,
         "call_rate",
-        "calls/sec".into(),
-        &ask,
-        &points,
+        "calls/sec",
         |r| Some(r.rate_per_second),
         Some(0.0),
-    ))
-    .into_response())
+    )
+    .await
 }
 
 async fn errors(
     State(views): State<Views>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let (ask, _) = parse(query)?;
-    let points = points(&views, &ask, 0.5).await?;
-    Ok(axum::Json(family(
+    rates(
+        views,
+        query,
         "error_rate",
-        "error rate, computed as a fraction of errors/sec over calls/sec".into(),
-        &ask,
-        &points,
+        "error rate, computed as a fraction of errors/sec over calls/sec",
         |r| (r.rate_per_second > 0.0).then_some(r.error_rate),
         None,
-    ))
-    .into_response())
+    )
+    .await
+}
+
+/// A family of the rates of each point's rows (`calls` and `errors`).
+async fn rates(
+    views: Views,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    name: &str,
+    help: &str,
+    value: impl Fn(&KindRow) -> Option<f64>,
+    missing: Option<f64>,
+) -> Result<Response, ApiError> {
+    let (ask, _) = parse(query)?;
+    let points = points(&views, &ask, 0.5).await?;
+    Ok(axum::Json(family(name, help.into(), &ask, &points, value, missing)).into_response())
 }
 
 async fn minstep() -> Response {
     axum::Json(crate::error::Envelope::new(MIN_STEP_MILLIS, 0)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn times_are_written_in_rfc_3339() {
-        for (nanos, text) in [
-            (0, "1970-01-01T00:00:00Z"),
-            (951_782_400_000_000_000, "2000-02-29T00:00:00Z"),
-            (1_718_000_000_123_000_000, "2024-06-10T06:13:20Z"),
-        ] {
-            assert_eq!(rfc3339(nanos), text);
-            assert_eq!(
-                crate::api_v3::parse_rfc3339_nanos(text).unwrap(),
-                nanos - nanos % 1_000_000_000
-            );
-        }
-    }
 }
