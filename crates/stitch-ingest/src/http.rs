@@ -53,16 +53,7 @@ fn error(status: StatusCode, encoding: Encoding, code: i32, message: &str) -> Re
         Encoding::Protobuf => stitch_wire::otlp::encode_status_proto(code, message),
         Encoding::Json => stitch_wire::otlp_json::encode_status_json(code, message),
     };
-    let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(encoding.content_type()),
-    );
-    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    resp
+    crate::respond::answer(status, encoding.content_type(), body)
 }
 
 fn body_error(e: BodyError, encoding: Encoding) -> Response {

@@ -56,10 +56,10 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use prost::Message;
 use stitch_pipeline::adaptive::jaeger::{SamplingStrategyResponse, StrategyType};
 use stitch_wire::Decoded;
@@ -72,6 +72,7 @@ use tonic::{Request, Status};
 
 use crate::body::read_body;
 use crate::grpc::{BoxFuture, OversizeIsResourceExhausted, UnaryGrpc, UnaryMethod};
+use crate::respond::text;
 use crate::{Ingest, IngestError};
 
 /// The most datagrams being decoded and stored at once; more are dropped and counted.
@@ -270,19 +271,6 @@ pub fn http_router(ingest: Arc<Ingest>) -> Router {
         // Size is enforced by the shared body reader, which answers 413.
         .layer(DefaultBodyLimit::disable())
         .with_state(receiver)
-}
-
-fn text(status: StatusCode, message: impl Into<String>) -> Response {
-    let mut resp = (status, message.into()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    resp
 }
 
 fn thrift_content_type(headers: &HeaderMap, query: Option<&str>) -> Result<(), String> {
@@ -592,7 +580,10 @@ mod tests {
     fn thrift_content_types_are_recognised() {
         let with = |ct: &str| {
             let mut h = HeaderMap::new();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            h.insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_str(ct).unwrap(),
+            );
             h
         };
         assert!(thrift_content_type(&with("application/x-thrift"), None).is_ok());

@@ -35,10 +35,11 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use stitch_wire::zipkin::ZipkinError;
 
 use crate::body::{BodyError, read_body};
+use crate::respond::text;
 use crate::{Ingest, IngestError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,19 +76,6 @@ pub fn router(ingest: Arc<Ingest>, config: ZipkinReceiverConfig) -> Router {
         // Size is enforced by the shared body reader, which answers 413.
         .layer(DefaultBodyLimit::disable())
         .with_state(receiver)
-}
-
-fn text(status: StatusCode, message: impl Into<String>) -> Response {
-    let mut resp = (status, message.into()).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    resp
 }
 
 fn body_error(e: BodyError) -> Response {
