@@ -19,9 +19,9 @@
 //! (milliseconds, one hour by default), `step` (milliseconds, 60 s by default) and `ratePer`
 //! (milliseconds, 10 minutes by default); `step` and `ratePer` are rounded up to a multiple of
 //! `minstep`.
-//! Points are at `endTs` (rounded down to `minstep`) and every `step` before it within
-//! `lookback`; each point at time `t`
-//! summarises the spans of the kinds asked that started in `[t - ratePer, t]`, as Jaeger's
+//! `lookback`, `step` and `ratePer` are at most 366 days. Points are at `endTs` (rounded down
+//! to `minstep`) and every `step` before it within `lookback`; each point at time `t`
+//! summarises the spans of the kinds asked that started in `[t - ratePer, t)`, as Jaeger's
 //! PromQL over span metrics does; a point without spans is left out of latencies and error
 //! rates (Jaeger's backends answer NaN there) and is 0 in call rates. Each series carries the
 //! labels `service_name` (and `operation`); points are `{"gaugeValue": {"doubleValue": v},
@@ -51,6 +51,8 @@ const MIN_STEP_MILLIS: u64 = 10_000;
 const DEFAULT_LOOKBACK_MILLIS: u64 = 3_600_000;
 const DEFAULT_STEP_MILLIS: u64 = 60_000;
 const DEFAULT_RATE_PER_MILLIS: u64 = 600_000;
+/// The longest `lookback`, `step` or `ratePer`: 366 days.
+const MAX_SPAN_MILLIS: u64 = 366 * 86_400_000;
 
 pub(crate) fn router(views: Views) -> Router {
     Router::new()
@@ -62,6 +64,7 @@ pub(crate) fn router(views: Views) -> Router {
 }
 
 /// What one request asks for.
+#[derive(Clone)]
 struct Ask {
     services: Vec<String>,
     kinds: Vec<SpanKind>,
@@ -127,11 +130,27 @@ fn parse(
         None => now_unix_nanos(),
         Some(_) => millis(&params, "endTs", 0)?.saturating_mul(MILLI),
     };
-    let lookback = millis(&params, "lookback", DEFAULT_LOOKBACK_MILLIS)?.saturating_mul(MILLI);
+    let lookback = millis(&params, "lookback", DEFAULT_LOOKBACK_MILLIS)?;
+    if lookback > MAX_SPAN_MILLIS {
+        return Err(ApiError::bad_request(format!(
+            "unable to parse param 'lookback': {lookback} ms is over the cap of {MAX_SPAN_MILLIS} ms (366 days)"
+        )));
+    }
+    let lookback = lookback * MILLI;
     // Both are rounded up to whole buckets of the aggregates.
-    let whole = |ms: u64| ms.max(1).div_ceil(MIN_STEP_MILLIS) * MIN_STEP_MILLIS * MILLI;
-    let step = whole(millis(&params, "step", DEFAULT_STEP_MILLIS)?);
-    let rate_per = whole(millis(&params, "ratePer", DEFAULT_RATE_PER_MILLIS)?);
+    let whole = |name: &str, ms: u64| {
+        if ms > MAX_SPAN_MILLIS {
+            return Err(ApiError::bad_request(format!(
+                "unable to parse param '{name}': {ms} ms is over the cap of {MAX_SPAN_MILLIS} ms (366 days)"
+            )));
+        }
+        Ok(ms.max(1).div_ceil(MIN_STEP_MILLIS) * MIN_STEP_MILLIS * MILLI)
+    };
+    let step = whole("step", millis(&params, "step", DEFAULT_STEP_MILLIS)?)?;
+    let rate_per = whole(
+        "ratePer",
+        millis(&params, "ratePer", DEFAULT_RATE_PER_MILLIS)?,
+    )?;
     // A point at `end` and every `step` before it within `lookback`, as a range query does.
     let steps_back = lookback / step;
     if steps_back >= MAX_POINTS {
@@ -163,29 +182,14 @@ async fn points(
     quantile: f64,
 ) -> Result<Vec<(u64, Vec<KindRow>)>, ApiError> {
     let covered = TimeWindow::new(ask.first.saturating_sub(ask.rate_per), ask.last);
-    let rows_of = |red: &RedAggregator| {
-        let mut out = Vec::new();
-        let mut t = ask.first;
-        while t <= ask.last {
-            let window = TimeWindow::new(t.saturating_sub(ask.rate_per), t);
-            let mut rows = Vec::new();
-            for &kind in &ask.kinds {
-                rows.extend(
-                    red.kind_snapshot(window, kind, ask.by_operation, quantile)
-                        .into_iter()
-                        .filter(|r| ask.services.contains(&r.service)),
-                );
-            }
-            out.push((t, merge_kinds(rows, ask.kinds.len())));
-            t += ask.step;
-        }
-        out
-    };
+    let ask = ask.clone();
     if let Some((live, _pending)) = live_view(views, covered, MIN_STEP_MILLIS * MILLI)
         .await
         .map_err(|e| e.0)?
     {
-        return Ok(rows_of(&live.red));
+        return blocking(move || rows_of(&live.red, &ask, quantile))
+            .await
+            .map_err(|e| e.0);
     }
     let view = ViewParams {
         start: covered.start_unix_nano,
@@ -207,16 +211,38 @@ async fn points(
                 .0,
         );
     }
+    // A trace with spans of two of the services was found by both scans: count it once.
+    traces.sort_unstable_by_key(|t| t.trace_id);
+    traces.dedup_by_key(|t| t.trace_id);
     let window = TimeWindow::new(view.start, view.end);
     blocking(move || {
         for t in &traces {
             add_spans(&mut red, t, window, None);
         }
-        red
+        rows_of(&red, &ask, quantile)
     })
     .await
-    .map(|red| rows_of(&red))
     .map_err(|e| e.0)
+}
+
+/// For each point of `ask`, the rows of the services asked over `[t - ratePer, t)`.
+fn rows_of(red: &RedAggregator, ask: &Ask, quantile: f64) -> Vec<(u64, Vec<KindRow>)> {
+    let mut out = Vec::new();
+    let mut t = ask.first;
+    while t <= ask.last {
+        let window = TimeWindow::new(t.saturating_sub(ask.rate_per), t);
+        let mut rows = Vec::new();
+        for &kind in &ask.kinds {
+            rows.extend(
+                red.kind_snapshot(window, kind, ask.by_operation, quantile)
+                    .into_iter()
+                    .filter(|r| ask.services.contains(&r.service)),
+            );
+        }
+        out.push((t, merge_kinds(rows, ask.kinds.len())));
+        t += ask.step;
+    }
+    out
 }
 
 /// Rows of several kinds for one point, one per series. With one kind they are the rows; with

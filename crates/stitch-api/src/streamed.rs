@@ -5,7 +5,6 @@
 //! one chunk of converted spans exists at a time beside the trace itself.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -21,17 +20,24 @@ use crate::jaeger::{JaegerTrace, processes_of, span_to_jaeger, trace_id_to_jaege
 /// Spans converted and written per chunk of the body.
 const SPANS_PER_CHUNK: usize = 1024;
 
-/// A JSON answer made of `head`, the pieces, and `tail`.
+/// A JSON answer made of `head`, the pieces, and `tail`. A piece that fails ends the body
+/// there with an error, so the client sees the answer broken off, never a shorter one that
+/// parses.
 fn json_body(
     head: Bytes,
-    pieces: impl Iterator<Item = Vec<u8>> + Send + 'static,
+    pieces: impl Iterator<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static,
     tail: Bytes,
 ) -> Response {
-    let chunks = std::iter::once(head)
-        .chain(pieces.map(Bytes::from))
-        .chain(std::iter::once(tail))
-        .filter(|chunk| !chunk.is_empty())
-        .map(Ok::<_, Infallible>);
+    let mut failed = false;
+    let chunks = std::iter::once(Ok(head))
+        .chain(pieces.map(|p| p.map(Bytes::from)))
+        .chain(std::iter::once(Ok(tail)))
+        .take_while(move |chunk| {
+            let go = !failed;
+            failed |= chunk.is_err();
+            go
+        })
+        .filter(|chunk| !matches!(chunk, Ok(b) if b.is_empty()));
     let body = Body::from_stream(futures::stream::iter(chunks));
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
@@ -93,7 +99,7 @@ pub fn zipkin_trace(trace: Trace) -> Response {
 pub fn otlp_trace(head: &'static str, trace: Trace, tail: &'static str) -> Response {
     json_body(
         Bytes::from_static(head.as_bytes()),
-        TraceJsonPieces::new(trace, SPANS_PER_CHUNK),
+        TraceJsonPieces::new(trace, SPANS_PER_CHUNK).map(Ok),
         Bytes::from_static(tail.as_bytes()),
     )
 }
@@ -129,9 +135,9 @@ impl SpanPieces {
 }
 
 impl Iterator for SpanPieces {
-    type Item = Vec<u8>;
+    type Item = Result<Vec<u8>, std::io::Error>;
 
-    fn next(&mut self) -> Option<Vec<u8>> {
+    fn next(&mut self) -> Option<Self::Item> {
         let mut out = Vec::new();
         let mut written = 0;
         while written < SPANS_PER_CHUNK {
@@ -150,14 +156,17 @@ impl Iterator for SpanPieces {
             if self.any_written {
                 out.push(b',');
             }
-            // Writing plain data into a vector cannot fail; if it did, the body would end here
-            // and the client would see JSON cut short rather than a wrong answer.
-            (self.write)(r, &rs.resource, &ss.scope, span, &mut out).ok()?;
+            // Writing plain data into a vector does not fail; if it did, the body ends here
+            // with an error (see `json_body`).
+            if let Err(e) = (self.write)(r, &rs.resource, &ss.scope, span, &mut out) {
+                self.at = (usize::MAX, 0, 0);
+                return Some(Err(std::io::Error::other(e)));
+            }
             self.any_written = true;
             self.at = (r, s, i + 1);
             written += 1;
         }
-        (written > 0).then_some(out)
+        (written > 0).then_some(Ok(out))
     }
 }
 
@@ -235,6 +244,25 @@ mod tests {
                 "{n} spans"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_span_that_cannot_be_written_breaks_the_answer_off() {
+        let mut n = 0;
+        let pieces = SpanPieces::new(trace(6), move |_, _, _, _, out| {
+            n += 1;
+            if n == 2 {
+                return Err(serde_json::Error::io(std::io::Error::other("no")));
+            }
+            out.extend_from_slice(b"{}");
+            Ok(())
+        });
+        let resp = json_body(Bytes::from_static(b"["), pieces, Bytes::from_static(b"]"));
+        assert!(
+            axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]

@@ -150,11 +150,11 @@ fn window(params: &Params) -> Result<(u64, u64), TempoError> {
         Some(s) => s.saturating_mul(1_000_000_000),
         None => end_nanos.saturating_sub(DEFAULT_WINDOW_NANOS),
     };
-    if let (Some(s), Some(e)) = (start, end)
-        && e <= s
-    {
+    if end_nanos <= start_nanos {
         return Err(TempoError::bad(format!(
-            "http parameter start must be before end. received start={s} end={e}"
+            "http parameter start must be before end. received start={} end={}",
+            start_nanos / 1_000_000_000,
+            end_nanos / 1_000_000_000
         )));
     }
     Ok((start_nanos, end_nanos))
@@ -179,21 +179,35 @@ fn duration(params: &Params, name: &str) -> Result<Option<u64>, TempoError> {
     params
         .get(name)
         .map(|t| {
-            parse_duration_nanos(t.trim()).ok_or_else(|| {
-                TempoError::bad(format!(
-                    "invalid {name}: {t:?} is not a duration such as 100ms or 1.5s"
-                ))
-            })
+            parse_duration_nanos(t.trim())
+                .filter(|&n| i64::try_from(n).is_ok())
+                .ok_or_else(|| {
+                    TempoError::bad(format!(
+                        "invalid {name}: {t:?} is not a duration such as 100ms or 1.5s"
+                    ))
+                })
         })
         .transpose()
 }
 
+/// Whether `Accept` lists `application/protobuf` (and not with `q=0`).
 fn wants_protobuf(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("application/protobuf"))
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut parts = range.split(';').map(str::trim);
+            parts
+                .next()
+                .is_some_and(|m| m.eq_ignore_ascii_case("application/protobuf"))
+                && !parts.any(|p| {
+                    p.strip_prefix("q=")
+                        .and_then(|q| q.parse::<f64>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                })
+        })
 }
 
 /// The trace named in the path, after checking the optional `start` and `end`.
@@ -306,10 +320,22 @@ fn with_trace_duration(query: &str, min: Option<u64>, max: Option<u64>) -> Strin
         .filter_map(|(d, op)| d.map(|d| format!("trace:duration {op} {d}ns")))
         .collect();
     if bounds.is_empty() {
-        query.to_owned()
-    } else {
-        format!("{query} | {{ {} }}", bounds.join(" && "))
+        return query.to_owned();
     }
+    // The stage goes on a line of its own (a `//` comment in the query ends at the line's
+    // end) and before a trailing `with(...)` hint, which must stay last.
+    let trimmed = query.trim_end();
+    let (body, hint) = match trimmed.rfind("with") {
+        Some(i)
+            if trimmed.ends_with(')')
+                && trimmed[i + 4..].trim_start().starts_with('(')
+                && !trimmed[i..].contains(['{', '}', '|']) =>
+        {
+            (&trimmed[..i], &trimmed[i..])
+        }
+        _ => (trimmed, ""),
+    };
+    format!("{body}\n| {{ {} }}\n{hint}", bounds.join(" && "))
 }
 
 /// TraceQL for Tempo's `tags` parameter: logfmt `key=value` pairs, every one required of one
@@ -324,25 +350,40 @@ fn tags_to_traceql(tags: &str) -> Result<String, TempoError> {
     crate::params::check_tags("tags", pairs.len())?;
     let conditions: Vec<String> = pairs
         .iter()
-        .map(|(k, v)| match (k.as_str(), v.as_deref()) {
-            (key, None) => format!(".{} != nil", quoted(key)),
-            ("service.name", Some(v)) => format!("resource.service.name = {}", quoted(v)),
-            ("name", Some(v)) => format!("name = {}", quoted(v)),
-            ("status.code", Some(v)) => match v {
-                "ok" | "error" | "unset" => format!("status = {v}"),
-                _ => "false".to_owned(),
-            },
-            ("error", Some("true")) => "status = error".to_owned(),
-            (key, Some(v)) => {
-                let attr = format!(".{}", quoted(key));
-                let mut forms = vec![format!("{attr} = {}", quoted(v))];
-                if v.parse::<i64>().is_ok() || v == "true" || v == "false" {
-                    forms.push(format!("{attr} = {v}"));
+        .map(|(k, v)| {
+            Ok(match (k.as_str(), v.as_deref()) {
+                (key, None) => format!(".{} != nil", quoted(key)),
+                ("service.name", Some(v)) => format!("resource.service.name = {}", quoted(v)),
+                ("name", Some(v)) => format!("name = {}", quoted(v)),
+                ("status.code", Some(v)) => {
+                    let v = v.to_ascii_lowercase();
+                    match v.strip_prefix("status_code_").unwrap_or(&v) {
+                        "unset" | "0" => "status = unset".to_owned(),
+                        "ok" | "1" => "status = ok".to_owned(),
+                        "error" | "2" => "status = error".to_owned(),
+                        _ => {
+                            return Err(TempoError::bad(format!(
+                                "invalid tags: status.code is {v:?}; it must be ok, error or unset"
+                            )));
+                        }
+                    }
                 }
-                format!("({})", forms.join(" || "))
-            }
+                ("error", Some("true")) => "status = error".to_owned(),
+                (key, Some(v)) => {
+                    let attr = format!(".{}", quoted(key));
+                    let mut forms = vec![format!("{attr} = {}", quoted(v))];
+                    if v.parse::<i64>().is_ok()
+                        || v.parse::<f64>().is_ok_and(f64::is_finite)
+                        || v == "true"
+                        || v == "false"
+                    {
+                        forms.push(format!("{attr} = {v}"));
+                    }
+                    format!("({})", forms.join(" || "))
+                }
+            })
         })
-        .collect();
+        .collect::<Result<_, TempoError>>()?;
     Ok(format!("{{ {} }}", conditions.join(" && ")))
 }
 
@@ -593,7 +634,7 @@ async fn values_v1(
 /// Where a v2 tag identifier reads its values.
 enum Source {
     Fixed(&'static str, &'static [&'static str]),
-    /// Durations: no values are offered, as Tempo does.
+    /// Durations and ids: no values are offered, as Tempo does.
     Nothing,
     Services,
     Attribute(traceql::Scope, String),
@@ -619,7 +660,16 @@ fn source(identifier: &str) -> Result<Source, TempoError> {
     Ok(match identifier {
         "status" | "span:status" => Source::Fixed("keyword", STATUSES),
         "kind" | "span:kind" => Source::Fixed("keyword", KINDS),
-        "duration" | "span:duration" | "traceDuration" | "trace:duration" => Source::Nothing,
+        "duration"
+        | "span:duration"
+        | "traceDuration"
+        | "trace:duration"
+        | "trace:id"
+        | "span:id"
+        | "span:parentID"
+        | "link:traceID"
+        | "link:spanID"
+        | "event:timeSinceStart" => Source::Nothing,
         "name" | "span:name" => Source::SpanName,
         "statusMessage" | "span:statusMessage" => Source::StatusMessage,
         "rootServiceName" | "trace:rootService" => Source::RootService,
@@ -747,6 +797,48 @@ mod tests {
         ] {
             assert!(TraceQl::parse(&text).is_ok(), "{text}");
         }
+    }
+
+    #[test]
+    fn duration_bounds_survive_comments_and_hints() {
+        for query in [
+            "{ } // the slow ones",
+            "{ status = error } with(most_recent=true)",
+            "{ name = \"with(x)\" }",
+        ] {
+            let text = with_trace_duration(query, Some(1_000), None);
+            let q = TraceQl::parse(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(
+                q.to_text().contains("trace:duration"),
+                "{text} -> {}",
+                q.to_text()
+            );
+        }
+        assert!(
+            tags_to_traceql("status.code=STATUS_CODE_ERROR")
+                .unwrap()
+                .contains("status = error")
+        );
+        assert!(
+            tags_to_traceql("status.code=2")
+                .unwrap()
+                .contains("status = error")
+        );
+        assert!(tags_to_traceql("status.code=bad").is_err());
+        assert!(tags_to_traceql("ratio=1.5").unwrap().contains(" = 1.5"));
+    }
+
+    #[test]
+    fn protobuf_is_answered_when_accepted() {
+        let accept = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, v.parse().unwrap());
+            wants_protobuf(&h)
+        };
+        assert!(accept("application/protobuf"));
+        assert!(accept("application/json, Application/Protobuf; q=0.5"));
+        assert!(!accept("application/json, application/protobuf;q=0"));
+        assert!(!accept("application/json"));
     }
 
     #[test]
