@@ -463,14 +463,14 @@ impl RedAggregator {
             .collect()
     }
 
-    /// Spans of one `kind` over `window` (widened to whole buckets), per service, or per service
-    /// and operation when `by_operation`: estimated requests per second, error rate, and the
-    /// `quantile` of their durations (ordered by service, then operation). What Jaeger's
+    /// Spans of the given `kinds` over `window` (widened to whole buckets), per service, or per
+    /// service and operation when `by_operation`: estimated requests per second, error rate, and
+    /// the `quantile` of their durations (ordered by service, then operation). What Jaeger's
     /// service performance monitoring reads.
     pub fn kind_snapshot(
         &self,
         window: TimeWindow,
-        kind: SpanKind,
+        kinds: &[SpanKind],
         by_operation: bool,
         quantile: f64,
     ) -> Vec<KindRow> {
@@ -482,7 +482,7 @@ impl RedAggregator {
                 let Some((name, k)) = &key.operation else {
                     continue;
                 };
-                if *k != kind {
+                if !kinds.contains(k) {
                     continue;
                 }
                 let row = (key.service.clone(), by_operation.then(|| name.clone()));

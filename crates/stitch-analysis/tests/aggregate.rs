@@ -284,7 +284,7 @@ fn spans_of_one_kind_are_summed_per_service_or_per_operation() {
     }
     let window = TimeWindow::new(T0, T0 + 10 * SEC);
 
-    let services = red.kind_snapshot(window, SpanKind::Server, false, 0.5);
+    let services = red.kind_snapshot(window, &[SpanKind::Server], false, 0.5);
     assert_eq!(services.len(), 1, "{services:#?}");
     let api = &services[0];
     assert_eq!(
@@ -297,10 +297,10 @@ fn spans_of_one_kind_are_summed_per_service_or_per_operation() {
         within_one_percent(api.quantile_nanos.unwrap(), 60 * MS),
         "{api:?}"
     );
-    let p95 = red.kind_snapshot(window, SpanKind::Server, false, 0.99)[0].quantile_nanos;
+    let p95 = red.kind_snapshot(window, &[SpanKind::Server], false, 0.99)[0].quantile_nanos;
     assert!(within_one_percent(p95.unwrap(), 1000 * MS), "{p95:?}");
 
-    let ops = red.kind_snapshot(window, SpanKind::Server, true, 0.5);
+    let ops = red.kind_snapshot(window, &[SpanKind::Server], true, 0.5);
     let names: Vec<Option<&str>> = ops.iter().map(|r| r.operation.as_deref()).collect();
     assert_eq!(names, [Some("GET /users"), Some("POST /users")]);
     assert_eq!(ops[1].error_rate, 1.0);
@@ -310,11 +310,21 @@ fn spans_of_one_kind_are_summed_per_service_or_per_operation() {
     ));
 
     // Client spans: api's database calls only; no kind, no rows.
-    let clients = red.kind_snapshot(window, SpanKind::Client, true, 0.5);
+    let clients = red.kind_snapshot(window, &[SpanKind::Client], true, 0.5);
     assert_eq!(clients.len(), 1);
     assert_eq!(clients[0].operation.as_deref(), Some("SELECT"));
     assert!(
-        red.kind_snapshot(window, SpanKind::Producer, false, 0.5)
+        red.kind_snapshot(window, &[SpanKind::Producer], false, 0.5)
             .is_empty()
     );
+
+    // Several kinds at once are one series: api's 11 server and 10 client spans.
+    let both = red.kind_snapshot(window, &[SpanKind::Server, SpanKind::Client], false, 0.99);
+    assert_eq!(both.len(), 1, "{both:#?}");
+    assert!((both[0].rate_per_second - 2.1).abs() < 1e-9, "{both:?}");
+    assert!((both[0].error_rate - 3.0 / 21.0).abs() < 1e-9, "{both:?}");
+    assert!(within_one_percent(
+        both[0].quantile_nanos.unwrap(),
+        1000 * MS
+    ));
 }

@@ -13,7 +13,8 @@
 //! With `groupByOperation=true` the names are `service_operation_latencies` and so on, as
 //! Jaeger names them.
 //!
-//! Parameters: `service` (required, repeatable), `spanKind` (repeatable; `server` by default;
+//! Parameters: `service` (required, repeatable), `spanKind` (repeatable, several kinds make one
+//! series with their spans together; `server` by default;
 //! `client`, `SPAN_KIND_CLIENT`, ... too), `groupByOperation` (`true`: one series per
 //! operation, labelled `operation`), `endTs` (Unix milliseconds, now by default), `lookback`
 //! (milliseconds, one hour by default), `step` (milliseconds, 60 s by default) and `ratePer`
@@ -231,46 +232,15 @@ fn rows_of(red: &RedAggregator, ask: &Ask, quantile: f64) -> Vec<(u64, Vec<KindR
     let mut t = ask.first;
     while t <= ask.last {
         let window = TimeWindow::new(t.saturating_sub(ask.rate_per), t);
-        let mut rows = Vec::new();
-        for &kind in &ask.kinds {
-            rows.extend(
-                red.kind_snapshot(window, kind, ask.by_operation, quantile)
-                    .into_iter()
-                    .filter(|r| ask.services.contains(&r.service)),
-            );
-        }
-        out.push((t, merge_kinds(rows, ask.kinds.len())));
+        let rows = red
+            .kind_snapshot(window, &ask.kinds, ask.by_operation, quantile)
+            .into_iter()
+            .filter(|r| ask.services.contains(&r.service))
+            .collect();
+        out.push((t, rows));
         t += ask.step;
     }
     out
-}
-
-/// Rows of several kinds for one point, one per series. With one kind they are the rows; with
-/// several, a series' rate is the sum, its error rate the weighted mean, and its quantile the
-/// largest of the kinds' (an upper bound: sketches of different kinds are not merged here).
-fn merge_kinds(rows: Vec<KindRow>, kinds: usize) -> Vec<KindRow> {
-    if kinds <= 1 {
-        return rows;
-    }
-    let mut by: BTreeMap<(String, Option<String>), KindRow> = BTreeMap::new();
-    for r in rows {
-        match by.get_mut(&(r.service.clone(), r.operation.clone())) {
-            None => {
-                by.insert((r.service.clone(), r.operation.clone()), r);
-            }
-            Some(m) => {
-                let total = m.rate_per_second + r.rate_per_second;
-                if total > 0.0 {
-                    m.error_rate = (m.error_rate * m.rate_per_second
-                        + r.error_rate * r.rate_per_second)
-                        / total;
-                }
-                m.rate_per_second = total;
-                m.quantile_nanos = m.quantile_nanos.max(r.quantile_nanos);
-            }
-        }
-    }
-    by.into_values().collect()
 }
 
 /// A point's time: `YYYY-MM-DDTHH:MM:SSZ`.

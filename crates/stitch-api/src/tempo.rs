@@ -257,19 +257,9 @@ async fn trace_v2(
 ) -> Answer {
     let trace = read_trace(&reader, path, query).await?;
     if wants_protobuf(&headers) {
-        // TraceByIDResponse: field 1 (length-delimited) holds the Trace; a complete answer
-        // leaves the status (field 3) at its default.
-        let inner = stitch_wire::otlp::encode_trace(&trace);
-        let mut out = Vec::with_capacity(inner.len() + 11);
-        out.push(0x0a);
-        let mut n = inner.len() as u64;
-        while n >= 0x80 {
-            out.push((n as u8) | 0x80);
-            n >>= 7;
-        }
-        out.push(n as u8);
-        out.extend_from_slice(&inner);
-        return Ok(protobuf(out));
+        return Ok(protobuf(stitch_wire::otlp::encode_trace_by_id_response(
+            &trace,
+        )));
     }
     Ok(
         axum::Json(json!({ "trace": stitch_wire::otlp_json::trace_to_jsonpb(&trace) }))

@@ -139,6 +139,15 @@ pub fn encode_trace(trace: &Trace) -> Vec<u8> {
     trace_to_proto(trace).encode_to_vec()
 }
 
+/// Grafana Tempo's `TraceByIDResponse` for a complete lookup: `trace` in field 1 (Tempo's
+/// `Trace`, the same message as `TracesData` on the wire), the status left at `COMPLETE`.
+pub fn encode_trace_by_id_response(trace: &Trace) -> Vec<u8> {
+    let inner = trace_to_proto(trace);
+    let mut out = Vec::with_capacity(inner.encoded_len() + 11);
+    prost::encoding::message::encode(1, &inner, &mut out);
+    out
+}
+
 /// [`to_proto`], encoded.
 pub fn encode_batch(batch: &Batch) -> Vec<u8> {
     to_proto(batch).encode_to_vec()

@@ -178,6 +178,8 @@ async fn the_monitor_tab_reads_rates_errors_and_latencies() {
         ("calls?service=shop&spanKind=galaxy", "spanKind"),
         ("calls?service=shop&lookback=100000000&step=10000", "points"),
         ("calls?service=shop&endTs=soon", "endTs"),
+        ("calls?service=shop&ratePer=99999999999", "ratePer"),
+        ("errors?service=shop&lookback=99999999999", "lookback"),
     ] {
         let (status, body) = get_json(&format!("{api}/api/metrics/{query}")).await;
         assert_eq!(status, 400, "{query}: {body}");

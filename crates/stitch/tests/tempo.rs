@@ -401,6 +401,11 @@ async fn bad_requests_get_a_plain_text_reason_and_unknown_traces_a_404() {
             "minDuration",
         ),
         ("/api/search?minDuration=soon", 400, "invalid minDuration"),
+        (
+            "/api/search?maxDuration=3000000h",
+            400,
+            "invalid maxDuration",
+        ),
         ("/api/search?tags=a%3D%22open", 400, "no closing quote"),
         ("/api/search/tags?scope=galaxy", 400, "invalid scope"),
         (

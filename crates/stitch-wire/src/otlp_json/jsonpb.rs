@@ -9,7 +9,7 @@
 use serde_json::Value;
 use stitch_model::Trace;
 
-use crate::base64;
+use crate::{base64, hex};
 
 /// The `resourceSpans` list of `trace` in Tempo's JSON form.
 pub fn trace_to_jsonpb(trace: &Trace) -> Value {
@@ -57,14 +57,7 @@ fn hex_to_base64(v: &mut Value, key: &str) {
     let Some(Value::String(text)) = v.get_mut(key) else {
         return;
     };
-    let bytes: Option<Vec<u8>> = (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|b| u8::from_str_radix(b, 16).ok())
-        })
-        .collect();
-    if let Some(bytes) = bytes {
+    if let Some(bytes) = hex::decode(text) {
         *text = base64::encode(&bytes);
     }
 }
