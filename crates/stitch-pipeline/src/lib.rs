@@ -23,6 +23,8 @@
 //! * [`adaptive`]: raising a service's sampling when its error rate spikes
 //!   ([`ErrorRateController`]) and Jaeger remote sampling with per-operation probabilities
 //!   ([`adaptive::jaeger::RemoteSampler`]).
+//! * [`stage`]: the head stage every received batch passes before the write-ahead log: root
+//!   spans counted for remote sampling, head sampling applied and recorded on kept spans.
 //! * [`span`]: what policies see of a span ([`SpanView`]), the buffered record
 //!   ([`ModelSpan`]), splitting batches by trace and regrouping kept spans.
 //! * [`weight`]: how many spans a stored span stands for ([`SpanWeights`]), from the head and
@@ -36,6 +38,7 @@ pub mod head;
 mod lru;
 pub mod policy;
 pub mod span;
+pub mod stage;
 pub mod tail;
 pub mod units;
 pub mod weight;

@@ -1,12 +1,8 @@
 //! Sampling in the server, around the engine in `stitch-pipeline`:
 //!
-//! * [`HeadStage`]: runs on every received batch before the WAL ([`BatchFilter`]). It counts
-//!   root spans for Jaeger remote sampling ([`RemoteSampler::observe_root`]) and, when
-//!   `sampling.head` keeps less than everything, drops the spans of traces the consistent head
-//!   sampler rejects and writes the effective threshold into each kept span's `tracestate`
-//!   (`ot=th:…`, as OpenTelemetry specifies), so that RED metrics can be scaled. When the rate
-//!   limiter makes the probability an estimate, the span also gets the attribute
-//!   `stitch.sampling.head_probability`.
+//! * [`HeadStage`]: runs `stitch_pipeline::stage` on every received batch before the WAL
+//!   ([`BatchFilter`]): root spans counted for Jaeger remote sampling, head sampling when
+//!   `sampling.head` keeps less than everything.
 //! * The tail sampler itself lives in the store's WAL writer (`stitch_store::sampling`).
 //! * `GET /api/v1/sampling` (query port): the configuration in force, the tail sampler's
 //!   counters, the adaptive state per service and recent adaptive changes.
@@ -34,13 +30,10 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use stitch_ingest::jaeger::{SamplingStrategies, StrategyError};
 use stitch_ingest::{BatchFilter, Ingest};
-use stitch_model::{AnyValue, Batch, KeyValue, Span};
+use stitch_model::Batch;
 use stitch_pipeline::adaptive::jaeger::{RemoteSampler, SamplingStrategyResponse};
-use stitch_pipeline::{HeadSampler, Level, SamplingConfig};
+use stitch_pipeline::{HeadSampler, Level, SamplingConfig, stage};
 use stitch_store::Store;
-
-/// Attribute on spans kept by a rate-limited head sampler: the estimated probability.
-pub const HEAD_PROBABILITY_ATTRIBUTE: &str = stitch_pipeline::weight::HEAD_PROBABILITY_ATTRIBUTE;
 
 fn unix_nanos() -> u64 {
     std::time::SystemTime::now()
@@ -107,112 +100,18 @@ impl SamplingStrategies for Sampling {
     }
 }
 
+/// The receivers' filter: `stitch_pipeline::stage` with the server's clock and locks.
 struct HeadStage(Arc<Sampling>);
 
 impl BatchFilter for HeadStage {
     fn filter(&self, batch: &mut Batch) -> bool {
         let now = unix_nanos();
-        {
-            let mut remote = self.0.remote.lock();
-            for rs in &batch.resource_spans {
-                let service = rs.resource.service_name();
-                for span in rs.scope_spans.iter().flat_map(|ss| &ss.spans) {
-                    if span.parent_span_id.is_none() {
-                        remote.observe_root(
-                            service,
-                            &span.name,
-                            span.trace_id,
-                            &span.trace_state,
-                            now,
-                        );
-                    }
-                }
-            }
+        stage::count_roots(&mut self.0.remote.lock(), batch, now);
+        match &self.0.head {
+            Some(head) => stage::head_sample(&mut head.lock(), batch, now),
+            None => false,
         }
-        let Some(head) = &self.0.head else {
-            return false;
-        };
-        let mut head = head.lock();
-        let mut changed = false;
-        batch.retain_spans(|span| {
-            let d = head.decide(span.trace_id, &span.trace_state, now);
-            if !d.sampled {
-                changed = true;
-                return false;
-            }
-            changed |= record_head_probability(span, d.threshold, d.exact, d.probability);
-            true
-        });
-        changed
     }
-}
-
-/// Writes the effective threshold into the span's `tracestate` and, for an estimated
-/// probability, the attribute. True when the span changed.
-fn record_head_probability(span: &mut Span, threshold: u64, exact: bool, probability: f64) -> bool {
-    let mut changed = false;
-    if threshold > 0
-        && let Some(ts) = with_threshold(
-            &span.trace_state,
-            &stitch_pipeline::head::encode_threshold(threshold),
-        )
-    {
-        span.trace_state = ts;
-        changed = true;
-    }
-    if !exact {
-        span.attributes
-            .retain(|kv| kv.key != HEAD_PROBABILITY_ATTRIBUTE);
-        span.attributes.push(KeyValue {
-            key: HEAD_PROBABILITY_ATTRIBUTE.to_owned(),
-            value: AnyValue::Double(probability),
-        });
-        changed = true;
-    }
-    changed
-}
-
-/// `tracestate` with the `th` sub-key of its `ot` member set to `th` (the modified member
-/// first, as W3C Trace Context asks), or `None` when it already says so.
-pub fn with_threshold(tracestate: &str, th: &str) -> Option<String> {
-    let mut members: Vec<&str> = tracestate
-        .split(',')
-        .map(str::trim)
-        .filter(|m| !m.is_empty())
-        .collect();
-    let ot = members
-        .iter()
-        .position(|m| m.split_once('=').is_some_and(|(k, _)| k.trim() == "ot"));
-    let member = match ot {
-        Some(i) => {
-            let value = members[i].split_once('=').map_or("", |(_, v)| v.trim());
-            let mut fields: Vec<String> = Vec::new();
-            let mut found = false;
-            for f in value.split(';').filter(|f| !f.is_empty()) {
-                match f.strip_prefix("th:") {
-                    Some(v) if v == th => return None,
-                    Some(_) if !found => {
-                        found = true;
-                        fields.push(format!("th:{th}"));
-                    }
-                    Some(_) => {}
-                    None => fields.push(f.to_owned()),
-                }
-            }
-            if !found {
-                fields.insert(0, format!("th:{th}"));
-            }
-            members.remove(i);
-            format!("ot={}", fields.join(";"))
-        }
-        None => format!("ot=th:{th}"),
-    };
-    let mut out = member;
-    for m in members {
-        out.push(',');
-        out.push_str(m);
-    }
-    Some(out)
 }
 
 #[derive(Clone)]
@@ -471,68 +370,5 @@ pub fn render_metrics(out: &mut String, store: &Store) {
             label(&a.service),
             a.error_rate
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_threshold_goes_into_the_ot_member_which_moves_first() {
-        assert_eq!(with_threshold("", "c").as_deref(), Some("ot=th:c"));
-        assert_eq!(
-            with_threshold("vendor=x,ot=rv:abcdefabcdefab", "c").as_deref(),
-            Some("ot=th:c;rv:abcdefabcdefab,vendor=x")
-        );
-        assert_eq!(
-            with_threshold("a=1, ot=th:8;x:1 ,b=2", "c").as_deref(),
-            Some("ot=th:c;x:1,a=1,b=2")
-        );
-        assert_eq!(with_threshold("ot=th:c", "c"), None);
-    }
-
-    #[test]
-    fn head_sampling_drops_whole_traces_and_records_the_threshold() {
-        use stitch_model::{ResourceSpans, ScopeSpans, TraceId};
-        let sampling = Sampling::new(Some(
-            SamplingConfig::from_yaml("head: {percentage: 25}").unwrap(),
-        ));
-        let filter = sampling.filter();
-        // Keep when the low 56 bits are >= 0xc0000000000000 (25%).
-        let keep = TraceId::from_halves(1, 0xd0_0000_0000_0000);
-        let drop = TraceId::from_halves(2, 0x10_0000_0000_0000);
-        let span = |t: TraceId| Span {
-            trace_id: t,
-            span_id: stitch_model::SpanId::from_u64(1),
-            ..Default::default()
-        };
-        let mut batch = Batch {
-            resource_spans: vec![ResourceSpans {
-                resource: Default::default(),
-                scope_spans: vec![ScopeSpans {
-                    scope: Default::default(),
-                    spans: vec![span(keep), span(drop), span(keep)],
-                }],
-            }],
-        };
-        assert!(filter.filter(&mut batch));
-        let spans: Vec<&Span> = batch.spans().map(|s| s.span).collect();
-        assert_eq!(spans.len(), 2);
-        assert!(spans.iter().all(|s| s.trace_id == keep));
-        assert!(spans.iter().all(|s| s.trace_state == "ot=th:c"));
-        // A batch of rejected traces only becomes empty.
-        let mut batch = Batch {
-            resource_spans: vec![ResourceSpans {
-                resource: Default::default(),
-                scope_spans: vec![ScopeSpans {
-                    scope: Default::default(),
-                    spans: vec![span(drop)],
-                }],
-            }],
-        };
-        assert!(filter.filter(&mut batch));
-        assert_eq!(batch.span_count(), 0);
-        assert!(batch.resource_spans.is_empty());
     }
 }
