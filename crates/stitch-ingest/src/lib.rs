@@ -19,6 +19,7 @@ pub mod body;
 pub mod grpc;
 pub mod http;
 pub mod jaeger;
+mod log;
 mod respond;
 pub mod zipkin;
 

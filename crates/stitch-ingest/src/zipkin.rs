@@ -27,8 +27,8 @@
 //! with the same reasons, so a client that sends only garbage hears about it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -39,6 +39,7 @@ use http::{HeaderMap, StatusCode, header};
 use stitch_wire::zipkin::ZipkinError;
 
 use crate::body::{BodyError, read_body};
+use crate::log::RateLimitedLog;
 use crate::respond::text;
 use crate::{Ingest, IngestError};
 
@@ -59,8 +60,7 @@ pub struct ZipkinReceiverConfig {
 struct Receiver {
     ingest: Arc<Ingest>,
     config: ZipkinReceiverConfig,
-    /// Unix second of the last warning about rejected spans.
-    last_warning: AtomicU64,
+    reject_log: RateLimitedLog,
 }
 
 /// The router for Zipkin's span-collection endpoints.
@@ -68,7 +68,7 @@ pub fn router(ingest: Arc<Ingest>, config: ZipkinReceiverConfig) -> Router {
     let receiver = Arc::new(Receiver {
         ingest,
         config,
-        last_warning: AtomicU64::new(0),
+        reject_log: RateLimitedLog::new(Duration::from_secs(1)),
     });
     Router::new()
         .route("/api/v2/spans", post(v2))
@@ -178,7 +178,14 @@ async fn receive(r: &Receiver, headers: &HeaderMap, body: Body, v2: bool) -> Res
     match result {
         Ok(acc) if acc.rejected_spans == 0 => StatusCode::ACCEPTED.into_response(),
         Ok(acc) => {
-            r.warn_rejected(acc.rejected_spans, &acc.error_message);
+            r.reject_log.log(|suppressed| {
+                tracing::warn!(
+                    rejected = acc.rejected_spans,
+                    suppressed,
+                    reasons = %acc.error_message,
+                    "Zipkin request had invalid spans; stored the valid ones"
+                )
+            });
             text(
                 StatusCode::ACCEPTED,
                 format!(
@@ -188,27 +195,5 @@ async fn receive(r: &Receiver, headers: &HeaderMap, body: Body, v2: bool) -> Res
             )
         }
         Err(e) => ingest_error(e),
-    }
-}
-
-impl Receiver {
-    /// Logs rejected spans at most once a second.
-    fn warn_rejected(&self, rejected: u64, message: &str) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let last = self.last_warning.load(Ordering::Relaxed);
-        if now > last
-            && self
-                .last_warning
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            tracing::warn!(
-                rejected,
-                reasons = message,
-                "Zipkin request had invalid spans; stored the valid ones"
-            );
-        }
     }
 }
