@@ -1,7 +1,6 @@
 //! The in-memory head: every acknowledged span that is not yet in a block, indexed by trace id.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::time::Instant;
 
 use stitch_model::{Batch, ResourceSpans, SpanRef, Trace, TraceId};
 
@@ -29,19 +28,20 @@ pub struct Head {
     /// sampling a head receives kept traces whose spans sit in segments older than
     /// `first_segment`; those segments must outlive the head (see [`crate::wal`]).
     pub min_source: u64,
-    pub created: Instant,
+    /// The store clock's time when this head became the active one.
+    pub created_unix_nanos: u64,
     pub services: BTreeMap<String, BTreeSet<Operation>>,
 }
 
 impl Head {
-    pub fn new(first_segment: u64) -> Head {
+    pub fn new(first_segment: u64, created_unix_nanos: u64) -> Head {
         Head {
             traces: HashMap::new(),
             span_count: 0,
             approx_bytes: 0,
             first_segment,
             min_source: u64::MAX,
-            created: Instant::now(),
+            created_unix_nanos,
             services: BTreeMap::new(),
         }
     }

@@ -37,6 +37,7 @@
 //! The on-disk formats are documented in [`wal`] (log records) and [`block`] (block files).
 
 pub mod block;
+pub mod clock;
 pub mod disk;
 mod error;
 mod flush;
@@ -46,6 +47,7 @@ mod store;
 pub mod wal;
 mod writer;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::StoreError;
 pub use sampling::SamplingStatus;
 pub use store::{BlockMemory, Store, StoreConfig, StoreGone, StoreStats};

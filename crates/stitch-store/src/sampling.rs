@@ -18,8 +18,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use stitch_model::{AnyValue, KeyValue, ResourceSpans, Span, TraceId};
 use stitch_pipeline::{
@@ -28,6 +29,7 @@ use stitch_pipeline::{
 };
 
 use crate::StoreError;
+use crate::clock::Clock;
 use crate::head::Head;
 use crate::wal::{self, SegmentEnd};
 
@@ -148,17 +150,15 @@ pub(crate) struct Sampler {
     last_publish: Option<Instant>,
     decision_records: u64,
     decisions_logged: u64,
-}
-
-pub(crate) fn unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos() as u64
+    clock: Arc<dyn Clock>,
 }
 
 impl Sampler {
-    pub fn new(config: &SamplingConfig, wal_dir: &Path) -> Result<Sampler, StoreError> {
+    pub fn new(
+        config: &SamplingConfig,
+        wal_dir: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Sampler, StoreError> {
         let tail = TailSampler::<CompactSpan>::new(config)?;
         Ok(Sampler {
             pass_through: tail.is_pass_through(),
@@ -171,6 +171,7 @@ impl Sampler {
             last_publish: None,
             decision_records: 0,
             decisions_logged: 0,
+            clock,
         })
     }
 
@@ -339,19 +340,30 @@ impl Sampler {
         self.tail.low_watermark().map(wal::position_segment)
     }
 
+    /// The store's time.
+    pub fn now(&self) -> u64 {
+        self.clock.unix_nanos()
+    }
+
     /// Publishes the low watermark (every call: the flusher's deletions depend on it) and,
-    /// at most every 250 ms, the status for the API.
-    pub fn publish(&mut self, watermark: &AtomicU64, status: &parking_lot::Mutex<SamplingStatus>) {
+    /// at most every 250 ms unless `force`, the status for the API.
+    pub fn publish(
+        &mut self,
+        watermark: &AtomicU64,
+        status: &parking_lot::Mutex<SamplingStatus>,
+        force: bool,
+    ) {
         let low = self.low_watermark_segment();
         watermark.store(low.unwrap_or(u64::MAX), Ordering::Release);
-        if self
-            .last_publish
-            .is_some_and(|t| t.elapsed() < PUBLISH_EVERY)
+        if !force
+            && self
+                .last_publish
+                .is_some_and(|t| t.elapsed() < PUBLISH_EVERY)
         {
             return;
         }
         self.last_publish = Some(Instant::now());
-        let now = unix_nanos();
+        let now = self.now();
         let snapshot = SamplingStatus {
             tail_sampling: !self.pass_through,
             tail: self.tail.metrics(),
@@ -443,6 +455,7 @@ pub(crate) fn replay(
     max_through: u64,
     next_segment: u64,
     config: &SamplingConfig,
+    clock: Arc<dyn Clock>,
 ) -> Result<Recovered, StoreError> {
     struct Chunk {
         order: u64,
@@ -451,7 +464,7 @@ pub(crate) fn replay(
         wire_bytes_per_span: u32,
         spans: Vec<ModelSpan>,
     }
-    let mut head = Head::new(next_segment);
+    let mut head = Head::new(next_segment, clock.unix_nanos());
     let mut held: HashMap<TraceId, Vec<Chunk>> = HashMap::new();
     let mut decided: HashMap<TraceId, (bool, String)> = HashMap::new();
     let mut order = 0u64;
@@ -543,8 +556,8 @@ pub(crate) fn replay(
         }
     }
 
-    let mut sampler = Sampler::new(config, wal_dir)?;
-    let now = unix_nanos();
+    let mut sampler = Sampler::new(config, wal_dir, clock)?;
+    let now = sampler.now();
     for (trace_id, (sampled, policy)) in decided {
         sampler
             .tail

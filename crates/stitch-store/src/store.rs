@@ -20,6 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::StoreError;
 use crate::block::{self, BlockHandle};
+use crate::clock::{Clock, SystemClock};
 use crate::disk::{self, Disk, FaultInjector, IoStep};
 use crate::head::Head;
 use crate::sampling::SamplingStatus;
@@ -66,6 +67,9 @@ pub struct StoreConfig {
     /// again when needed ([`block::FooterCache`]). A store of 100M spans has some 400 blocks:
     /// about 144 MB keeps every footer in memory.
     pub footer_cache_bytes: usize,
+    /// Where the writer thread reads the time ([`crate::clock`]): the system clock, or a
+    /// [`crate::ManualClock`] in tests.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl StoreConfig {
@@ -85,6 +89,7 @@ impl StoreConfig {
             wal_salvage: false,
             faults: None,
             footer_cache_bytes: 64 * 1024 * 1024,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -210,6 +215,7 @@ impl Store {
             wal_through,
             next_segment,
             &config.sampling,
+            config.clock.clone(),
         )?;
         let head = recovered.head;
         let mut sampler = recovered.sampler;
@@ -259,6 +265,7 @@ impl Store {
             segment,
             next_segment,
             wal_through,
+            config.clock.unix_nanos(),
         );
         if let Some(o) = &config.observer {
             // Spans in blocks are not reported: observers cover what started after them.
@@ -285,7 +292,7 @@ impl Store {
             sampling: parking_lot::Mutex::new(SamplingStatus::default()),
             observer: config.observer.clone(),
         });
-        sampler.publish(&inner.tail_watermark, &inner.sampling);
+        sampler.publish(&inner.tail_watermark, &inner.sampling, true);
         let (tx, rx) = sync_channel(config.max_pending_appends);
         let (flush_tx, flush_rx) = tokio::sync::mpsc::unbounded_channel();
         {
@@ -337,6 +344,18 @@ impl Store {
             Ok(Err(why)) => Err(StoreError::FlushPostponed(why)),
             Err(_) => Err(StoreError::WalClosed),
         }
+    }
+
+    /// Runs the tail sampler's timers against the store's clock now and returns once their
+    /// decisions are in the head and the sampling status is published. The writer thread does
+    /// this by itself when a decision is due; tests with a [`crate::ManualClock`] call it after
+    /// moving the clock.
+    pub async fn tick(&self) -> Result<(), StoreError> {
+        let (done_tx, done) = oneshot::channel();
+        self.tx
+            .send(WalMsg::Tick { done: done_tx })
+            .map_err(|_| StoreError::WalClosed)?;
+        done.await.map_err(|_| StoreError::WalClosed)
     }
 
     /// Runs retention once, now.

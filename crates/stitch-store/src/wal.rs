@@ -228,7 +228,6 @@ pub struct SegmentWriter {
     file: File,
     /// The end of the last record written and synced: where the next record starts.
     pub bytes: u64,
-    pub created: std::time::Instant,
     disk: Disk,
 }
 
@@ -263,7 +262,6 @@ impl SegmentWriter {
                 path,
                 file,
                 bytes: MAGIC.len() as u64,
-                created: std::time::Instant::now(),
                 disk: disk.clone(),
             }),
             Err(e) => {

@@ -33,7 +33,7 @@ use tokio::sync::oneshot;
 use crate::StoreError;
 use crate::disk::Disk;
 use crate::head::Head;
-use crate::sampling::{KeptTrace, Sampler, unix_nanos};
+use crate::sampling::{KeptTrace, Sampler};
 use crate::store::Inner;
 use crate::wal::{self, SegmentWriter};
 
@@ -51,6 +51,8 @@ pub(crate) enum WalMsg {
     },
     /// Freeze the head and flush it to a block now (if it holds anything).
     Flush { done: FlushAck },
+    /// Run the tail sampler's timers now and publish its status ([`crate::Store::tick`]).
+    Tick { done: oneshot::Sender<()> },
 }
 
 pub(crate) struct FlushJob {
@@ -94,6 +96,8 @@ pub(crate) struct Log {
     /// The id of the active segment, or of the next one to make when there is none.
     id: u64,
     retry_at: Instant,
+    /// The store clock's time when the active segment was made.
+    segment_since: u64,
     /// Why appends are refused now; `None` while they are accepted.
     refusing: Option<Refusal>,
     /// The highest segment a frozen head ended with: a block's id, so never reused.
@@ -110,6 +114,7 @@ impl Log {
         active: Option<SegmentWriter>,
         id: u64,
         last_through: u64,
+        now: u64,
     ) -> Log {
         let refusing = active
             .is_none()
@@ -120,6 +125,7 @@ impl Log {
             active,
             id,
             retry_at: Instant::now(),
+            segment_since: now,
             refusing,
             last_through,
         }
@@ -131,6 +137,7 @@ impl Log {
             match SegmentWriter::create(&self.dir, self.id, &self.disk) {
                 Ok(s) => {
                     self.active = Some(s);
+                    self.segment_since = inner.config.clock.unix_nanos();
                     inner.current_segment.store(self.id, Ordering::Release);
                     if matches!(self.refusing, Some(Refusal::NoSegment(_))) {
                         self.set_refusing(inner, None);
@@ -268,7 +275,7 @@ pub(crate) fn run(
         .wal_writable
         .store(u64::from(log.refusing.is_none()), Ordering::Relaxed);
     loop {
-        let first = match rx.recv_timeout(sampler.timeout(unix_nanos(), idle)) {
+        let first = match rx.recv_timeout(sampler.timeout(sampler.now(), idle)) {
             Ok(m) => Some(m),
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => return,
@@ -277,6 +284,7 @@ pub(crate) fn run(
         let mut group_bytes = 0;
         let mut appends = Vec::new();
         let mut flush_requests = Vec::new();
+        let mut ticks = Vec::new();
         let mut msg = first;
         while let Some(m) = msg.take() {
             match m {
@@ -289,6 +297,7 @@ pub(crate) fn run(
                     appends.push((payload, batch, ack));
                 }
                 WalMsg::Flush { done } => flush_requests.push(done),
+                WalMsg::Tick { done } => ticks.push(done),
             }
             if group_bytes < MAX_GROUP_BYTES {
                 msg = rx.try_recv().ok();
@@ -309,7 +318,7 @@ pub(crate) fn run(
             let _ = log.check_room(&inner, 0);
         }
         if !sampler.pass_through {
-            sampler.tick(unix_nanos(), &mut kept);
+            sampler.tick(sampler.now(), &mut kept);
             if !kept.is_empty() {
                 let mut stored = 0;
                 {
@@ -333,24 +342,30 @@ pub(crate) fn run(
                     .sampled_spans_stored
                     .fetch_add(stored, Ordering::Relaxed);
             }
-            if (!received || refused) && sampler.has_pending() {
-                // Idle, or appends refused: write the decisions now rather than with the next
-                // append.
+            if (!received || refused || !ticks.is_empty()) && sampler.has_pending() {
+                // Idle, asked to tick, or appends refused: write the decisions now rather than
+                // with the next append.
                 write_pending(&inner, &mut log, &mut sampler);
             }
         }
         // Publish the watermark before any rotation: the flusher reads the active segment
         // first and the watermark after, so it never sees a newer segment with an older
         // watermark (see `delete_obsolete_segments`).
-        sampler.publish(&inner.tail_watermark, &inner.sampling);
-        if !maybe_rotate(
+        sampler.publish(&inner.tail_watermark, &inner.sampling, !ticks.is_empty());
+        let running = maybe_rotate(
             &inner,
             &rx,
             &mut log,
             &flush_tx,
             flush_requests,
             &mut sampler,
-        ) {
+        );
+        // A tick is answered once what its time made due (decisions, a segment or head old
+        // enough to rotate) is done.
+        for done in ticks {
+            let _ = done.send(());
+        }
+        if !running {
             return;
         }
     }
@@ -439,7 +454,7 @@ fn commit(
         }
     } else {
         // Durable: acknowledge now; the spans become visible once decided.
-        let now = unix_nanos();
+        let now = sampler.now();
         for (len, position, batch, ack) in group {
             let _ = ack.send(Ok(()));
             sampler.add(batch, position, len + 1, now, kept);
@@ -481,6 +496,8 @@ fn maybe_rotate(
     sampler: &mut Sampler,
 ) -> bool {
     let c = &inner.config;
+    let now = sampler.now();
+    let age = |since: u64| Duration::from_nanos(now.saturating_sub(since));
     if !forced.is_empty() {
         // A flush (e.g. at shutdown) also makes the decisions made so far durable, so that a
         // restart does not decide those traces again.
@@ -492,14 +509,14 @@ fn maybe_rotate(
             && (!forced.is_empty()
                 || head.span_count >= c.head_max_spans
                 || head.approx_bytes >= c.head_max_bytes
-                || head.created.elapsed() >= c.head_max_age);
+                || age(head.created_unix_nanos) >= c.head_max_age);
         // With tail sampling the head may stay empty (every trace dropped) while the segment
         // grows: rotate the segment alone so that old ones can be deleted.
         let segment_only = head.is_empty()
             && log
                 .active
                 .as_ref()
-                .is_some_and(|s| !s.is_empty() && s.created.elapsed() >= c.head_max_age);
+                .is_some_and(|s| !s.is_empty() && age(log.segment_since) >= c.head_max_age);
         (due, segment_only)
     };
     if !due {
@@ -514,7 +531,7 @@ fn maybe_rotate(
             // Nothing in the active head, but earlier heads may still be flushing: queue an
             // empty job so the caller is answered after them.
             let _ = flush_tx.send(FlushJob {
-                head: Arc::new(Head::new(log.id)),
+                head: Arc::new(Head::new(log.id, now)),
                 wal_through: 0,
                 done: forced,
             });
@@ -534,6 +551,10 @@ fn maybe_rotate(
                         let _ = ack.send(Err(StoreError::FlushBacklog));
                     }
                     Ok(WalMsg::Flush { done }) => forced.push(done),
+                    // The timers run again once the backlog clears; answer rather than hold.
+                    Ok(WalMsg::Tick { done }) => {
+                        let _ = done.send(());
+                    }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => return false,
                 }
@@ -571,7 +592,7 @@ fn maybe_rotate(
     // acknowledged spans from them.
     let old = {
         let mut active = inner.active.write();
-        let old = Arc::new(std::mem::replace(&mut *active, Head::new(log.id)));
+        let old = Arc::new(std::mem::replace(&mut *active, Head::new(log.id, now)));
         inner.frozen.write().push(old.clone());
         old
     };

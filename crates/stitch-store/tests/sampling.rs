@@ -2,9 +2,13 @@
 //! cover them, decision records tell recovery which traces were kept, dropped or undecided,
 //! and no kept span is lost or duplicated across crashes (a `Store` dropped without flushing
 //! is a crash).
+//!
+//! The store runs on a [`ManualClock`]: a test moves it and calls [`Store::tick`], after which
+//! every decision due is in the head and the status is published, so nothing waits for time.
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -14,7 +18,7 @@ use stitch_pipeline::SamplingConfig;
 use stitch_query::conformance::spans_of;
 use stitch_store::sampling::{POLICY_ATTRIBUTE, PROBABILITY_ATTRIBUTE};
 use stitch_store::wal::{self, Verdict};
-use stitch_store::{SamplingStatus, Store, StoreConfig};
+use stitch_store::{ManualClock, SamplingStatus, Store, StoreConfig};
 
 /// Keeps traces with an error; decides 100 ms after the root span arrives and never sooner
 /// than an hour after the first span otherwise, so traces without a root stay undecided.
@@ -25,10 +29,25 @@ policies:
   - {name: errors, type: status_code, status_code: {status_codes: [ERROR]}}
 ";
 
-fn sampling_config(dir: &std::path::Path, yaml: &str) -> StoreConfig {
+/// A store configuration with these sampling rules, on a clock that moves only when told.
+fn sampling_config(dir: &std::path::Path, yaml: &str) -> (StoreConfig, Arc<ManualClock>) {
     let mut c = config(dir);
     c.sampling = SamplingConfig::from_yaml(yaml).unwrap();
-    c
+    let clock = ManualClock::new(now_nanos());
+    c.clock = clock.clone();
+    (c, clock)
+}
+
+/// Moves the store's clock by `by` and runs the tail sampler's timers.
+async fn advance(store: &Store, clock: &ManualClock, by: Duration) {
+    clock.advance(by);
+    store.tick().await.unwrap();
+}
+
+/// The sampling status once the writer has caught up with the clock.
+async fn status(store: &Store) -> SamplingStatus {
+    store.tick().await.unwrap();
+    store.sampling_status()
 }
 
 fn root(trace: TraceId, n: u64, t0: u64, code: StatusCode) -> Span {
@@ -67,34 +86,15 @@ fn policies(trace: &Trace) -> Vec<String> {
         .collect()
 }
 
-/// Waits until the trace has `n` spans.
-async fn wait_for(store: &Store, id: TraceId, n: usize) -> Trace {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(t) = get(store, id).await
-            && t.span_count() >= n
-        {
-            return t;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "trace {id} never reached {n} spans"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until the published sampling status (refreshed every 250 ms) satisfies `ok`.
-async fn status_until(store: &Store, ok: impl Fn(&SamplingStatus) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let s = store.sampling_status();
-        if ok(&s) {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{s:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// The trace as the store shows it once the writer has caught up with the clock; it must hold
+/// `n` spans.
+async fn visible(store: &Store, id: TraceId, n: usize) -> Trace {
+    store.tick().await.unwrap();
+    let t = get(store, id)
+        .await
+        .unwrap_or_else(|| panic!("trace {id} is not visible"));
+    assert_eq!(t.span_count(), n, "trace {id}");
+    t
 }
 
 fn segment_ids(data: &std::path::Path) -> Vec<u64> {
@@ -120,7 +120,7 @@ fn decision_records(data: &std::path::Path) -> Vec<(u64, wal::DecisionEntry)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_with_undecided_spans_outlive_the_blocks_and_kept_traces_reach_back() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = sampling_config(dir.path(), ERRORS_AFTER_ROOT);
+    let (cfg, clock) = sampling_config(dir.path(), ERRORS_AFTER_ROOT);
     let t0 = now_nanos() - 10 * SECOND;
     let svc = resource("svc");
     let (t, x, ok) = (trace_id(1), trace_id(2), trace_id(3));
@@ -141,7 +141,8 @@ async fn segments_with_undecided_spans_outlive_the_blocks_and_kept_traces_reach_
         &batch_of(&svc, vec![root(ok, 30, t0, StatusCode::Ok)]),
     )
     .await;
-    let got = wait_for(&store, x, 1).await;
+    advance(&store, &clock, Duration::from_millis(100)).await;
+    let got = visible(&store, x, 1).await;
     assert_eq!(policies(&got), vec!["errors"]);
     assert!(
         get(&store, t).await.is_none(),
@@ -159,13 +160,14 @@ async fn segments_with_undecided_spans_outlive_the_blocks_and_kept_traces_reach_
     .unwrap();
     assert!(meta["wal_through"].as_u64().unwrap() >= 1);
     assert_eq!(meta["min_source_segment"], 1);
-    status_until(&store, |s| s.low_watermark_segment == Some(1)).await;
+    assert_eq!(status(&store).await.low_watermark_segment, Some(1));
 
     // T's root (an error) arrives in a later segment: T is kept into the second head, which
     // now reaches back to segment 1.
     let t_root = batch_of(&svc, vec![root(t, 10, t0, StatusCode::Error)]);
     append(&store, &t_root).await;
-    let got = wait_for(&store, t, 3).await;
+    advance(&store, &clock, Duration::from_millis(100)).await;
+    let got = visible(&store, t, 3).await;
     assert_eq!(
         ids(&got),
         sorted(vec![span_id(10), span_id(11), span_id(12)])
@@ -185,7 +187,7 @@ async fn segments_with_undecided_spans_outlive_the_blocks_and_kept_traces_reach_
     assert_eq!(policies(&got), vec!["errors"; 3]);
     assert_eq!(ids(&get(&store, x).await.unwrap()), vec![span_id(20)]);
     assert!(get(&store, ok).await.is_none());
-    status_until(&store, |s| s.tail.buffered_traces == 0).await;
+    assert_eq!(status(&store).await.tail.buffered_traces, 0);
 
     // Once T's head is a block, nothing holds the old segments any more.
     store.flush().await.unwrap();
@@ -201,7 +203,7 @@ async fn segments_with_undecided_spans_outlive_the_blocks_and_kept_traces_reach_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn undecided_traces_are_decided_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = sampling_config(dir.path(), ERRORS_AFTER_ROOT);
+    let (cfg, clock) = sampling_config(dir.path(), ERRORS_AFTER_ROOT);
     let t0 = now_nanos() - 10 * SECOND;
     let svc = resource("svc");
     let (kept, dropped) = (trace_id(1), trace_id(2));
@@ -220,7 +222,7 @@ async fn undecided_traces_are_decided_after_a_restart() {
 
     // Undecided before the crash: back in the buffer, not visible, segments kept.
     let store = Store::open(cfg.clone()).await.unwrap();
-    status_until(&store, |s| s.tail.buffered_traces == 2).await;
+    assert_eq!(status(&store).await.tail.buffered_traces, 2);
     assert_eq!(store.stats().recovered_spans.load(Ordering::Relaxed), 2);
     assert!(get(&store, kept).await.is_none());
     append(
@@ -233,7 +235,8 @@ async fn undecided_traces_are_decided_after_a_restart() {
         &batch_of(&svc, vec![root(dropped, 11, t0, StatusCode::Ok)]),
     )
     .await;
-    let got = wait_for(&store, kept, 2).await;
+    advance(&store, &clock, Duration::from_millis(100)).await;
+    let got = visible(&store, kept, 2).await;
     assert_eq!(ids(&got), sorted(vec![span_id(1), span_id(2)]));
     drop(store);
 
@@ -243,13 +246,13 @@ async fn undecided_traces_are_decided_after_a_restart() {
         sorted(vec![span_id(1), span_id(2)])
     );
     assert!(get(&store, dropped).await.is_none());
-    status_until(&store, |s| s.tail.buffered_traces == 0).await;
+    assert_eq!(status(&store).await.tail.buffered_traces, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decision_records_bring_back_kept_traces_drop_the_rest_and_steer_late_spans() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = sampling_config(
+    let (cfg, clock) = sampling_config(
         dir.path(),
         "
 decision_wait: 200ms
@@ -268,14 +271,15 @@ policies:
     let d1 = batch_of(&svc, vec![root(dropped, 11, t0, StatusCode::Ok)]);
     append(&store, &k1).await;
     append(&store, &d1).await;
-    let got = wait_for(&store, kept, 1).await;
+    advance(&store, &clock, Duration::from_millis(200)).await;
+    let got = visible(&store, kept, 1).await;
     let span = got.spans().next().unwrap().span.clone();
     assert_eq!(
         find_attribute(&span.attributes, PROBABILITY_ATTRIBUTE),
         Some(&AnyValue::Double(1.0))
     );
     // Idle: the writer writes the decisions without waiting for the next append.
-    status_until(&store, |s| s.decisions_logged >= 2).await;
+    assert!(status(&store).await.decisions_logged >= 2);
     drop(store);
 
     let records = decision_records(dir.path());
@@ -294,19 +298,19 @@ policies:
     assert_eq!(ids(&got), vec![span_id(1)]);
     assert_eq!(policies(&got), vec!["errors"]);
     assert!(get(&store, dropped).await.is_none());
-    status_until(&store, |s| s.tail.buffered_traces == 0).await;
+    assert_eq!(status(&store).await.tail.buffered_traces, 0);
 
     // Late spans follow the decisions remembered from the log.
     append(&store, &batch_of(&svc, vec![child(kept, 3, 1, t0)])).await;
     append(&store, &batch_of(&svc, vec![child(dropped, 13, 11, t0)])).await;
-    let got = wait_for(&store, kept, 2).await;
+    let got = visible(&store, kept, 2).await;
     assert_eq!(policies(&got), vec!["errors"; 2]);
-    tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(get(&store, dropped).await.is_none());
-    status_until(&store, |s| {
-        (s.tail.late_spans_sampled, s.tail.late_spans_not_sampled) == (1, 1)
-    })
-    .await;
+    let tail = status(&store).await.tail;
+    assert_eq!(
+        (tail.late_spans_sampled, tail.late_spans_not_sampled),
+        (1, 1)
+    );
 
     // A flush and two more crashes: every kept span exactly once.
     store.flush().await.unwrap();
@@ -325,7 +329,7 @@ policies:
 async fn kept_spans_already_in_a_block_are_not_replayed_from_restored_segments() {
     // A crash after the block was written but before the WAL segments were deleted.
     let dir = tempfile::tempdir().unwrap();
-    let cfg = sampling_config(dir.path(), ERRORS_AFTER_ROOT);
+    let (cfg, clock) = sampling_config(dir.path(), ERRORS_AFTER_ROOT);
     let t0 = now_nanos() - 10 * SECOND;
     let svc = resource("svc");
     let kept = trace_id(1);
@@ -336,8 +340,9 @@ async fn kept_spans_already_in_a_block_are_not_replayed_from_restored_segments()
         &batch_of(&svc, vec![root(kept, 1, t0, StatusCode::Error)]),
     )
     .await;
-    wait_for(&store, kept, 2).await;
-    status_until(&store, |s| s.decisions_logged >= 1).await;
+    advance(&store, &clock, Duration::from_millis(100)).await;
+    visible(&store, kept, 2).await;
+    assert!(status(&store).await.decisions_logged >= 1);
     let saved: Vec<(std::path::PathBuf, Vec<u8>)> = wal_segments(dir.path())
         .into_iter()
         .map(|p| {
@@ -360,7 +365,7 @@ async fn kept_spans_already_in_a_block_are_not_replayed_from_restored_segments()
         0,
         "spans of the block were replayed again"
     );
-    status_until(&store, |s| s.tail.buffered_traces == 0).await;
+    assert_eq!(status(&store).await.tail.buffered_traces, 0);
     assert_eq!(
         ids(&get(&store, kept).await.unwrap()),
         sorted(vec![span_id(1), span_id(2)])
@@ -373,7 +378,7 @@ async fn kept_spans_already_in_a_block_are_not_replayed_from_restored_segments()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_of_dropped_traces_are_deleted_although_the_head_stays_empty() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = sampling_config(
+    let (mut cfg, clock) = sampling_config(
         dir.path(),
         "
 decision_wait: 50ms
@@ -391,10 +396,11 @@ policies:
             &batch_of(&svc, vec![root(trace_id(n), n + 1, t0, StatusCode::Ok)]),
         )
         .await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        advance(&store, &clock, Duration::from_millis(20)).await;
     }
-    status_until(&store, |s| s.tail.traces_not_sampled == 30).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    advance(&store, &clock, Duration::from_millis(50)).await;
+    assert_eq!(status(&store).await.tail.traces_not_sampled, 30);
+    advance(&store, &clock, Duration::from_millis(500)).await;
     let segs = segment_ids(dir.path());
     assert!(segs.len() <= 2, "old segments were kept: {segs:?}");
     assert!(segs[0] > 1, "{segs:?}");
@@ -406,7 +412,7 @@ policies:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_spike_raises_a_services_sampling_visibly() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = sampling_config(
+    let (cfg, clock) = sampling_config(
         dir.path(),
         "
 decision_wait: 20ms
@@ -440,24 +446,26 @@ adaptive:
     // A calm baseline, then a spike of errors.
     for _ in 0..40 {
         send(false).await;
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        advance(&store, &clock, Duration::from_millis(25)).await;
     }
     for _ in 0..20 {
         send(true).await;
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        advance(&store, &clock, Duration::from_millis(25)).await;
     }
-    status_until(&store, |s| {
+    let s = status(&store).await;
+    assert!(
         s.adaptive
             .iter()
-            .any(|a| a.service == "pay" && a.percentage == 100.0)
-            && s.recent_events.iter().any(|e| e.service == "pay")
-    })
-    .await;
+            .any(|a| a.service == "pay" && a.percentage == 100.0),
+        "{s:?}"
+    );
+    assert!(s.recent_events.iter().any(|e| e.service == "pay"), "{s:?}");
     // Normal traffic of the service is now kept, by the adaptive controller.
     let calm = send(false).await;
-    let got = wait_for(&store, calm, 1).await;
+    advance(&store, &clock, Duration::from_millis(20)).await;
+    let got = visible(&store, calm, 1).await;
     assert_eq!(policies(&got), vec!["adaptive"]);
-    status_until(&store, |s| s.tail.adaptive_sampled_traces >= 1).await;
+    assert!(status(&store).await.tail.adaptive_sampled_traces >= 1);
 }
 
 /// The buffer holds only what the policies read; a kept trace comes back whole from the WAL,
@@ -465,7 +473,7 @@ adaptive:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_traces_come_back_whole_from_the_log_with_attributes_the_policies_never_read() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = sampling_config(
+    let (cfg, clock) = sampling_config(
         dir.path(),
         "
 decision_wait: 1h
@@ -510,7 +518,8 @@ policies:
         ),
     )
     .await;
-    let got = wait_for(&store, gold, 3).await;
+    advance(&store, &clock, Duration::from_millis(100)).await;
+    let got = visible(&store, gold, 3).await;
     assert_eq!(
         ids(&got),
         sorted(vec![span_id(10), span_id(11), span_id(12)])
@@ -524,7 +533,7 @@ policies:
             );
         }
     }
-    status_until(&store, |s| s.tail.buffered_traces == 0).await;
+    assert_eq!(status(&store).await.tail.buffered_traces, 0);
     assert!(get(&store, free).await.is_none());
     drop(store);
 
