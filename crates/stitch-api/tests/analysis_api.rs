@@ -9,14 +9,10 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use stitch_model::{
-    KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind, Trace, TraceId,
-};
-use stitch_query::MemoryStore;
+use stitch_model::{SpanKind, Trace, TraceId};
+use stitch_testkit::{MS, MemoryStore, SECOND, TraceBuilder};
 use tower::ServiceExt;
 
-const SECOND: u64 = 1_000_000_000;
-const MS: u64 = 1_000_000;
 /// 2023-11-14T22:14:00Z.
 const T0: u64 = 1_700_000_040 * SECOND;
 /// A window of ten minutes from T0, in Unix microseconds.
@@ -26,36 +22,26 @@ const WINDOW: &str = "start=1700000040000000&end=1700000640000000";
 type Sp = (u64, Option<u64>, &'static str, &'static str, u64, u64);
 
 fn trace(n: u64, spans: &[Sp]) -> Trace {
-    let trace_id = TraceId::from_halves(0xfeed, n);
     let start = T0 + n * SECOND;
-    let mut out = Trace::new(trace_id);
+    let mut builder = TraceBuilder::with_id(TraceId::from_halves(0xfeed, n));
     for &(id, parent, service, name, start_ms, end_ms) in spans {
-        let span = Span {
-            trace_id,
-            span_id: SpanId::from_u64((n << 16) + id),
-            parent_span_id: parent.map(|p| SpanId::from_u64((n << 16) + p)),
-            name: name.into(),
-            kind: if parent.is_none() {
-                SpanKind::Server
-            } else {
-                SpanKind::Internal
-            },
-            start_time_unix_nano: start + start_ms * MS,
-            end_time_unix_nano: start + end_ms * MS,
-            ..Default::default()
+        let kind = if parent.is_none() {
+            SpanKind::Server
+        } else {
+            SpanKind::Internal
         };
-        out.resource_spans.push(ResourceSpans {
-            resource: Arc::new(Resource {
-                attributes: vec![KeyValue::new("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Arc::new(Scope::default()),
-                spans: vec![span],
-            }],
-        });
+        builder = builder
+            .ns(
+                service,
+                (n << 16) + id,
+                parent.map(|p| (n << 16) + p),
+                name,
+                start + start_ms * MS,
+                start + end_ms * MS,
+            )
+            .kind(kind);
     }
-    out
+    builder.build()
 }
 
 /// gateway `POST /checkout` (the endpoint): 5 ms of its own, auth 15 ms, then payment and

@@ -10,12 +10,10 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use stitch_model::{
-    Batch, KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind, Status,
-    StatusCode as SpanStatus, TraceId,
-};
+use stitch_model::{Batch, Span, SpanId, SpanKind, Status, StatusCode as SpanStatus, TraceId};
 use stitch_query::{Live, LiveOptions, TraceReader};
 use stitch_store::{Store, StoreConfig};
+use stitch_testkit::{batch_of, resource};
 use tower::ServiceExt;
 
 fn now() -> u64 {
@@ -47,18 +45,7 @@ fn span(
 }
 
 fn batch(service: &str, spans: Vec<Span>) -> Batch {
-    Batch {
-        resource_spans: vec![ResourceSpans {
-            resource: Arc::new(Resource {
-                attributes: vec![KeyValue::new("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Arc::new(Scope::default()),
-                spans,
-            }],
-        }],
-    }
+    batch_of(&resource(service), spans)
 }
 
 async fn append(store: &Store, b: &Batch) {

@@ -17,6 +17,7 @@ use stitch_pipeline::{
     Decision, DecisionReason, ModelSpan, SpanRecord, SpanView, TailSampler, Verdict, group_spans,
     split_batch,
 };
+use stitch_testkit::Rng;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -24,20 +25,9 @@ use stitch_pipeline::{
 const MS: u64 = 1_000_000;
 const SEC: u64 = 1_000_000_000;
 
-/// A deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn trace_id(&mut self) -> TraceId {
-        TraceId::from_halves(self.next(), self.next())
-    }
+/// A trace id from both of the generator's next words, as drawn.
+fn next_trace_id(rng: &mut Rng) -> TraceId {
+    TraceId::from_halves(rng.next_u64(), rng.next_u64())
 }
 
 /// A minimal span record: what the policies need and nothing else.
@@ -97,7 +87,7 @@ fn the_seed_preset_keeps_every_slow_request_of_a_million_and_five_percent_of_the
     .unwrap();
     let (mut incident_slow, mut incident_normal) = (0u64, 0u64);
     let mut head = HeadSampler::new(&config("head: {percentage: 1}").head);
-    let mut rng = Rng(2024);
+    let mut rng = Rng::new(2024);
 
     let mut kept_slow = 0u64;
     let mut kept_normal = 0u64;
@@ -120,12 +110,12 @@ fn the_seed_preset_keeps_every_slow_request_of_a_million_and_five_percent_of_the
     // when it ends.
     for i in 0..REQUESTS {
         let now = 1_700_000_000 * SEC + i * 100_000;
-        let id = rng.trace_id();
+        let id = next_trace_id(&mut rng);
         let slow = is_slow(i);
         let duration = if slow {
             30 * SEC
         } else {
-            20 * MS + rng.next() % (200 * MS)
+            20 * MS + rng.next_u64() % (200 * MS)
         };
         let span = Tiny {
             span_id: i + 1,
@@ -221,7 +211,7 @@ fn the_seed_preset_keeps_every_slow_request_of_a_million_and_five_percent_of_the
     let mut workloads_without_any = 0u32;
     for _ in 0..100 {
         let caught = (0..slow_total)
-            .filter(|_| head.decide(rng.trace_id(), "", end).sampled)
+            .filter(|_| head.decide(next_trace_id(&mut rng), "", end).sampled)
             .count() as u32;
         captured_slow += caught;
         workloads_without_any += (caught == 0) as u32;
@@ -707,7 +697,7 @@ fn an_error_spike_raises_a_services_share_of_kept_traffic_and_calm_lowers_it() {
         ..AdaptiveConfig::default()
     };
     let mut tail: TailSampler<Tiny> = TailSampler::new(&c).unwrap();
-    let mut rng = Rng(5);
+    let mut rng = Rng::new(5);
     // Per minute: normal (OK) traces decided, and how many of them were kept.
     let mut kept_ok_by_minute: Vec<(u64, u64)> = vec![(0, 0); 50];
     // Per minute: the kept normal traces' adjusted counts (1 / recorded probability) summed.
@@ -724,7 +714,7 @@ fn an_error_spike_raises_a_services_share_of_kept_traffic_and_calm_lowers_it() {
                 } else {
                     (minute * 1200 + s * 20 + i) % 400 == 0
                 };
-                let id = rng.trace_id();
+                let id = next_trace_id(&mut rng);
                 if !fail {
                     ok_traces.insert(id, minute as usize);
                 }

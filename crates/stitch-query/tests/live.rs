@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use stitch_model::{Batch, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, SpanId, TraceId};
+use stitch_model::{Batch, Span, SpanId, TraceId};
 use stitch_query::{Live, LiveOptions, MemoryStore, SpanSink, TraceReader};
+use stitch_testkit::{batch_of, resource};
 
 fn batch(traces: u64) -> Batch {
     let now = SystemTime::now()
@@ -22,18 +23,8 @@ fn batch(traces: u64) -> Batch {
             ..Default::default()
         })
         .collect();
-    Batch {
-        resource_spans: vec![ResourceSpans {
-            resource: Arc::new(Resource {
-                attributes: vec![KeyValue::new("service.name", "web")],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-        }],
-    }
+    batch_of(&resource("web"), spans)
+
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -149,34 +149,5 @@ pub fn assemble(spans: Vec<S>) -> Vec<Trace> {
     assemble_with(spans, &otel_sdk)
 }
 
-/// SplitMix64: small, seeded, good enough for test data.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `[lo, hi]`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next_u64() % (hi - lo + 1)
-    }
-
-    /// A fresh 128-bit trace id.
-    pub fn trace_id(&mut self) -> TraceId {
-        TraceId::from_halves(self.next_u64() | 1, self.next_u64() | 1)
-    }
-}
+#[allow(unused_imports)]
+pub use stitch_testkit::Rng;

@@ -1,6 +1,6 @@
 //! Fixtures shared by the store's integration tests.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -8,14 +8,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use stitch_model::{
     AnyValue, Batch, Event, KeyValue, Link, Resource, ResourceSpans, Scope, ScopeSpans, Span,
-    SpanId, SpanKind, Status, StatusCode, Trace, TraceId,
+    SpanKind, Status, StatusCode, Trace, TraceId,
 };
 use stitch_query::TraceReader;
 use stitch_store::disk::{FaultInjector, Injected, IoStep};
 use stitch_store::{Store, StoreConfig};
 
-pub const SECOND: u64 = 1_000_000_000;
-pub const MILLI: u64 = 1_000_000;
+pub use stitch_testkit::{MS as MILLI, SECOND};
 
 /// A configuration for tests: no `fdatasync` (tests that need it turn it back on), and
 /// background retention far enough away that it never runs during a test.
@@ -33,54 +32,7 @@ pub fn now_nanos() -> u64 {
         .as_nanos() as u64
 }
 
-/// A trace id that is unlikely to collide with any other used in a test.
-pub fn trace_id(n: u64) -> TraceId {
-    TraceId::from_halves(n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, n)
-}
-
-pub fn span_id(n: u64) -> SpanId {
-    SpanId::from_u64(n.wrapping_mul(0x2545_f491_4f6c_dd1d) | 1)
-}
-
-pub fn resource(service: &str) -> Arc<Resource> {
-    Arc::new(Resource {
-        attributes: vec![KeyValue::new("service.name", service)],
-        ..Default::default()
-    })
-}
-
-pub fn scope(name: &str) -> Arc<Scope> {
-    Arc::new(Scope {
-        name: name.into(),
-        ..Default::default()
-    })
-}
-
-/// A plain span of `trace` that starts at `start` and lasts `duration` nanoseconds.
-pub fn span(trace: TraceId, id: SpanId, name: &str, start: u64, duration: u64) -> Span {
-    Span {
-        trace_id: trace,
-        span_id: id,
-        name: name.into(),
-        kind: SpanKind::Server,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + duration,
-        ..Default::default()
-    }
-}
-
-/// One resource, one scope, these spans.
-pub fn batch_of(resource: &Arc<Resource>, spans: Vec<Span>) -> Batch {
-    Batch {
-        resource_spans: vec![ResourceSpans {
-            resource: resource.clone(),
-            scope_spans: vec![ScopeSpans {
-                scope: scope("test"),
-                spans,
-            }],
-        }],
-    }
-}
+pub use stitch_testkit::{batch_of, resource, scope, span, span_id, trace_id};
 
 /// Appends a batch the way the receivers do: the WAL payload is its OTLP encoding. Checks first
 /// that the batch survives that encoding, so that what recovery decodes is what was appended.
