@@ -24,7 +24,6 @@ fn batch(traces: u64) -> Batch {
         })
         .collect();
     batch_of(&resource("web"), spans)
-
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

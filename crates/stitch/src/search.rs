@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::Value;
 use stitch_analysis::render::format_duration;
+use stitch_api::jaeger::{JaegerSpan, JaegerTrace, RefType, TagValue};
 
 use crate::cli::{ServerArg, encode_query_value, get};
 
@@ -93,12 +94,20 @@ pub async fn search(args: SearchArgs) -> anyhow::Result<()> {
     let server = args.server.server.trim_end_matches('/');
     let url = format!("{server}/api/traces?{}", query.join("&"));
     let (status, body) = get(&url).await?;
-    let json: Value = serde_json::from_slice(&body)
-        .with_context(|| format!("{url} did not return JSON ({status})"))?;
     if !status.is_success() {
+        let json: Value = serde_json::from_slice(&body)
+            .with_context(|| format!("{url} did not return JSON ({status})"))?;
         bail!("{url} answered {status}: {}", json["errors"]);
     }
-    let traces = json["data"].as_array().cloned().unwrap_or_default();
+    /// The Jaeger query API's answer to a search.
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(default)]
+        data: Vec<JaegerTrace>,
+    }
+    let traces = serde_json::from_slice::<Answer>(&body)
+        .with_context(|| format!("{url} did not return Jaeger's trace JSON"))?
+        .data;
     if traces.is_empty() {
         println!("no traces matched");
         return Ok(());
@@ -133,46 +142,39 @@ struct SearchRow {
 }
 
 impl SearchRow {
-    fn from_jaeger(t: &Value) -> SearchRow {
-        let spans = t["spans"].as_array().cloned().unwrap_or_default();
-        let start = spans
-            .iter()
-            .filter_map(|s| s["startTime"].as_u64())
-            .min()
-            .unwrap_or(0);
+    fn from_jaeger(t: &JaegerTrace) -> SearchRow {
+        let spans = &t.spans;
+        let start = spans.iter().map(|s| s.start_time).min().unwrap_or(0);
         let end = spans
             .iter()
-            .filter_map(|s| Some(s["startTime"].as_u64()? + s["duration"].as_u64()?))
+            .map(|s| s.start_time.saturating_add(s.duration))
             .max()
             .unwrap_or(start);
-        let is_error = |s: &Value| {
-            s["tags"].as_array().is_some_and(|tags| {
-                tags.iter()
-                    .any(|t| t["key"] == "error" && t["value"] == Value::Bool(true))
-            })
+        let is_error = |s: &JaegerSpan| {
+            s.tags
+                .iter()
+                .any(|t| t.key == "error" && t.value == TagValue::Bool(true))
         };
         let span_ids: std::collections::HashSet<&str> =
-            spans.iter().filter_map(|s| s["spanID"].as_str()).collect();
+            spans.iter().map(|s| s.span_id.as_str()).collect();
         let root = spans
             .iter()
             .filter(|s| {
-                !s["references"].as_array().is_some_and(|refs| {
-                    refs.iter().any(|r| {
-                        r["refType"] == "CHILD_OF"
-                            && r["spanID"].as_str().is_some_and(|p| span_ids.contains(p))
-                    })
+                !s.references.iter().any(|r| {
+                    r.ref_type == RefType::ChildOf && span_ids.contains(r.span_id.as_str())
                 })
             })
-            .min_by_key(|s| s["startTime"].as_u64().unwrap_or(u64::MAX));
+            .min_by_key(|s| s.start_time);
         let root = root
             .map(|s| {
-                let pid = s["processID"].as_str().unwrap_or("");
-                let service = t["processes"][pid]["serviceName"].as_str().unwrap_or("?");
-                format!("{service}: {}", s["operationName"].as_str().unwrap_or("?"))
+                let service = t
+                    .process(&s.process_id)
+                    .map_or("?", |p| p.service_name.as_str());
+                format!("{service}: {}", s.operation_name)
             })
             .unwrap_or_default();
         SearchRow {
-            trace_id: t["traceID"].as_str().unwrap_or("").to_owned(),
+            trace_id: t.trace_id.clone(),
             start: format_utc(start),
             duration_us: end - start,
             spans: spans.len(),
@@ -338,5 +340,43 @@ mod tests {
         assert_eq!(format_utc(0), "1970-01-01 00:00:00");
         assert_eq!(format_utc(1_700_000_000_000_000), "2023-11-14 22:13:20");
         assert_eq!(format_utc(951_782_400_000_000), "2000-02-29 00:00:00");
+    }
+
+    #[test]
+    fn a_search_row_summarises_a_typed_trace() {
+        use std::sync::Arc;
+        use stitch_model::{KeyValue, Resource, ResourceSpans, ScopeSpans, Span, SpanId, Trace};
+        let id = stitch_model::TraceId::from_halves(0, 0xab);
+        let t0 = 1_700_000_000_000_000_000;
+        let span = |n: u64, parent: Option<u64>, start_ms: u64, end_ms: u64| Span {
+            trace_id: id,
+            span_id: SpanId::from_u64(n),
+            parent_span_id: parent.map(SpanId::from_u64),
+            name: format!("op{n}"),
+            start_time_unix_nano: t0 + start_ms * 1_000_000,
+            end_time_unix_nano: t0 + end_ms * 1_000_000,
+            ..Default::default()
+        };
+        let mut failed = span(2, Some(1), 5, 90);
+        failed.status.code = stitch_model::StatusCode::Error;
+        let mut trace = Trace::new(id);
+        trace.resource_spans = vec![ResourceSpans {
+            resource: Arc::new(Resource {
+                attributes: vec![KeyValue::new("service.name", "web")],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans: vec![failed, span(1, None, 0, 120)],
+                ..Default::default()
+            }],
+        }];
+        let json = serde_json::to_vec(&stitch_api::jaeger::trace_to_jaeger(&trace)).unwrap();
+        let typed: JaegerTrace = serde_json::from_slice(&json).unwrap();
+        let row = SearchRow::from_jaeger(&typed);
+        assert_eq!(row.trace_id, "00000000000000ab");
+        assert_eq!(row.start, "2023-11-14 22:13:20");
+        assert_eq!(row.duration_us, 120_000);
+        assert_eq!((row.spans, row.errors), (2, 1));
+        assert_eq!(row.root, "web: op1");
     }
 }

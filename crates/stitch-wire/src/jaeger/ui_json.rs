@@ -36,8 +36,9 @@
 
 use std::fmt::Write as _;
 
+use serde::de::{self, MapAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeStruct};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use stitch_model::{
     AnyValue, Event, KeyValue, Resource, SERVICE_NAME, Scope, Span, SpanId, SpanKind, StatusCode,
     Trace, TraceId,
@@ -65,15 +66,21 @@ pub const LINK_REF_TYPE: &str = "opentracing.ref_type";
 /// Largest integer a JavaScript number holds exactly.
 const JS_MAX_SAFE_INTEGER: i64 = (1 << 53) - 1;
 
-/// A trace as the Jaeger UI reads it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// A trace as the Jaeger UI reads it. It also reads back from Jaeger's JSON (Stitch's own
+/// answers or Jaeger's), for clients such as `stitch search`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JaegerTrace {
     #[serde(rename = "traceID")]
     pub trace_id: String,
     pub spans: Vec<JaegerSpan>,
     /// Process key (`p1`, `p2`, ...) to process, in key order.
-    #[serde(serialize_with = "serialize_processes")]
+    #[serde(
+        serialize_with = "serialize_processes",
+        deserialize_with = "deserialize_processes",
+        default
+    )]
     pub processes: Vec<(String, JaegerProcess)>,
+    #[serde(default)]
     pub warnings: Option<Vec<String>>,
 }
 
@@ -99,7 +106,7 @@ fn serialize_processes<S: Serializer>(
 }
 
 /// One span of a [`JaegerTrace`].
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JaegerSpan {
     #[serde(rename = "traceID")]
@@ -107,21 +114,26 @@ pub struct JaegerSpan {
     #[serde(rename = "spanID")]
     pub span_id: String,
     pub operation_name: String,
+    #[serde(default)]
     pub references: Vec<JaegerReference>,
     /// Unix microseconds.
     pub start_time: u64,
     /// Microseconds.
     pub duration: u64,
+    #[serde(default)]
     pub tags: Vec<JaegerTag>,
+    #[serde(default)]
     pub logs: Vec<JaegerLog>,
-    #[serde(rename = "processID")]
+    #[serde(rename = "processID", default)]
     pub process_id: String,
+    #[serde(default)]
     pub warnings: Option<Vec<String>>,
+    #[serde(default)]
     pub flags: u32,
 }
 
 /// A reference from a span to another span.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JaegerReference {
     pub ref_type: RefType,
@@ -132,7 +144,7 @@ pub struct JaegerReference {
 }
 
 /// The two reference types Jaeger knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RefType {
     #[serde(rename = "CHILD_OF")]
     ChildOf,
@@ -141,18 +153,20 @@ pub enum RefType {
 }
 
 /// The process (service) that emitted spans.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JaegerProcess {
     pub service_name: String,
+    #[serde(default)]
     pub tags: Vec<JaegerTag>,
 }
 
 /// A timestamped log of a span.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JaegerLog {
     /// Unix microseconds.
     pub timestamp: u64,
+    #[serde(default)]
     pub fields: Vec<JaegerTag>,
 }
 
@@ -222,6 +236,94 @@ impl Serialize for JaegerTag {
         s.serialize_field("value", &self.value.to_json())?;
         s.end()
     }
+}
+
+impl<'de> Deserialize<'de> for JaegerTag {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<JaegerTag, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            key: String,
+            #[serde(rename = "type", default)]
+            kind: Option<String>,
+            value: serde_json::Value,
+        }
+        let raw = Raw::deserialize(deserializer)?;
+        let value = TagValue::from_json(raw.kind.as_deref(), raw.value)
+            .map_err(|why| de::Error::custom(format_args!("tag {:?}: {why}", raw.key)))?;
+        Ok(JaegerTag {
+            key: raw.key,
+            value,
+        })
+    }
+}
+
+impl TagValue {
+    /// Reads a tag's value as Jaeger writes it for the type `kind` (the JSON type decides
+    /// when `kind` is absent). Integers beyond 2^53 arrive as strings, floats that JSON cannot
+    /// hold as `"NaN"` and `"Infinity"`, binary values as base64.
+    pub fn from_json(kind: Option<&str>, value: serde_json::Value) -> Result<TagValue, String> {
+        use serde_json::Value;
+        let wrong = |value: &Value| format!("{value} is not a {} value", kind.unwrap_or("tag"));
+        match (kind, value) {
+            (Some("string"), Value::String(s)) => Ok(TagValue::String(s)),
+            (Some("bool"), Value::Bool(b)) => Ok(TagValue::Bool(b)),
+            (Some("int64"), Value::Number(n)) if n.is_i64() => {
+                Ok(TagValue::Int64(n.as_i64().unwrap_or_default()))
+            }
+            (Some("int64"), Value::String(s)) => s
+                .parse()
+                .map(TagValue::Int64)
+                .map_err(|_| wrong(&Value::String(s))),
+            (Some("float64"), Value::Number(n)) => n
+                .as_f64()
+                .map(TagValue::Float64)
+                .ok_or_else(|| wrong(&Value::Number(n))),
+            (Some("float64"), Value::String(s)) => match s.as_str() {
+                "NaN" => Ok(TagValue::Float64(f64::NAN)),
+                "Infinity" => Ok(TagValue::Float64(f64::INFINITY)),
+                "-Infinity" => Ok(TagValue::Float64(f64::NEG_INFINITY)),
+                _ => Err(wrong(&Value::String(s))),
+            },
+            (Some("binary"), Value::String(s)) => crate::base64::decode(&s)
+                .map(TagValue::Binary)
+                .ok_or_else(|| wrong(&Value::String(s))),
+            (None, Value::String(s)) => Ok(TagValue::String(s)),
+            (None, Value::Bool(b)) => Ok(TagValue::Bool(b)),
+            (None, Value::Number(n)) => match n.as_i64() {
+                Some(i) => Ok(TagValue::Int64(i)),
+                None => Ok(TagValue::Float64(n.as_f64().unwrap_or(f64::NAN))),
+            },
+            (Some(other), _)
+                if !matches!(other, "string" | "bool" | "int64" | "float64" | "binary") =>
+            {
+                Err(format!("unknown tag type {other:?}"))
+            }
+            (_, value) => Err(wrong(&value)),
+        }
+    }
+}
+
+/// Reads the `processes` object in the order of its keys in the document.
+fn deserialize_processes<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, JaegerProcess)>, D::Error> {
+    struct InOrder;
+    impl<'de> Visitor<'de> for InOrder {
+        type Value = Vec<(String, JaegerProcess)>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of processes by key")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(entry) = map.next_entry()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    deserializer.deserialize_map(InOrder)
 }
 
 fn float_to_json(f: f64) -> serde_json::Value {
@@ -451,5 +553,95 @@ mod tests {
             trace_id_to_jaeger(TraceId::from_halves(1, 0xab)),
             "000000000000000100000000000000ab"
         );
+    }
+
+    #[test]
+    fn the_json_reads_back_into_the_same_model() {
+        use std::sync::Arc;
+        use stitch_model::{AnyValue, Event, KeyValue, Link, Resource, ResourceSpans, ScopeSpans};
+        let id = TraceId::from_halves(7, 9);
+        let span = |n: u64, parent: Option<u64>| Span {
+            trace_id: id,
+            span_id: SpanId::from_u64(n),
+            parent_span_id: parent.map(SpanId::from_u64),
+            name: format!("op{n}"),
+            start_time_unix_nano: 1_700_000_000_000_000_000 + n * 1_000,
+            end_time_unix_nano: 1_700_000_000_000_500_000,
+            ..Default::default()
+        };
+        let mut root = span(1, None);
+        root.attributes = vec![
+            KeyValue::new("s", "text"),
+            KeyValue::new("b", true),
+            KeyValue::new("big", i64::MAX),
+            KeyValue::new("f", 1.5),
+            KeyValue::new("inf", f64::NEG_INFINITY),
+            KeyValue::new("raw", AnyValue::Bytes(vec![0, 1, 254, 255])),
+        ];
+        root.events = vec![Event {
+            time_unix_nano: 1_700_000_000_000_100_000,
+            name: "retry".into(),
+            attributes: vec![KeyValue::new("attempt", 2i64)],
+            ..Default::default()
+        }];
+        let mut child = span(2, Some(1));
+        child.links = vec![Link {
+            trace_id: TraceId::from_halves(0, 5),
+            span_id: SpanId::from_u64(3),
+            ..Default::default()
+        }];
+        let group = |service: &str, spans| ResourceSpans {
+            resource: Arc::new(Resource {
+                attributes: vec![KeyValue::new("service.name", service)],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+        };
+        let mut trace = Trace::new(id);
+        trace.resource_spans = (1..=11)
+            .map(|i| group(&format!("svc{i}"), vec![span(10 + i, Some(1))]))
+            .collect();
+        trace
+            .resource_spans
+            .insert(0, group("front", vec![root, child]));
+        let jaeger = trace_to_jaeger(&trace);
+        let text = serde_json::to_string(&jaeger).unwrap();
+        let back: JaegerTrace = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, jaeger);
+        // Keys beyond p9 keep the document's order, not the lexical one.
+        assert!(jaeger.processes.len() >= 12);
+        let keys: Vec<&str> = back.processes.iter().map(|(k, _)| k.as_str()).collect();
+        let written: Vec<&str> = jaeger.processes.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, written);
+    }
+
+    #[test]
+    fn tag_values_are_read_by_their_type() {
+        use serde_json::json;
+        let read = |kind: Option<&str>, v: serde_json::Value| TagValue::from_json(kind, v);
+        assert_eq!(
+            read(Some("int64"), json!("9223372036854775807")),
+            Ok(TagValue::Int64(i64::MAX))
+        );
+        assert!(matches!(
+            read(Some("float64"), json!("NaN")),
+            Ok(TagValue::Float64(f)) if f.is_nan()
+        ));
+        assert_eq!(read(None, json!(3)), Ok(TagValue::Int64(3)));
+        assert_eq!(read(None, json!(0.25)), Ok(TagValue::Float64(0.25)));
+        assert_eq!(
+            read(Some("bool"), json!("yes")),
+            Err("\"yes\" is not a bool value".to_owned())
+        );
+        assert_eq!(
+            read(Some("decimal"), json!(1)),
+            Err("unknown tag type \"decimal\"".to_owned())
+        );
+        let bad: Result<JaegerTag, _> =
+            serde_json::from_str(r#"{"key":"n","type":"int64","value":"x"}"#);
+        assert!(bad.unwrap_err().to_string().contains("tag \"n\""));
     }
 }
