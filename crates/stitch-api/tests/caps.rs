@@ -10,10 +10,8 @@ use axum::body::Body;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use stitch_model::{
-    KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, Trace, TraceId,
-};
-use stitch_query::MemoryStore;
+use stitch_model::{Trace, TraceId};
+use stitch_testkit::{MemoryStore, TraceBuilder};
 use tower::ServiceExt;
 
 mod common;
@@ -33,31 +31,19 @@ fn big_traces() -> Vec<Trace> {
     let t0 = now_nanos() - 60_000_000_000;
     (0..3u64)
         .map(|n| {
-            let id = TraceId::from_halves(0xb16, n + 1);
             let start = t0 - n * 1_000_000_000;
-            let spans = (0..SPANS_PER_TRACE as u64)
-                .map(|i| Span {
-                    trace_id: id,
-                    span_id: SpanId::from_u64(i + 1),
-                    parent_span_id: (i > 0).then(|| SpanId::from_u64(1)),
-                    name: format!("op {}", i % 7),
-                    start_time_unix_nano: start + i * 1_000,
-                    end_time_unix_nano: start + i * 1_000 + 500,
-                    ..Default::default()
-                })
-                .collect();
-            let mut trace = Trace::new(id);
-            trace.extend(vec![ResourceSpans {
-                resource: Arc::new(Resource {
-                    attributes: vec![KeyValue::new("service.name", "big")],
-                    ..Default::default()
-                }),
-                scope_spans: vec![ScopeSpans {
-                    scope: Arc::new(Scope::default()),
-                    spans,
-                }],
-            }]);
-            trace
+            let mut trace = TraceBuilder::with_id(TraceId::from_halves(0xb16, n + 1));
+            for i in 0..SPANS_PER_TRACE as u64 {
+                trace = trace.ns(
+                    "big",
+                    i + 1,
+                    (i > 0).then_some(1),
+                    &format!("op {}", i % 7),
+                    start + i * 1_000,
+                    start + i * 1_000 + 500,
+                );
+            }
+            trace.build()
         })
         .collect()
 }

@@ -13,11 +13,9 @@ use stitch_model::{
     KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind, Status,
     StatusCode as SpanStatus, Trace, TraceId,
 };
-use stitch_query::MemoryStore;
+use stitch_testkit::{MS, MemoryStore, SECOND};
 use tower::ServiceExt;
 
-const SECOND: u64 = 1_000_000_000;
-const MS: u64 = 1_000_000;
 /// 2023-11-14T22:14:00Z, a whole minute (steps are aligned to whole steps since the epoch).
 const T0: u64 = 1_700_000_040 * SECOND;
 

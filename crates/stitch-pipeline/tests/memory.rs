@@ -9,39 +9,19 @@ use std::time::Duration;
 
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 use stitch_model::{
-    Batch, KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind, Status,
-    TraceId,
+    Batch, KeyValue, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind, Status, TraceId,
 };
 use stitch_pipeline::span::span_heap_bytes;
 use stitch_pipeline::{ModelSpan, SamplingConfig, TailSampler, split_batch};
+use stitch_testkit::{MS, Rng, resource};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
-const MS: u64 = 1_000_000;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn trace_id(&mut self) -> TraceId {
-        TraceId::from_halves(self.next(), self.next())
-    }
-}
-
 fn batch(service: &str, spans: Vec<Span>) -> Batch {
     Batch {
         resource_spans: vec![ResourceSpans {
-            resource: Arc::new(Resource {
-                attributes: vec![KeyValue::new("service.name", service)],
-                ..Default::default()
-            }),
+            resource: resource(service),
             scope_spans: vec![ScopeSpans {
                 scope: Arc::new(Scope::default()),
                 spans,
@@ -89,8 +69,10 @@ fn buffered_spans_cost_at_most_100_bytes_beyond_the_span_itself_and_the_estimate
     c.num_traces = usize::MAX / 2;
     c.decision_wait = Duration::from_secs(3600);
     c.decision_wait_after_root = Duration::ZERO;
-    let mut rng = Rng(9);
-    let ids: Vec<TraceId> = (0..TRACES).map(|_| rng.trace_id()).collect();
+    let mut rng = Rng::new(9);
+    let ids: Vec<TraceId> = (0..TRACES)
+        .map(|_| TraceId::from_halves(rng.next_u64(), rng.next_u64()))
+        .collect();
     let region = Region::new(GLOBAL);
     let mut tail: TailSampler<ModelSpan> = TailSampler::new(&c).unwrap();
     let mut own_bytes = 0usize;

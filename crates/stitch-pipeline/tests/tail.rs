@@ -3,13 +3,11 @@
 
 use std::collections::HashMap;
 use std::mem::size_of;
-use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
 use stitch_model::{
-    AnyValue, Batch, KeyValue, Resource, ResourceSpans, Scope, ScopeSpans, Span, SpanId, SpanKind,
-    Status, StatusCode, TraceId,
+    AnyValue, Batch, KeyValue, Span, SpanId, SpanKind, Status, StatusCode, TraceId,
 };
 use stitch_pipeline::config::{AdaptiveConfig, SamplingConfig};
 use stitch_pipeline::head::HeadSampler;
@@ -17,13 +15,10 @@ use stitch_pipeline::{
     Decision, DecisionReason, ModelSpan, SpanRecord, SpanView, TailSampler, Verdict, group_spans,
     split_batch,
 };
-use stitch_testkit::Rng;
+use stitch_testkit::{MS, Rng, SECOND as SEC, batch_of, resource};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-const MS: u64 = 1_000_000;
-const SEC: u64 = 1_000_000_000;
 
 /// A trace id from both of the generator's next words, as drawn.
 fn next_trace_id(rng: &mut Rng) -> TraceId {
@@ -443,13 +438,6 @@ fn the_trace_limit_also_decides_early() {
 // ---------------------------------------------------------------------------------------------
 // With model spans
 
-fn resource(service: &str) -> Arc<Resource> {
-    Arc::new(Resource {
-        attributes: vec![KeyValue::new("service.name", service)],
-        ..Default::default()
-    })
-}
-
 fn model_span(
     trace: TraceId,
     id: u64,
@@ -476,15 +464,7 @@ fn model_span(
 }
 
 fn batch(service: &str, spans: Vec<Span>) -> Batch {
-    Batch {
-        resource_spans: vec![ResourceSpans {
-            resource: resource(service),
-            scope_spans: vec![ScopeSpans {
-                scope: Arc::new(Scope::default()),
-                spans,
-            }],
-        }],
-    }
+    batch_of(&resource(service), spans)
 }
 
 fn feed(

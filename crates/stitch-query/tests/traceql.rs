@@ -10,9 +10,7 @@ use stitch_model::{
 };
 use stitch_query::traceql::{QueryError, TraceQl, Value};
 use stitch_query::{MemoryStore, SpanSink};
-
-const MS: u64 = 1_000_000;
-const T0: u64 = 1_700_000_000_000_000_000;
+use stitch_testkit::{MS, T0};
 
 fn resource(service: &str) -> Arc<Resource> {
     Arc::new(Resource {

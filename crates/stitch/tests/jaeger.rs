@@ -28,6 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::{Stitch, eventually, fetch_trace, get_json};
 use serde_json::Value;
 use stitch_model::{AnyValue, KeyValue, SpanKind, StatusCode, Trace};
+use stitch_testkit::TraceBuilder;
 use stitch_wire::jaeger::{self as j, proto};
 
 fn clients_dir() -> PathBuf {
@@ -628,31 +629,24 @@ struct NotABatch {
 }
 
 fn known_model_batch(trace: u8, service: &str) -> stitch_model::Batch {
-    use stitch_model::{Resource, ResourceSpans, ScopeSpans, Span, SpanId, TraceId};
     let now = now_nanos() / 1_000 * 1_000;
-    let span = |id: u8, parent: Option<u8>| Span {
-        trace_id: TraceId([trace; 16]),
-        span_id: SpanId([id; 8]),
-        parent_span_id: parent.map(|p| SpanId([p; 8])),
-        name: format!("op {id}"),
-        kind: SpanKind::Server,
-        start_time_unix_nano: now - 5_000_000 + u64::from(id),
-        end_time_unix_nano: now,
-        attributes: vec![KeyValue::new("n", i64::from(id))],
-        ..Default::default()
-    };
-    stitch_model::Batch {
-        resource_spans: vec![ResourceSpans {
-            resource: std::sync::Arc::new(Resource {
-                attributes: vec![KeyValue::new("service.name", service)],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                scope: Default::default(),
-                spans: vec![span(1, None), span(2, Some(1))],
-            }],
-        }],
+    // Span id `n` is `[n; 8]`.
+    let id = |n: u8| u64::from_be_bytes([n; 8]);
+    let mut trace = TraceBuilder::with_id(stitch_model::TraceId([trace; 16]));
+    for (n, parent) in [(1, None), (2, Some(1))] {
+        trace = trace
+            .ns(
+                service,
+                id(n),
+                parent.map(id),
+                &format!("op {n}"),
+                now - 5_000_000 + u64::from(n),
+                now,
+            )
+            .kind(SpanKind::Server)
+            .attr("n", i64::from(n));
     }
+    trace.batch()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

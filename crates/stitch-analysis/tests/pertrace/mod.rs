@@ -2,17 +2,16 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use stitch_analysis::{Finding, FindingKind, TraceAnalysis};
 use stitch_model::{
-    AnyValue, Event, KeyValue, Resource, ResourceSpans, ScopeSpans, Span, SpanId, SpanKind, Status,
+    AnyValue, Event, KeyValue, ResourceSpans, ScopeSpans, Span, SpanId, SpanKind, Status,
     StatusCode, Trace, TraceId,
 };
+use stitch_testkit::resource;
 
-/// Start of every test trace, in Unix nanoseconds.
-pub const T0: u64 = 1_700_000_000_000_000_000;
-pub const MS: u64 = 1_000_000;
+/// Start of every test trace ([`T0`], in Unix nanoseconds), and a millisecond.
+pub use stitch_testkit::{MS, T0};
 
 pub fn trace_id() -> TraceId {
     TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap()
@@ -110,10 +109,7 @@ impl Builder {
             }
             let slot = *resources.entry(service).or_insert_with(|| {
                 trace.resource_spans.push(ResourceSpans {
-                    resource: Arc::new(Resource {
-                        attributes: vec![KeyValue::new("service.name", service.as_str())],
-                        ..Default::default()
-                    }),
+                    resource: resource(service),
                     scope_spans: vec![ScopeSpans::default()],
                 });
                 trace.resource_spans.len() - 1
