@@ -126,7 +126,7 @@ fn span_json(s: &SpanMatch) -> Json {
 }
 
 /// A value in OTLP/JSON's `AnyValue` form; durations, statuses and kinds as text.
-fn value_json(v: &Value<'_>) -> Json {
+pub(crate) fn value_json(v: &Value<'_>) -> Json {
     match v {
         Value::Int(i) => json!({"intValue": i.to_string()}),
         Value::Float(f) => json!({"doubleValue": f}),

@@ -413,6 +413,27 @@ async fn bad_requests_get_a_plain_text_reason_and_unknown_traces_a_404() {
             400,
             "valid tag name",
         ),
+        (
+            "/api/search?q=%7B%20%7D%20%7C%20rate()",
+            400,
+            "/api/metrics/query_range",
+        ),
+        ("/api/metrics/query_range", 400, "q is required"),
+        (
+            "/api/metrics/query_range?q=%7B%20%7D",
+            400,
+            "metrics function",
+        ),
+        (
+            "/api/metrics/query_range?q=%7B%20%7D%20%7C%20rate()&step=1ms",
+            400,
+            "step too small",
+        ),
+        (
+            "/api/metrics/query?q=%7B%20%7D%20%7C%20rate()&start=soon",
+            400,
+            "invalid start",
+        ),
     ] {
         let (got, content_type, body) = get_text(&format!("{tempo}{path}"), None).await;
         let body = String::from_utf8_lossy(&body);
@@ -423,4 +444,141 @@ async fn bad_requests_get_a_plain_text_reason_and_unknown_traces_a_404() {
         );
         assert!(body.contains(says), "{path}: {body}");
     }
+}
+
+/// The sum of a series' sample values.
+fn total(series: &serde_json::Value) -> f64 {
+    series["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["value"].as_f64().unwrap())
+        .sum()
+}
+
+/// TraceQL metrics as Grafana's Explore and Traces Drilldown ask for them: series per group
+/// with typed labels, samples at step starts, exemplars naming stored traces, and the instant
+/// form.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grafana_reads_traceql_metrics_from_stitch() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &[]);
+    let endpoint = server.otlp_grpc();
+    let [cart, pay] = tokio::task::spawn_blocking(move || emit(&endpoint))
+        .await
+        .unwrap();
+    let tempo = server.tempo();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let window = format!("&start={}&end={}", now - 600, now + 60);
+    let range = |q: &str| {
+        format!(
+            "{tempo}/api/metrics/query_range?q={}{window}&step=60s",
+            url_encode(q)
+        )
+    };
+
+    // Spans per service, once all three are stored.
+    let url = range("{ } | count_over_time() by (resource.service.name)");
+    let counts = eventually(Duration::from_secs(10), || {
+        let url = url.clone();
+        async move {
+            let (status, body) = get_json(&url).await;
+            assert_eq!(status, 200, "{body}");
+            let spans: f64 = body["series"].as_array()?.iter().map(total).sum();
+            (spans == 3.0).then_some(body)
+        }
+    })
+    .await
+    .unwrap_or_else(|| panic!("the spans never arrived; log:\n{}", server.log()));
+    let series = counts["series"].as_array().unwrap();
+    assert_eq!(series.len(), 2, "{counts}");
+    let by_service: Vec<(String, f64)> = series
+        .iter()
+        .map(|s| {
+            assert_eq!(s["labels"].as_array().unwrap().len(), 1, "{s}");
+            assert_eq!(s["labels"][0]["key"], "resource.service.name");
+            (
+                s["labels"][0]["value"]["stringValue"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+                total(s),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_service,
+        vec![("db".to_owned(), 1.0), ("shop".to_owned(), 2.0)]
+    );
+    let shop = &series[1];
+    assert_eq!(shop["promLabels"], "{resource.service.name=\"shop\"}");
+    // A sample for every minute the window touches, at minute starts.
+    let samples = shop["samples"].as_array().unwrap();
+    let first_minute = (now - 600) / 60 * 60;
+    assert_eq!(
+        samples.len() as u64,
+        (now + 60 - first_minute).div_ceil(60),
+        "{shop}"
+    );
+    for s in samples {
+        let ms: u64 = s["timestampMs"].as_str().unwrap().parse().unwrap();
+        assert_eq!(ms % 60_000, 0, "{s}");
+    }
+    // Exemplars name the stored traces.
+    let exemplars = shop["exemplars"].as_array().unwrap();
+    assert_eq!(exemplars.len(), 2, "{shop}");
+    let mut named: Vec<&str> = exemplars
+        .iter()
+        .map(|e| {
+            assert_eq!(e["labels"][0]["key"], "trace:id");
+            assert!(e["timestampMs"].as_str().unwrap().parse::<u64>().unwrap() > 0);
+            e["labels"][0]["value"]["stringValue"].as_str().unwrap()
+        })
+        .collect();
+    named.sort();
+    let mut ids = vec![cart.as_str(), pay.as_str()];
+    ids.sort();
+    assert_eq!(named, ids);
+
+    // The error rate: one failed span in the window, per second of its minute.
+    let (status, errors) = get_json(&range("{ status = error } | rate()")).await;
+    assert_eq!(status, 200, "{errors}");
+    assert_eq!(errors["series"].as_array().unwrap().len(), 1, "{errors}");
+    assert!(
+        (total(&errors["series"][0]) - 1.0 / 60.0).abs() < 1e-9,
+        "{errors}"
+    );
+    assert_eq!(errors["series"][0]["labels"], json!([]));
+    assert_eq!(
+        errors["series"][0]["exemplars"][0]["labels"][0]["value"]["stringValue"],
+        pay.as_str()
+    );
+
+    // Instant quantiles of the shop's span durations (30 ms and 250 ms), in seconds.
+    let (status, quantiles) = get_json(&format!(
+        "{tempo}/api/metrics/query?q={}{window}",
+        url_encode(r#"{ resource.service.name = "shop" } | quantile_over_time(duration, 0.5, 1)"#)
+    ))
+    .await;
+    assert_eq!(status, 200, "{quantiles}");
+    let got: Vec<(f64, f64)> = quantiles["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["labels"][0]["key"], "p");
+            (
+                s["labels"][0]["value"]["doubleValue"].as_f64().unwrap(),
+                s["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got.len(), 2, "{quantiles}");
+    assert_eq!(got[0].0, 0.5);
+    assert!((got[0].1 - 0.14).abs() < 1e-9, "{quantiles}");
+    assert_eq!(got[1], (1.0, 0.25));
+    assert_eq!(quantiles["metrics"]["inspectedTraces"], "2");
 }

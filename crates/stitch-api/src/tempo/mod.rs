@@ -45,6 +45,7 @@ use crate::error::{ApiError, TempoError};
 use crate::params::{MAX_SEARCH_LIMIT, Params, parse_trace_id};
 use crate::services::now_unix_nanos;
 
+mod metrics;
 mod search;
 mod tags;
 
@@ -76,6 +77,8 @@ pub fn router(reader: Reader) -> Router {
         .route("/api/v2/search/tags", get(tags_v2))
         .route("/api/search/tag/{tag}/values", get(values_v1))
         .route("/api/v2/search/tag/{tag}/values", get(values_v2))
+        .route("/api/metrics/query_range", get(metrics::query_range))
+        .route("/api/metrics/query", get(metrics::query_instant))
         .with_state(reader)
 }
 

@@ -375,3 +375,30 @@ pub struct Pipeline {
     pub source: SpansetExpr,
     pub stages: Vec<Stage>,
 }
+
+/// A TraceQL metrics function, the last stage of a metrics query.
+#[derive(Clone, Debug)]
+pub enum MetricsFn {
+    /// Matching spans per second of each step.
+    Rate,
+    /// Matching spans per step.
+    CountOverTime,
+    MinOverTime(Field),
+    MaxOverTime(Field),
+    SumOverTime(Field),
+    AvgOverTime(Field),
+    /// One series per quantile (each in `[0, 1]`).
+    QuantileOverTime(Field, Vec<f64>),
+    /// Counts per power-of-two bucket of the field's value.
+    HistogramOverTime(Field),
+}
+
+/// What follows the spanset pipeline of a metrics query: the function, its grouping and an
+/// optional `topk(n)` or `bottomk(n)`.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    pub func: MetricsFn,
+    pub by: Vec<Field>,
+    /// `(true, n)` for `topk(n)`, `(false, n)` for `bottomk(n)`.
+    pub keep: Option<(bool, usize)>,
+}

@@ -27,8 +27,12 @@
 //!   what each returns).
 //! - **Pipelines** follow `|`: a spanset expression, an aggregate comparison (`count()`,
 //!   `avg(f)`, `min(f)`, `max(f)`, `sum(f)` compared with a number or duration),
-//!   `by(f, ...)`, `select(f, ...)` and `coalesce()`. A trailing `with(most_recent=true)` is
-//!   accepted (answers are always the most recent traces).
+//!   `by(f, ...)`, `select(f, ...)` and `coalesce()`. A trailing `with(...)` of known hints
+//!   (`most_recent`, `sample`, `span_sample`, `trace_sample`, `exemplars`) is accepted and
+//!   changes nothing (answers are always the most recent traces).
+//! - **Metrics queries** end in a metrics function (`| rate() by (name)`): [`metrics`] parses
+//!   them ([`metrics::MetricsQuery`]) and computes their time series; [`TraceQl::parse`]
+//!   refuses them, pointing at the function.
 //!
 //! Operator precedence, loosest first: `|`; `&&` and `||` (equal, left to right);
 //! comparisons and structural operators; `+ -`; `!`; `* / %`; `^`.
@@ -41,6 +45,7 @@ mod ast;
 pub mod display;
 pub mod eval;
 mod lex;
+pub mod metrics;
 mod parse;
 mod plan;
 mod value;
@@ -127,10 +132,21 @@ pub struct TraceMatch {
 impl TraceQl {
     /// Parses and checks `text`.
     pub fn parse(text: &str) -> Result<TraceQl, QueryError> {
-        let pipeline = parse::parse(text)?;
+        let (pipeline, metrics) = parse::parse(text)?;
+        if let Some((at, _)) = metrics {
+            return Err(QueryError::new(
+                at,
+                "a metrics function makes this a metrics query: it is answered by \
+                 /api/metrics/query_range (time series), not by a search",
+            ));
+        }
+        Ok(TraceQl::of(pipeline))
+    }
+
+    fn of(pipeline: Pipeline) -> TraceQl {
         let mut shown = Vec::new();
         collect_shown(&pipeline, &mut shown);
-        Ok(TraceQl { pipeline, shown })
+        TraceQl { pipeline, shown }
     }
 
     /// The query, written back in a canonical form.

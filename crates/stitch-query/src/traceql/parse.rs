@@ -10,8 +10,9 @@ use super::QueryError;
 use super::ast::*;
 use super::lex::{Tok, Token, lex};
 
-/// Parses a whole query.
-pub fn parse(text: &str) -> Result<Pipeline, QueryError> {
+/// Parses a whole query: a spanset pipeline, and for a metrics query the metrics stage that
+/// ends it (with its position).
+pub fn parse(text: &str) -> Result<(Pipeline, Option<(usize, Metrics)>), QueryError> {
     let mut p = Parser {
         toks: lex(text)?,
         i: 0,
@@ -19,15 +20,36 @@ pub fn parse(text: &str) -> Result<Pipeline, QueryError> {
     if p.peek() == &Tok::Eof {
         return Err(p.error_here("the query is empty: start with a spanset filter such as `{ }`"));
     }
-    let pipeline = p.pipeline()?;
+    let (pipeline, metrics) = p.query()?;
     if p.peek() == &Tok::Word("with".into()) {
         p.hint()?;
     }
     if p.peek() != &Tok::Eof {
         return Err(p.expected("`|`, a spanset operator or the end of the query"));
     }
-    Ok(pipeline)
+    Ok((pipeline, metrics))
 }
+
+/// The hints `with(...)` takes.
+pub const HINTS: [&str; 5] = [
+    "most_recent",
+    "sample",
+    "span_sample",
+    "trace_sample",
+    "exemplars",
+];
+
+/// The names of the metrics functions.
+pub const METRICS_FUNCTIONS: [&str; 8] = [
+    "rate",
+    "count_over_time",
+    "min_over_time",
+    "max_over_time",
+    "sum_over_time",
+    "avg_over_time",
+    "quantile_over_time",
+    "histogram_over_time",
+];
 
 struct Parser {
     toks: Vec<Token>,
@@ -180,9 +202,142 @@ impl Parser {
         let source = self.spanset_expr(0)?;
         let mut stages = Vec::new();
         while self.eat(&Tok::Pipe) {
+            if self.at_metrics_function() {
+                return Err(self.error_here(
+                    "a metrics function ends the whole query; it cannot stand inside parentheses",
+                ));
+            }
             stages.push(self.stage()?);
         }
         Ok(Pipeline { source, stages })
+    }
+
+    /// The outermost pipeline, which may end in a metrics stage.
+    fn query(&mut self) -> Result<(Pipeline, Option<(usize, Metrics)>), QueryError> {
+        let source = self.spanset_expr(0)?;
+        let mut stages = Vec::new();
+        while self.eat(&Tok::Pipe) {
+            if self.at_metrics_function() {
+                let at = self.pos();
+                let metrics = self.metrics()?;
+                return Ok((Pipeline { source, stages }, Some((at, metrics))));
+            }
+            stages.push(self.stage()?);
+        }
+        Ok((Pipeline { source, stages }, None))
+    }
+
+    fn at_metrics_function(&self) -> bool {
+        matches!(self.peek(), Tok::Word(w) if METRICS_FUNCTIONS.contains(&w.as_str()))
+    }
+
+    /// `rate() by (...) | topk(5)` and the like.
+    fn metrics(&mut self) -> Result<Metrics, QueryError> {
+        let token = self.next();
+        let Tok::Word(name) = token.tok else {
+            unreachable!("checked by at_metrics_function");
+        };
+        let func = match name.as_str() {
+            "rate" => {
+                self.empty_parens(token.pos, "rate")?;
+                MetricsFn::Rate
+            }
+            "count_over_time" => {
+                self.empty_parens(token.pos, "count_over_time")?;
+                MetricsFn::CountOverTime
+            }
+            "quantile_over_time" => {
+                self.expect(Tok::LParen, "`(` after `quantile_over_time`")?;
+                let field = self.numeric_field("quantile_over_time")?;
+                let mut qs = Vec::new();
+                while self.eat(&Tok::Comma) {
+                    let at = self.pos();
+                    let q = match self.next().tok {
+                        Tok::Float(f) => f,
+                        Tok::Int(i) => i as f64,
+                        _ => {
+                            self.i -= 1;
+                            return Err(self.expected("a quantile such as `0.9`"));
+                        }
+                    };
+                    if !(0.0..=1.0).contains(&q) {
+                        return Err(QueryError::new(
+                            at,
+                            format!("a quantile is between 0 and 1, found {q}"),
+                        ));
+                    }
+                    qs.push(q);
+                }
+                if qs.is_empty() {
+                    return Err(self.expected("`,` and at least one quantile such as `0.9`"));
+                }
+                self.expect(Tok::RParen, "`,` or `)`")?;
+                MetricsFn::QuantileOverTime(field, qs)
+            }
+            other => {
+                self.expect(Tok::LParen, &format!("`(` after `{other}`"))?;
+                let field = self.numeric_field(other)?;
+                self.expect(Tok::RParen, "`)`")?;
+                match other {
+                    "min_over_time" => MetricsFn::MinOverTime(field),
+                    "max_over_time" => MetricsFn::MaxOverTime(field),
+                    "sum_over_time" => MetricsFn::SumOverTime(field),
+                    "avg_over_time" => MetricsFn::AvgOverTime(field),
+                    _ => MetricsFn::HistogramOverTime(field),
+                }
+            }
+        };
+        let by = if self.peek() == &Tok::Word("by".into()) {
+            self.next();
+            self.field_list("by")?
+        } else {
+            Vec::new()
+        };
+        let mut keep = None;
+        while self.eat(&Tok::Pipe) {
+            let at = self.pos();
+            let top = match self.next().tok {
+                Tok::Word(w) if w == "topk" => true,
+                Tok::Word(w) if w == "bottomk" => false,
+                _ => {
+                    self.i -= 1;
+                    return Err(self.expected("`topk(n)` or `bottomk(n)` after a metrics function"));
+                }
+            };
+            self.expect(Tok::LParen, "`(`")?;
+            let n = match self.next().tok {
+                Tok::Int(n) if n > 0 => n as usize,
+                _ => {
+                    self.i -= 1;
+                    return Err(self.expected("a positive whole number"));
+                }
+            };
+            self.expect(Tok::RParen, "`)`")?;
+            if keep.is_some() {
+                return Err(QueryError::new(
+                    at,
+                    "only one `topk` or `bottomk` is supported",
+                ));
+            }
+            keep = Some((top, n));
+        }
+        Ok(Metrics { func, by, keep })
+    }
+
+    /// The field a metrics function reads: one with a number or duration value.
+    fn numeric_field(&mut self, function: &str) -> Result<Field, QueryError> {
+        let at = self.pos();
+        let field = self.field_expr(0)?;
+        match type_of(&field) {
+            t if is_numeric(t) || t == Type::Unknown => Ok(field),
+            t => Err(QueryError::new(
+                at,
+                format!(
+                    "`{function}` needs a number or a duration such as `duration`, found {}",
+                    t.describe()
+                ),
+            )),
+        }
     }
 
     fn spanset_expr(&mut self, min: u8) -> Result<SpansetExpr, QueryError> {
@@ -464,26 +619,40 @@ impl Parser {
         Ok(())
     }
 
-    /// `with(most_recent=true)`: accepted; every answer is already the most recent traces.
+    /// `with(name = value, ...)`: [`HINTS`] such as `most_recent=true`, `sample=true` or
+    /// `exemplars=true`. They are accepted and change nothing: answers are always the most
+    /// recent traces, metrics are computed from every matching span, exemplars always come.
     fn hint(&mut self) -> Result<(), QueryError> {
         self.next();
         self.expect(Tok::LParen, "`(` after `with`")?;
-        match self.next().tok {
-            Tok::Word(w) if w == "most_recent" => {}
-            _ => {
-                self.i -= 1;
-                return Err(self.expected("`most_recent`"));
+        loop {
+            let name = match self.next().tok {
+                Tok::Word(w) if HINTS.contains(&w.as_str()) => w,
+                _ => {
+                    self.i -= 1;
+                    return Err(self.expected(&format!("a hint: one of {}", HINTS.join(", "))));
+                }
+            };
+            self.expect(Tok::Eq, "`=`")?;
+            // The sampling hints also take a fraction; the others are switches.
+            let fraction = name.ends_with("sample");
+            match self.next().tok {
+                Tok::Word(w) if w == "true" || w == "false" => {}
+                Tok::Int(_) | Tok::Float(_) if fraction => {}
+                _ => {
+                    self.i -= 1;
+                    return Err(self.expected(if fraction {
+                        "`true`, `false` or a fraction"
+                    } else {
+                        "`true` or `false`"
+                    }));
+                }
+            }
+            if !self.eat(&Tok::Comma) {
+                break;
             }
         }
-        self.expect(Tok::Eq, "`=`")?;
-        match self.next().tok {
-            Tok::Word(w) if w == "true" || w == "false" => {}
-            _ => {
-                self.i -= 1;
-                return Err(self.expected("`true` or `false`"));
-            }
-        }
-        self.expect(Tok::RParen, "`)`")
+        self.expect(Tok::RParen, "`,` or `)`")
     }
 }
 

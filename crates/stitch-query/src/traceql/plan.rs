@@ -145,7 +145,7 @@ mod tests {
     use stitch_model::SpanKind;
 
     fn plan(q: &str) -> Option<SearchQuery> {
-        prefilter(&super::super::parse::parse(q).unwrap())
+        prefilter(&super::super::parse::parse(q).unwrap().0)
     }
 
     #[test]
