@@ -146,9 +146,13 @@ const REJECTED: &[&str] = &[
     "{ } | coalesce ( )",
 ];
 
-/// Queries Tempo takes and Grafana's current clients send (Traces Drilldown's sampling hints)
-/// that the pinned grammar, older than those hints, rejects. Stitch accepts them.
+/// Queries Tempo takes and Grafana's current clients send (Traces Drilldown's sampling hints
+/// and its root-span filter on the nested-set intrinsics) that the published grammar (1.0.0,
+/// the newest on npm) rejects. Stitch accepts them.
 const NEWER_THAN_THE_GRAMMAR: &[&str] = &[
+    "{ nestedSetParent < 0 && true }",
+    "{ nestedSetLeft > 1 && nestedSetRight < 9 }",
+    "{ span:childCount = 0 }",
     "{ } | rate() with(sample=true)",
     "{ } | histogram_over_time(duration) with(sample=true, exemplars=true)",
     "{ } with(most_recent=true, span_sample=0.1)",

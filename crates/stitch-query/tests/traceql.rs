@@ -233,6 +233,34 @@ fn filters_read_intrinsics_and_attributes() {
     }
 }
 
+/// The nested-set numbers of `shop()`, a depth-first walk with children by start time:
+/// checkout 1..14, GET /cart 2..5, cart handler 3..4, charge 6..11, payments 7..10, SELECT
+/// 8..9, notify 12..13.
+#[test]
+fn nested_set_intrinsics_number_the_tree_depth_first() {
+    let t = shop();
+    assert_eq!(ids("{ nestedSetParent < 0 }", &t), vec![1]);
+    assert_eq!(ids("{ nestedSetParent = 1 }", &t), vec![2, 4, 7]);
+    assert_eq!(
+        ids("{ nestedSetLeft = 7 && nestedSetRight = 10 }", &t),
+        vec![5]
+    );
+    // Descendants of charge (6..11) lie inside its interval.
+    assert_eq!(
+        ids("{ nestedSetLeft > 6 && nestedSetRight < 11 }", &t),
+        vec![5, 6]
+    );
+    assert_eq!(ids("{ nestedSetParent = 6 }", &t), vec![5]);
+    assert_eq!(ids("{ span:childCount = 0 }", &t), vec![3, 6, 7]);
+    assert_eq!(ids("{ span:childCount > 2 }", &t), vec![1]);
+    // What Grafana's Traces Drilldown asks first: root spans.
+    assert_eq!(
+        ids("{ nestedSetParent < 0 && true && status = error }", &t),
+        Vec::<u64>::new()
+    );
+    assert_eq!(ids("{ nestedSetParent<0 && true }", &t), vec![1]);
+}
+
 #[test]
 fn structural_operators_relate_spans_as_defined() {
     let t = shop();

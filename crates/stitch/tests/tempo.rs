@@ -557,6 +557,22 @@ async fn grafana_reads_traceql_metrics_from_stitch() {
         pay.as_str()
     );
 
+    // Traces Drilldown's first question: the rate of root spans, by service.
+    let (status, roots) = get_json(&range(
+        "{nestedSetParent<0 && true && resource.service.name != nil} | rate() by(resource.service.name) with(sample=true)",
+    ))
+    .await;
+    assert_eq!(status, 200, "{roots}");
+    assert_eq!(roots["series"].as_array().unwrap().len(), 1, "{roots}");
+    assert_eq!(
+        roots["series"][0]["labels"][0]["value"]["stringValue"],
+        "shop"
+    );
+    assert!(
+        (total(&roots["series"][0]) - 2.0 / 60.0).abs() < 1e-9,
+        "{roots}"
+    );
+
     // Instant quantiles of the shop's span durations (30 ms and 250 ms), in seconds.
     let (status, quantiles) = get_json(&format!(
         "{tempo}/api/metrics/query?q={}{window}",

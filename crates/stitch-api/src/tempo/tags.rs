@@ -14,8 +14,12 @@ const INTRINSICS: &[&str] = &[
     "link:spanID",
     "link:traceID",
     "name",
+    "nestedSetLeft",
+    "nestedSetParent",
+    "nestedSetRight",
     "rootName",
     "rootServiceName",
+    "span:childCount",
     "span:duration",
     "span:id",
     "span:kind",
@@ -369,6 +373,15 @@ pub(super) async fn values_v2(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_intrinsic_offered_is_one_the_queries_read() {
+        for name in INTRINSICS {
+            let q = format!("{{ {name} != nil }}");
+            assert!(TraceQl::parse(&q).is_ok(), "{q}");
+        }
+        assert!(INTRINSICS.windows(2).all(|w| w[0] < w[1]), "sorted");
+    }
 
     #[test]
     fn identifiers_name_where_values_come_from() {

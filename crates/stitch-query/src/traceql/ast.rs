@@ -61,6 +61,15 @@ pub enum Intrinsic {
     LinkSpanId,
     InstrumentationName,
     InstrumentationVersion,
+    /// The span's number on entry in a depth-first walk of its trace's tree (from 1; 0 for a
+    /// span whose parent is missing from the trace, and its subtree).
+    NestedSetLeft,
+    /// The span's number on leaving it in that walk.
+    NestedSetRight,
+    /// The parent's `nestedSetLeft`; -1 for a root span.
+    NestedSetParent,
+    /// How many children the span has in the trace.
+    ChildCount,
 }
 
 /// What an intrinsic's values are.
@@ -113,6 +122,10 @@ impl Intrinsic {
             "link:spanID" => Intrinsic::LinkSpanId,
             "instrumentation:name" => Intrinsic::InstrumentationName,
             "instrumentation:version" => Intrinsic::InstrumentationVersion,
+            "nestedSetLeft" => Intrinsic::NestedSetLeft,
+            "nestedSetRight" => Intrinsic::NestedSetRight,
+            "nestedSetParent" => Intrinsic::NestedSetParent,
+            "span:childCount" => Intrinsic::ChildCount,
             _ => return None,
         })
     }
@@ -136,6 +149,10 @@ impl Intrinsic {
             Intrinsic::LinkSpanId => "link:spanID",
             Intrinsic::InstrumentationName => "instrumentation:name",
             Intrinsic::InstrumentationVersion => "instrumentation:version",
+            Intrinsic::NestedSetLeft => "nestedSetLeft",
+            Intrinsic::NestedSetRight => "nestedSetRight",
+            Intrinsic::NestedSetParent => "nestedSetParent",
+            Intrinsic::ChildCount => "span:childCount",
         }
     }
 
@@ -146,6 +163,10 @@ impl Intrinsic {
             Intrinsic::Duration | Intrinsic::TraceDuration | Intrinsic::EventTimeSinceStart => {
                 Type::Duration
             }
+            Intrinsic::NestedSetLeft
+            | Intrinsic::NestedSetRight
+            | Intrinsic::NestedSetParent
+            | Intrinsic::ChildCount => Type::Number,
             _ => Type::String,
         }
     }

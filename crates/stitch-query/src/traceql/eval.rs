@@ -37,6 +37,9 @@ pub struct TraceIndex<'t> {
     pub root: Option<usize>,
     pub start: u64,
     pub end: u64,
+    /// (left, right, parent's left) of each span in the nested-set numbering of the trace's
+    /// tree (see [`Intrinsic::NestedSetLeft`]).
+    pub nested: Vec<(i64, i64, i64)>,
 }
 
 impl<'t> TraceIndex<'t> {
@@ -77,6 +80,7 @@ impl<'t> TraceIndex<'t> {
             .map(|s| s.span.end_time_unix_nano)
             .max()
             .unwrap_or(0);
+        let nested = nested_sets(&spans, &parent, &children);
         TraceIndex {
             trace,
             spans,
@@ -85,6 +89,7 @@ impl<'t> TraceIndex<'t> {
             root,
             start,
             end,
+            nested,
         }
     }
 
@@ -178,6 +183,52 @@ fn field<'t>(f: &'t Field, c: Ctx<'t, '_>) -> Value<'t> {
     }
 }
 
+/// Numbers every span reachable from a root (a span without a parent id) in a depth-first
+/// walk, children by start time: `left` on entry, `right` on leaving, counting from 1, so a
+/// span's descendants are exactly those whose `left` lies between its `left` and `right`.
+/// Spans under a parent missing from the trace keep zeros.
+fn nested_sets(
+    spans: &[SpanRef<'_>],
+    parent: &[Option<usize>],
+    children: &[Vec<usize>],
+) -> Vec<(i64, i64, i64)> {
+    let mut out = vec![(0, 0, 0); spans.len()];
+    let start = |i: &usize| (spans[*i].span.start_time_unix_nano, spans[*i].span.span_id);
+    let mut roots: Vec<usize> = (0..spans.len())
+        .filter(|&i| spans[i].span.parent_span_id.is_none() && parent[i].is_none())
+        .collect();
+    roots.sort_by_key(start);
+    let mut counter = 0i64;
+    let mut visited = vec![false; spans.len()];
+    for root in roots {
+        // (span, whether its children were pushed)
+        let mut stack = vec![(root, false)];
+        while let Some((i, expanded)) = stack.pop() {
+            if expanded {
+                counter += 1;
+                out[i].1 = counter;
+                continue;
+            }
+            if visited[i] {
+                continue;
+            }
+            visited[i] = true;
+            counter += 1;
+            out[i].0 = counter;
+            out[i].2 = parent[i].map_or(-1, |p| out[p].0);
+            stack.push((i, true));
+            let mut kids: Vec<usize> = children[i]
+                .iter()
+                .copied()
+                .filter(|&k| !visited[k])
+                .collect();
+            kids.sort_by_key(start);
+            stack.extend(kids.into_iter().rev().map(|k| (k, false)));
+        }
+    }
+    out
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -216,6 +267,10 @@ fn intrinsic<'t>(i: Intrinsic, c: Ctx<'t, '_>) -> Value<'t> {
             .map_or(Value::Nil, |l| Value::Str(Cow::Owned(hex(&l.span_id.0)))),
         Intrinsic::InstrumentationName => Value::Str(Cow::Borrowed(&s.scope.name)),
         Intrinsic::InstrumentationVersion => Value::Str(Cow::Borrowed(&s.scope.version)),
+        Intrinsic::NestedSetLeft => Value::Int(c.ix.nested[c.span].0),
+        Intrinsic::NestedSetRight => Value::Int(c.ix.nested[c.span].1),
+        Intrinsic::NestedSetParent => Value::Int(c.ix.nested[c.span].2),
+        Intrinsic::ChildCount => Value::Int(c.ix.children[c.span].len() as i64),
     }
 }
 

@@ -10,7 +10,8 @@
 //!   read intrinsics (`name`, `status`, `statusMessage`, `kind`, `duration`, `span:id`,
 //!   `span:parentID`, `trace:id`, `trace:duration`, `trace:rootName`, `trace:rootService`,
 //!   `event:name`, `event:timeSinceStart`, `link:traceID`, `link:spanID`,
-//!   `instrumentation:name`, `instrumentation:version`; the older `rootName`,
+//!   `instrumentation:name`, `instrumentation:version`, `span:childCount`, `nestedSetLeft`,
+//!   `nestedSetRight`, `nestedSetParent`; the older `rootName`,
 //!   `rootServiceName`, `traceDuration` and `span:name`-style forms too) and attributes
 //!   (`span.x`, `resource.x`, `event.x`, `link.x`, `instrumentation.x`, and `.x`: the span's,
 //!   else its resource's; `span."a b"` for names with spaces), compare them with
