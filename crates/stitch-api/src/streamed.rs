@@ -104,6 +104,23 @@ pub fn otlp_trace(head: &'static str, trace: Trace, tail: &'static str) -> Respo
     )
 }
 
+/// The trace in Tempo's JSON form with its resource groups under `list_key`, between `head`
+/// and `tail`, written a chunk of spans at a time.
+pub fn tempo_trace(
+    head: &'static str,
+    trace: Trace,
+    list_key: &'static str,
+    tail: &'static str,
+) -> Response {
+    json_body(
+        Bytes::from_static(head.as_bytes()),
+        TraceJsonPieces::new(trace, SPANS_PER_CHUNK)
+            .tempo_form(list_key)
+            .map(Ok),
+        Bytes::from_static(tail.as_bytes()),
+    )
+}
+
 /// Writes one span into a chunk: given its resource group's index, its resource and scope.
 type WriteSpan =
     dyn FnMut(usize, &Resource, &Scope, &Span, &mut Vec<u8>) -> serde_json::Result<()> + Send;

@@ -221,12 +221,7 @@ async fn trace_v1(
     if wants_protobuf(&headers) {
         return Ok(protobuf(stitch_wire::otlp::encode_trace(&trace)));
     }
-    let mut doc = stitch_wire::otlp_json::trace_to_jsonpb(&trace);
-    let batches = doc
-        .get_mut("resourceSpans")
-        .map(Json::take)
-        .unwrap_or_default();
-    Ok(axum::Json(json!({ "batches": batches })).into_response())
+    Ok(crate::streamed::tempo_trace("", trace, "batches", ""))
 }
 
 async fn trace_v2(
@@ -241,10 +236,12 @@ async fn trace_v2(
             &trace,
         )));
     }
-    Ok(
-        axum::Json(json!({ "trace": stitch_wire::otlp_json::trace_to_jsonpb(&trace) }))
-            .into_response(),
-    )
+    Ok(crate::streamed::tempo_trace(
+        "{\"trace\":",
+        trace,
+        "resourceSpans",
+        "}",
+    ))
 }
 
 #[cfg(test)]

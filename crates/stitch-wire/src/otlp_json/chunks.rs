@@ -24,6 +24,10 @@ pub struct TraceJsonPieces {
     trace: Trace,
     spans_per_piece: usize,
     at: At,
+    /// The key of the list of resource groups.
+    list_key: &'static str,
+    /// Spans in Tempo's form ([`super::trace_to_jsonpb`]).
+    jsonpb: bool,
 }
 
 impl TraceJsonPieces {
@@ -32,7 +36,18 @@ impl TraceJsonPieces {
             trace,
             spans_per_piece: spans_per_piece.max(1),
             at: At::Start,
+            list_key: "resourceSpans",
+            jsonpb: false,
         }
+    }
+
+    /// The document in Tempo's JSON form ([`super::trace_to_jsonpb`]), its list of resource
+    /// groups under `list_key` (`resourceSpans`, or `batches` as Tempo's first trace API
+    /// names it).
+    pub fn tempo_form(mut self, list_key: &'static str) -> Self {
+        self.list_key = list_key;
+        self.jsonpb = true;
+        self
     }
 }
 
@@ -49,7 +64,9 @@ impl Iterator for TraceJsonPieces {
         loop {
             self.at = match self.at {
                 At::Start => {
-                    out.extend_from_slice(b"{\"resourceSpans\":[");
+                    out.extend_from_slice(b"{\"");
+                    out.extend_from_slice(self.list_key.as_bytes());
+                    out.extend_from_slice(b"\":[");
                     At::Group(0)
                 }
                 At::Group(r) => match groups.get(r) {
@@ -107,7 +124,11 @@ impl Iterator for TraceJsonPieces {
                         if i > 0 {
                             out.push(b',');
                         }
-                        out.extend_from_slice(span_to_json(span).to_string().as_bytes());
+                        let mut json = span_to_json(span);
+                        if self.jsonpb {
+                            super::jsonpb::span_to_jsonpb(&mut json);
+                        }
+                        out.extend_from_slice(json.to_string().as_bytes());
                         written += 1;
                         At::Span(r, s, i + 1)
                     }
@@ -196,6 +217,26 @@ mod tests {
         let whole = trace_to_json(&empty).to_string();
         let pieces: Vec<u8> = TraceJsonPieces::new(empty, 4).flatten().collect();
         assert_eq!(String::from_utf8(pieces).unwrap(), whole);
+    }
+
+    #[test]
+    fn the_tempo_form_matches_the_whole_jsonpb_document() {
+        for (spans_per_scope, per_piece) in [(0, 1), (5, 2), (64, 10)] {
+            let t = trace(spans_per_scope);
+            let whole = crate::otlp_json::trace_to_jsonpb(&t);
+            let text = |key| {
+                let pieces: Vec<u8> = TraceJsonPieces::new(t.clone(), per_piece)
+                    .tempo_form(key)
+                    .flatten()
+                    .collect();
+                serde_json::from_slice::<serde_json::Value>(&pieces).unwrap()
+            };
+            assert_eq!(text("resourceSpans"), whole);
+            assert_eq!(
+                text("batches"),
+                serde_json::json!({ "batches": whole["resourceSpans"] })
+            );
+        }
     }
 
     #[test]

@@ -33,7 +33,8 @@ fn list<'a>(v: &'a mut Value, key: &str) -> impl Iterator<Item = &'a mut Value> 
     }
 }
 
-fn span_to_jsonpb(span: &mut Value) {
+/// One span of [`super::trace_to_json`]'s document, rewritten in place into Tempo's form.
+pub(super) fn span_to_jsonpb(span: &mut Value) {
     for key in ["traceId", "spanId", "parentSpanId"] {
         hex_to_base64(span, key);
     }
