@@ -49,15 +49,15 @@ stop_stitch
 id=$(printf '5%.0s' $(seq 1 32))
 echo "one trace of $SPANS spans; for each answer a fresh server on the same data (the trace read"
 echo "from the store), RSS before the request, the peak during it"
-printf '| %-22s | %11s | %7s | %9s | %9s |\n' answer bytes seconds "RSS before" "peak"
-for path in "/api/traces/$id" "/api/v1/traces/$id" "/api/v3/traces/$id" "/api/v2/trace/$id"; do
+printf '| %-28s | %11s | %7s | %9s | %9s |\n' answer bytes seconds "RSS before" "peak"
+for answer in "query /api/traces/$id" "query /api/v1/traces/$id" "query /api/v3/traces/$id" \
+    "zipkin /api/v2/trace/$id" "tempo /api/traces/$id" "tempo /api/v2/traces/$id"; do
+  read -r port path <<<"$answer"
   start_stitch big
   before=$(rss_mb "$STITCH_PID")
   echo 5 >"/proc/$STITCH_PID/clear_refs"
-  port=query
-  [ "${path#/api/v2/}" = "$path" ] || port=zipkin
   read -r code size seconds < <(curl -s -o /dev/null -w '%{http_code} %{size_download} %{time_total}\n' "http://${ADDR[$port]}$path")
   [ "$code" = 200 ] || { echo "$path answered $code" >&2; exit 1; }
-  printf '| %-22s | %11s | %7s | %7s MB | %6s MB |\n' "${path%/*}/{id}" "$size" "$seconds" "$before" "$(peak_rss_mb "$STITCH_PID")"
+  printf '| %-28s | %11s | %7s | %7s MB | %6s MB |\n' "$port ${path%/*}/{id}" "$size" "$seconds" "$before" "$(peak_rss_mb "$STITCH_PID")"
   stop_stitch
 done
