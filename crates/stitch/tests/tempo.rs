@@ -84,6 +84,40 @@ fn emit(endpoint: &str) -> [String; 2] {
     [cart_id, pay_id]
 }
 
+/// A server holding the two traces of [`emit`], and the query window around them.
+struct Emitted {
+    server: Stitch,
+    ids: [String; 2],
+    /// Tempo's base URL.
+    tempo: String,
+    /// Unix seconds when the traces were sent.
+    now: u64,
+    /// `&start=...&end=...`: from ten minutes before `now` to a minute after.
+    window: String,
+}
+
+impl Emitted {
+    async fn start(dir: &std::path::Path) -> Emitted {
+        let server = Stitch::start(&dir.join("data"), &[]);
+        let endpoint = server.otlp_grpc();
+        let ids = tokio::task::spawn_blocking(move || emit(&endpoint))
+            .await
+            .unwrap();
+        let tempo = server.tempo();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        Emitted {
+            server,
+            ids,
+            tempo,
+            now,
+            window: format!("&start={}&end={}", now - 600, now + 60),
+        }
+    }
+}
+
 async fn get_text(url: &str, accept: Option<&str>) -> (u16, String, Vec<u8>) {
     let mut req = reqwest::Client::new().get(url);
     if let Some(a) = accept {
@@ -107,17 +141,13 @@ async fn get_text(url: &str, accept: Option<&str>) -> (u16, String, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grafana_reads_and_searches_stitch_through_the_tempo_api() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Stitch::start(&dir.path().join("data"), &[]);
-    let endpoint = server.otlp_grpc();
-    let [cart, pay] = tokio::task::spawn_blocking(move || emit(&endpoint))
-        .await
-        .unwrap();
-    let tempo = server.tempo();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let window = format!("&start={}&end={}", now - 600, now + 60);
+    let Emitted {
+        server,
+        ids: [cart, pay],
+        tempo,
+        window,
+        ..
+    } = Emitted::start(dir.path()).await;
 
     // The data source's connection check and build info.
     let (status, content_type, body) = get_text(&format!("{tempo}/api/echo"), None).await;
@@ -462,17 +492,13 @@ fn total(series: &serde_json::Value) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grafana_reads_traceql_metrics_from_stitch() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Stitch::start(&dir.path().join("data"), &[]);
-    let endpoint = server.otlp_grpc();
-    let [cart, pay] = tokio::task::spawn_blocking(move || emit(&endpoint))
-        .await
-        .unwrap();
-    let tempo = server.tempo();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let window = format!("&start={}&end={}", now - 600, now + 60);
+    let Emitted {
+        server,
+        ids: [cart, pay],
+        tempo,
+        now,
+        window,
+    } = Emitted::start(dir.path()).await;
     let range = |q: &str| {
         format!(
             "{tempo}/api/metrics/query_range?q={}{window}&step=60s",

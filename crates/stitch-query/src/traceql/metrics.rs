@@ -545,6 +545,14 @@ mod tests {
             .join(",")
     }
 
+    /// Each series as (its labels, its samples).
+    fn labelled(r: &MetricsResult) -> Vec<(String, Vec<(u64, f64)>)> {
+        r.series
+            .iter()
+            .map(|s| (label(s), s.samples.clone()))
+            .collect()
+    }
+
     fn data() -> MemoryStore {
         store(&[
             (1, 100, "/a", false),
@@ -644,11 +652,7 @@ mod tests {
     fn an_instant_query_is_one_step_over_the_window() {
         let q = MetricsQuery::parse("{ } | rate() by (span.http.route)").unwrap();
         let r = futures_block_on(query_instant(&data(), &q, T0, T0 + 50 * SEC)).unwrap();
-        let got: Vec<(String, Vec<(u64, f64)>)> = r
-            .series
-            .iter()
-            .map(|s| (label(s), s.samples.clone()))
-            .collect();
+        let got = labelled(&r);
         assert_eq!(
             got,
             vec![
@@ -667,11 +671,7 @@ mod tests {
             "{ } | count_over_time() by (span.http.route) | topk(1)",
             60,
         );
-        let got: Vec<(String, Vec<(u64, f64)>)> = r
-            .series
-            .iter()
-            .map(|s| (label(s), s.samples.clone()))
-            .collect();
+        let got = labelled(&r);
         assert_eq!(
             got,
             vec![(
@@ -684,11 +684,7 @@ mod tests {
             "{ } | count_over_time() by (span.http.route) | bottomk(1)",
             60,
         );
-        let got: Vec<(String, Vec<(u64, f64)>)> = r
-            .series
-            .iter()
-            .map(|s| (label(s), s.samples.clone()))
-            .collect();
+        let got = labelled(&r);
         assert_eq!(
             got,
             vec![
