@@ -27,6 +27,11 @@
 //! rates (Jaeger's backends answer NaN there) and is 0 in call rates. Each series carries the
 //! labels `service_name` (and `operation`); points are `{"gaugeValue": {"doubleValue": v},
 //! "timestamp": "2024-06-10T06:13:20Z"}`. Errors are written in Jaeger's envelope.
+//!
+//! The points come from the live aggregates when they cover the window; otherwise from a scan
+//! of the stored traces, at most [`DEFAULT_SCAN_LIMIT`] per service. A scan that reached that
+//! bound counted only the newest traces: the answer then carries the header [`PARTIAL_HEADER`]
+//! saying so (Jaeger's JSON has no field for it) and the server logs it.
 
 use std::collections::BTreeMap;
 
@@ -176,21 +181,30 @@ fn parse(
     ))
 }
 
+/// The header an answer computed from part of the window's traces carries.
+pub const PARTIAL_HEADER: &str = "stitch-partial";
+
+/// The points of an answer and, when a scan left traces out, what it left out.
+struct Points {
+    rows: Vec<(u64, Vec<KindRow>)>,
+    partial: Option<String>,
+}
+
 /// For each point, the rows of the services asked: (point time, rows).
-async fn points(
-    views: &Views,
-    ask: &Ask,
-    quantile: f64,
-) -> Result<Vec<(u64, Vec<KindRow>)>, ApiError> {
+async fn points(views: &Views, ask: &Ask, quantile: f64) -> Result<Points, ApiError> {
     let covered = TimeWindow::new(ask.first.saturating_sub(ask.rate_per), ask.last);
     let ask = ask.clone();
     if let Some((live, _pending)) = live_view(views, covered, MIN_STEP_MILLIS * MILLI)
         .await
         .map_err(|e| e.0)?
     {
-        return blocking(move || rows_of(&live.red, &ask, quantile))
+        let rows = blocking(move || rows_of(&live.red, &ask, quantile))
             .await
-            .map_err(|e| e.0);
+            .map_err(|e| e.0)?;
+        return Ok(Points {
+            rows,
+            partial: None,
+        });
     }
     let view = ViewParams {
         start: covered.start_unix_nano,
@@ -204,26 +218,50 @@ async fn points(
         ..RedOptions::default()
     });
     let mut traces = Vec::new();
+    let mut cut: Vec<&str> = Vec::new();
     for service in &ask.services {
-        traces.extend(
-            scan(&views.reader, Some(service), &view)
-                .await
-                .map_err(|e| e.0)?
-                .0,
-        );
+        let (found, truncated) = scan(&views.reader, Some(service), &view)
+            .await
+            .map_err(|e| e.0)?;
+        if truncated {
+            cut.push(service);
+        }
+        traces.extend(found);
+    }
+    let partial = (!cut.is_empty()).then(|| {
+        format!(
+            "computed from the newest {} traces of {} in the window; older spans were not counted",
+            view.limit,
+            cut.join(", ")
+        )
+    });
+    if let Some(why) = &partial {
+        tracing::info!(reason = %why, "service performance metrics from part of the traces");
     }
     // A trace with spans of two of the services was found by both scans: count it once.
     traces.sort_unstable_by_key(|t| t.trace_id);
     traces.dedup_by_key(|t| t.trace_id);
     let window = TimeWindow::new(view.start, view.end);
-    blocking(move || {
+    let rows = blocking(move || {
         for t in &traces {
             add_spans(&mut red, t, window, None);
         }
         rows_of(&red, &ask, quantile)
     })
     .await
-    .map_err(|e| e.0)
+    .map_err(|e| e.0)?;
+    Ok(Points { rows, partial })
+}
+
+/// The family as the answer, with [`PARTIAL_HEADER`] when the points are partial.
+fn answer(family: Json, partial: Option<String>) -> Response {
+    let mut response = axum::Json(family).into_response();
+    if let Some(why) = partial
+        && let Ok(value) = http::HeaderValue::from_str(&why)
+    {
+        response.headers_mut().insert(PARTIAL_HEADER, value);
+    }
+    response
 }
 
 /// For each point of `ask`, the rows of the services asked over `[t - ratePer, t)`.
@@ -319,15 +357,17 @@ async fn latencies(
     };
     let points = points(&views, &ask, quantile).await?;
     let help = format!("{quantile:.2}th quantile latency");
-    Ok(axum::Json(family(
-        "latencies",
-        help,
-        &ask,
-        &points,
-        |r| r.quantile_nanos.map(|n| n as f64 / MILLI as f64),
-        None,
+    Ok(answer(
+        family(
+            "latencies",
+            help,
+            &ask,
+            &points.rows,
+            |r| r.quantile_nanos.map(|n| n as f64 / MILLI as f64),
+            None,
+        ),
+        points.partial,
     ))
-    .into_response())
 }
 
 async fn calls(
@@ -371,7 +411,10 @@ async fn rates(
 ) -> Result<Response, ApiError> {
     let (ask, _) = parse(query)?;
     let points = points(&views, &ask, 0.5).await?;
-    Ok(axum::Json(family(name, help.into(), &ask, &points, value, missing)).into_response())
+    Ok(answer(
+        family(name, help.into(), &ask, &points.rows, value, missing),
+        points.partial,
+    ))
 }
 
 async fn minstep() -> Response {

@@ -179,3 +179,43 @@ async fn a_search_answer_holds_at_most_twenty_thousand_spans_and_says_what_it_le
     );
     assert_eq!(body["errors"], Value::Null);
 }
+
+/// Without live aggregates, service performance metrics scan at most 10,000 traces per
+/// service; an answer that reached that bound says so in a header, one that did not has none.
+#[tokio::test]
+async fn a_scan_that_reached_its_bound_says_so() {
+    let t0 = now_nanos() - 120_000_000_000;
+    let traces = |n: u64| -> Vec<Trace> {
+        (0..n)
+            .map(|i| {
+                TraceBuilder::with_id(TraceId::from_halves(0x5c, i + 1))
+                    .ns(
+                        "web",
+                        1,
+                        None,
+                        "GET /",
+                        t0 + i * 1_000,
+                        t0 + i * 1_000 + 500,
+                    )
+                    .kind(stitch_model::SpanKind::Server)
+                    .build()
+            })
+            .collect()
+    };
+    let end_ms = now_nanos() / 1_000_000;
+    let uri = format!("/api/metrics/calls?service=web&endTs={end_ms}&lookback=600000");
+    for (n, partial) in [(10, false), (10_001, true)] {
+        let app = stitch_api::router(Arc::new(MemoryStore::from_traces(traces(n))), None);
+        let (status, headers, body) = get(&app, &uri).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let said = headers
+            .get("stitch-partial")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(said.is_some(), partial, "{n} traces: {said:?}");
+        if let Some(why) = said {
+            assert!(why.contains("newest 10000 traces of web"), "{why}");
+        }
+        let json: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["name"], "service_call_rate", "{json}");
+    }
+}
