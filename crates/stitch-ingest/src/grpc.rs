@@ -232,9 +232,30 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     tonic::transport::Server::builder()
-        .add_service(service(ingest))
+        .add_routes(naming_unknown_services(
+            tonic::service::Routes::new(service(ingest)),
+            Export::PATH,
+        ))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
+}
+
+/// `routes` answering a request for a service they do not have `UNIMPLEMENTED` with a message
+/// that names the path asked and `serves` (what the port does serve), instead of tonic's bare
+/// status.
+pub fn naming_unknown_services(
+    routes: tonic::service::Routes,
+    serves: &'static str,
+) -> tonic::service::Routes {
+    let fallback = move |uri: http::Uri| async move {
+        let status = Status::unimplemented(format!(
+            "unknown service {}: this port serves {serves}",
+            uri.path()
+        ));
+        let (parts, ()) = status.into_http::<()>().into_parts();
+        axum::response::Response::from_parts(parts, axum::body::Body::empty())
+    };
+    tonic::service::Routes::from(routes.into_axum_router().fallback(fallback))
 }
 
 /// Tonic answers a message over the size limit with `OUT_OF_RANGE`; OTLP senders expect

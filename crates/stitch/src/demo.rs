@@ -82,7 +82,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     let grpc = tokio::spawn(stitch_ingest::grpc::serve(grpc_listener, ingest, stopped()));
     let query = tokio::spawn(
-        axum::serve(query_listener, api)
+        axum::serve(query_listener, crate::unrouted::explained(api))
             .with_graceful_shutdown(stopped())
             .into_future(),
     );

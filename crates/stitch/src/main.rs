@@ -10,6 +10,7 @@ mod metrics;
 mod sampling;
 mod search;
 mod serve;
+mod unrouted;
 
 use std::path::PathBuf;
 

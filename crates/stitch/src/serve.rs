@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 
 use crate::config::{FileConfig, parse_duration};
 use crate::guard::BrowserPolicy;
+use crate::unrouted::explained;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -340,7 +341,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
 
     let remote_sampling = tokio::spawn(
-        axum::serve(sampling_listener, sampling.jaeger_router())
+        axum::serve(sampling_listener, explained(sampling.jaeger_router()))
             .with_graceful_shutdown(stopped())
             .into_future(),
     );
@@ -350,23 +351,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         stopped(),
     ));
     let http = tokio::spawn(
-        axum::serve(http_listener, otlp_http_router)
+        axum::serve(http_listener, explained(otlp_http_router))
             .with_graceful_shutdown(stopped())
             .into_future(),
     );
     let query = tokio::spawn(
-        axum::serve(query_listener, query_router)
+        axum::serve(query_listener, explained(query_router))
             .with_graceful_shutdown(stopped())
             .into_future(),
     );
 
     let zipkin = tokio::spawn(
-        axum::serve(zipkin_listener, zipkin_router)
+        axum::serve(zipkin_listener, explained(zipkin_router))
             .with_graceful_shutdown(stopped())
             .into_future(),
     );
     let tempo = tokio::spawn(
-        axum::serve(tempo_listener, tempo_router)
+        axum::serve(tempo_listener, explained(tempo_router))
             .with_graceful_shutdown(stopped())
             .into_future(),
     );
@@ -385,7 +386,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             ingest.clone(),
             stopped(),
         );
-        let http = axum::serve(jaeger_http_listener, jaeger_http_router)
+        let http = axum::serve(jaeger_http_listener, explained(jaeger_http_router))
             .with_graceful_shutdown(stopped())
             .into_future();
         // The collector and remote sampling share the gRPC port, as in Jaeger's collector.

@@ -393,6 +393,19 @@ async fn grpc_refuses_what_is_not_an_export_request_and_unknown_methods() {
     assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
     assert!(e.message().contains("TraceService/Nope"), "{e:?}");
     assert!(e.message().contains("has only Export"), "{e:?}");
+    let e = grpc_call(
+        &server,
+        "/foo.Bar/Baz",
+        ExportTraceServiceRequest::default(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unimplemented, "{e:?}");
+    assert!(
+        e.message().contains("unknown service /foo.Bar/Baz"),
+        "{e:?}"
+    );
+    assert!(e.message().contains("TraceService/Export"), "{e:?}");
     // The server goes on: a valid export is stored.
     let (req, ids) = synthetic_request(77, 1, 2);
     let resp = grpc_call(&server, export, req).await.expect("export");
@@ -450,4 +463,60 @@ async fn overload_answers_503_with_retry_after_and_loses_nothing_acknowledged() 
             .expect("acknowledged trace is stored");
         assert_eq!(t.span_count(), 5);
     }
+}
+
+/// A method a route does not take, or a path no route has, is answered with a reason on every
+/// HTTP listener, not a bare status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unrouted_requests_are_told_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &[]);
+    let client = reqwest::Client::new();
+    for (method, url, status, says) in [
+        (
+            reqwest::Method::PUT,
+            server.otlp_http(),
+            405,
+            "PUT is not allowed on /v1/traces: it takes POST",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{}/nope", server.api()),
+            404,
+            "nothing answers GET /nope on this port",
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("{}/api/v2/spans", server.zipkin()),
+            405,
+            "DELETE is not allowed on /api/v2/spans",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{}/api/nothing", server.tempo()),
+            404,
+            "nothing answers GET /api/nothing",
+        ),
+    ] {
+        let resp = client.request(method, &url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{url}");
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(
+            content_type.starts_with("text/plain"),
+            "{url}: {content_type}"
+        );
+        let body = resp.text().await.unwrap();
+        assert!(body.contains(says), "{url}: {body}");
+    }
+    // A handler's own 404 keeps its message.
+    let resp = client
+        .get(format!(
+            "{}/api/traces/00000000000000000000000000000abc",
+            server.api()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+    assert!(!resp.text().await.unwrap().contains("nothing answers"));
 }

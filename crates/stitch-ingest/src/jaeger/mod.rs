@@ -103,9 +103,14 @@ pub async fn serve_grpc(
     strategies: Arc<dyn SamplingStrategies>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let routes =
+        tonic::service::Routes::new(grpc_service(ingest)).add_service(sampling_service(strategies));
     tonic::transport::Server::builder()
-        .add_service(grpc_service(ingest))
-        .add_service(sampling_service(strategies))
+        .add_routes(crate::grpc::naming_unknown_services(
+            routes,
+            "/jaeger.api_v2.CollectorService/PostSpans and \
+             /jaeger.api_v2.SamplingManager/GetSamplingStrategy",
+        ))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await
 }
