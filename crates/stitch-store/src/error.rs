@@ -65,3 +65,45 @@ impl StoreError {
         }
     }
 }
+
+impl StoreError {
+    /// The error as a sender of spans may read it: what failed, without the server's file
+    /// paths or object names (the server's log has those).
+    pub fn for_senders(&self) -> String {
+        match self {
+            StoreError::Io { source, .. } => format!("i/o error: {source}"),
+            StoreError::Object { .. } => {
+                "object store error (the server's log has the details)".into()
+            }
+            StoreError::CorruptBlock { .. } | StoreError::Parquet { .. } => {
+                "a block could not be read (the server's log has the details)".into()
+            }
+            StoreError::WalDamaged { offset, .. } => format!(
+                "a write-ahead log segment is damaged at offset {offset} (the server's log has the details)"
+            ),
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_are_not_told_the_servers_paths() {
+        let e = StoreError::Io {
+            path: "/srv/stitch/wal/00000007.wal".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        };
+        assert!(e.to_string().contains("/srv/stitch"), "{e}");
+        let told = e.for_senders();
+        assert!(!told.contains("/srv"), "{told}");
+        assert!(told.contains("No space left"), "{told}");
+        let full = StoreError::DiskFull {
+            free: 1,
+            reserve: 2,
+        };
+        assert_eq!(full.for_senders(), full.to_string());
+    }
+}

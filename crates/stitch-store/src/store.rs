@@ -532,9 +532,9 @@ impl From<StoreError> for WriteError {
     fn from(e: StoreError) -> WriteError {
         match e {
             StoreError::Overloaded { .. } | StoreError::FlushBacklog => {
-                WriteError::Overloaded(e.to_string())
+                WriteError::Overloaded(e.for_senders())
             }
-            other => WriteError::Unavailable(other.to_string()),
+            other => WriteError::Unavailable(other.for_senders()),
         }
     }
 }

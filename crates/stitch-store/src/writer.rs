@@ -66,8 +66,18 @@ pub(crate) struct FlushJob {
 enum Refusal {
     /// Less free space than the reserve.
     Reserve { free: u64, reserve: u64 },
-    /// No segment can be written; the message says why.
-    NoSegment(String),
+    /// No segment can be written: why, in full for the log, and as senders are told it
+    /// (without the server's paths).
+    NoSegment { detail: String, told: String },
+}
+
+impl Refusal {
+    fn no_segment(why: &str) -> Refusal {
+        Refusal::NoSegment {
+            detail: why.to_owned(),
+            told: why.to_owned(),
+        }
+    }
 }
 
 impl Refusal {
@@ -77,7 +87,7 @@ impl Refusal {
                 free: *free,
                 reserve: *reserve,
             },
-            Refusal::NoSegment(why) => StoreError::WalUnavailable(why.clone()),
+            Refusal::NoSegment { told, .. } => StoreError::WalUnavailable(told.clone()),
         }
     }
 }
@@ -118,7 +128,7 @@ impl Log {
     ) -> Log {
         let refusing = active
             .is_none()
-            .then(|| Refusal::NoSegment("no segment could be made at start-up".into()));
+            .then(|| Refusal::no_segment("no segment could be made at start-up"));
         Log {
             dir,
             disk,
@@ -139,13 +149,17 @@ impl Log {
                     self.active = Some(s);
                     self.segment_since = inner.config.clock.unix_nanos();
                     inner.current_segment.store(self.id, Ordering::Release);
-                    if matches!(self.refusing, Some(Refusal::NoSegment(_))) {
+                    if matches!(self.refusing, Some(Refusal::NoSegment { .. })) {
                         self.set_refusing(inner, None);
                     }
                 }
                 Err(e) => {
                     self.retry_at = Instant::now() + RETRY;
-                    self.set_refusing(inner, Some(Refusal::NoSegment(e.to_string())));
+                    let refusal = Refusal::NoSegment {
+                        detail: e.to_string(),
+                        told: e.for_senders(),
+                    };
+                    self.set_refusing(inner, Some(refusal));
                 }
             }
         }
@@ -181,7 +195,7 @@ impl Log {
             match r {
                 None => 0,
                 Some(Refusal::Reserve { .. }) => 1,
-                Some(Refusal::NoSegment(_)) => 2,
+                Some(Refusal::NoSegment { .. }) => 2,
             }
         }
         let stats = &inner.stats;
@@ -197,9 +211,9 @@ impl Log {
                         "the disk is nearly full: appends are refused (503, retry later) until more than the reserve is free; flushing blocks goes on"
                     );
                 }
-                Some(Refusal::NoSegment(why)) => tracing::error!(
+                Some(Refusal::NoSegment { detail, .. }) => tracing::error!(
                     dir = %self.dir.display(),
-                    error = %why,
+                    error = %detail,
                     "no write-ahead log segment can be made: appends are refused (503, retry later); retrying every 200 ms"
                 ),
             }
@@ -385,7 +399,7 @@ fn commit(
     let group_bytes: usize = appends.iter().map(|(p, _, _)| p.len()).sum();
     let refusal = match log.writable(inner) {
         None => Some(log.refusing.clone().unwrap_or_else(|| {
-            Refusal::NoSegment("the last segment failed and the next is not made yet".into())
+            Refusal::no_segment("the last segment failed and the next is not made yet")
         })),
         Some(_) => log.check_room(inner, group_bytes as u64).err(),
     };
@@ -416,7 +430,7 @@ fn commit(
     let source = segment.id;
     if let Err(e) = log.write(inner, framed) {
         // Pending decisions stay pending.
-        let message = e.to_string();
+        let message = e.for_senders();
         for (_, _, _, ack) in group {
             let _ = ack.send(Err(StoreError::WalWrite(message.clone())));
         }

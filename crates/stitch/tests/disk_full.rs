@@ -252,6 +252,12 @@ async fn a_full_disk_costs_no_acknowledged_trace_through_kill_9_and_restarts() {
         .expect_err("an export on a full disk must be refused");
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
     assert!(err.message().contains("retry later"), "{}", err.message());
+    // The sender learns what failed, not where the server keeps its files.
+    assert!(
+        !err.message().contains(dir.path().to_str().unwrap()),
+        "{}",
+        err.message()
+    );
 
     // 5. Space is freed again: exports are acknowledged without a restart.
     free(&ballast);
