@@ -35,6 +35,8 @@ pub enum BodyError {
     Malformed(String),
     /// Not enough in-flight memory is left (503, retry later).
     Overloaded(IngestError),
+    /// The body did not arrive within the body timeout (408).
+    TimedOut(String),
 }
 
 impl BodyError {
@@ -45,6 +47,7 @@ impl BodyError {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::Malformed(_) => StatusCode::BAD_REQUEST,
             BodyError::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            BodyError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -53,7 +56,8 @@ impl BodyError {
         match self {
             BodyError::UnsupportedEncoding(m)
             | BodyError::TooLarge(m)
-            | BodyError::Malformed(m) => m.clone(),
+            | BodyError::Malformed(m)
+            | BodyError::TimedOut(m) => m.clone(),
             BodyError::Overloaded(e) => e.to_string(),
         }
     }
@@ -117,7 +121,18 @@ pub async fn read_body(
         Some(n) => Some(ingest.reserve(n).map_err(BodyError::Overloaded)?),
         None => None,
     };
-    let bytes = match to_bytes(body, limit).await {
+    let timeout = ingest.config().body_timeout;
+    let Ok(read) = tokio::time::timeout(timeout, to_bytes(body, limit)).await else {
+        ingest
+            .stats
+            .timed_out_requests
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(BodyError::TimedOut(format!(
+            "the request body did not arrive whole within {} s; send it at once, or retry",
+            timeout.as_secs_f64()
+        )));
+    };
+    let bytes = match read {
         Ok(b) => b,
         Err(e) => {
             // The only errors are the limit and a broken connection; report both precisely.

@@ -4,7 +4,10 @@
 //! Responses follow the OTLP/HTTP specification: the body is encoded like the request; success
 //! is 200 with an `ExportTraceServiceResponse` (with `partialSuccess` when spans were
 //! rejected); errors carry a `google.rpc.Status` whose message names the problem. Retryable
-//! conditions (overload) are 503 with `Retry-After`.
+//! conditions (overload) are 503 with `Retry-After`. A body that has not arrived whole within
+//! the body timeout (`IngestConfig::body_timeout`, 30 s by default) is 408 and the connection
+//! is closed, so a sender that trickles or never ends a body cannot hold a slot; the Zipkin and
+//! Jaeger HTTP receivers read bodies the same way (`body.rs`).
 
 use std::sync::Arc;
 
@@ -20,6 +23,7 @@ use crate::{Ingest, IngestError};
 
 /// The gRPC status codes used in error bodies.
 const GRPC_INVALID_ARGUMENT: i32 = 3;
+const GRPC_DEADLINE_EXCEEDED: i32 = 4;
 const GRPC_RESOURCE_EXHAUSTED: i32 = 8;
 const GRPC_UNAVAILABLE: i32 = 14;
 const GRPC_UNIMPLEMENTED: i32 = 12;
@@ -62,6 +66,7 @@ fn body_error(e: BodyError, encoding: Encoding) -> Response {
         BodyError::TooLarge(_) => GRPC_RESOURCE_EXHAUSTED,
         BodyError::Malformed(_) => GRPC_INVALID_ARGUMENT,
         BodyError::Overloaded(_) => GRPC_UNAVAILABLE,
+        BodyError::TimedOut(_) => GRPC_DEADLINE_EXCEEDED,
     };
     error(e.status(), encoding, code, &e.message())
 }

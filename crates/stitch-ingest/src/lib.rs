@@ -40,6 +40,9 @@ pub struct IngestConfig {
     pub max_inflight_bytes: usize,
     /// Spans lasting longer are rejected ([`Ingest::screen`]).
     pub max_span_duration_nanos: u64,
+    /// A request body must have arrived whole within this long of the request's start; a
+    /// sender that trickles or never ends it gets 408 and its connection slot is freed.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for IngestConfig {
@@ -48,6 +51,7 @@ impl Default for IngestConfig {
             max_request_bytes: 16 * 1024 * 1024,
             max_inflight_bytes: 512 * 1024 * 1024,
             max_span_duration_nanos: 7 * DAY_NANOS,
+            body_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct IngestStats {
     pub rejected_spans: AtomicU64,
     pub malformed_requests: AtomicU64,
     pub oversized_requests: AtomicU64,
+    /// Requests whose body did not arrive within the body timeout.
+    pub timed_out_requests: AtomicU64,
     pub refused_overload: AtomicU64,
     pub store_failures: AtomicU64,
     /// UDP datagrams received by the Jaeger agent receivers.

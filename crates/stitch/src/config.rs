@@ -70,6 +70,8 @@ pub struct LimitsConfig {
     pub max_inflight_bytes: Option<usize>,
     /// Spans lasting longer are rejected, e.g. `7d` [default: 7d].
     pub max_span_duration: Option<String>,
+    /// A request body must arrive whole within this long, e.g. `30s` [default: 30s].
+    pub request_body_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -82,6 +82,12 @@ async fn render(State(s): State<Sources>) -> impl IntoResponse {
     );
     counter(
         &mut out,
+        "stitch_receiver_timed_out_requests_total",
+        "Requests whose body did not arrive within the body timeout (408).",
+        &i.timed_out_requests,
+    );
+    counter(
+        &mut out,
         "stitch_receiver_refused_overload_total",
         "Requests refused because Stitch was overloaded.",
         &i.refused_overload,

@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// Largest request accepted, in bytes [default: 16 MiB].
     #[arg(long)]
     max_request_bytes: Option<usize>,
+    /// A request body must arrive whole within this long, e.g. `30s`; a sender that trickles
+    /// it gets 408 [default: 30s].
+    #[arg(long)]
+    request_body_timeout: Option<String>,
     /// Refuse spans (503, retry later) while the data directory's disk has fewer bytes free;
     /// 0 turns the check off [default: 5% of the disk, at most 128 MiB].
     #[arg(long)]
@@ -237,6 +241,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = file.limits.max_inflight_bytes {
         ingest_config.max_inflight_bytes = n;
+    }
+    if let Some(text) = args
+        .request_body_timeout
+        .as_ref()
+        .or(file.limits.request_body_timeout.as_ref())
+    {
+        let d = parse_duration("--request-body-timeout", text)?;
+        if d.is_zero() {
+            anyhow::bail!("--request-body-timeout: must be longer than zero");
+        }
+        ingest_config.body_timeout = d;
     }
     if let Some(text) = &file.limits.max_span_duration {
         let d = parse_duration("limits.max_span_duration", text)?;

@@ -520,3 +520,52 @@ async fn unrouted_requests_are_told_why() {
     assert_eq!(resp.status().as_u16(), 404);
     assert!(!resp.text().await.unwrap().contains("nothing answers"));
 }
+
+/// A sender that starts a body and never finishes it gets 408 once the body timeout passes,
+/// its connection is closed, the refusal is counted, and other senders are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_ends_times_out_and_others_are_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Stitch::start(&dir.path().join("data"), &["--request-body-timeout", "1s"]);
+    let mut slow = tokio::net::TcpStream::connect(server.http).await.unwrap();
+    let head = format!(
+        "POST /v1/traces HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-protobuf\r\n\
+         Transfer-Encoding: chunked\r\n\r\n4\r\n\x0a\x02\x0a\x00\r\n",
+        server.http
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+
+    // Meanwhile a whole request is answered at once.
+    let (req, _) = synthetic_request(5, 1, 2);
+    let resp = post(
+        &server.otlp_http(),
+        "application/x-protobuf",
+        None,
+        req.encode_to_vec(),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 200);
+
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        slow.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the slow request was never answered")
+    .unwrap();
+    let waited = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("did not arrive whole within 1 s"), "{text}");
+    assert!(
+        waited >= std::time::Duration::from_millis(900),
+        "{waited:?}"
+    );
+    assert_eq!(
+        metric(&server.api(), "stitch_receiver_timed_out_requests_total").await,
+        1.0
+    );
+}
