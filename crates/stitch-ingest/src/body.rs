@@ -63,6 +63,17 @@ impl BodyError {
     }
 }
 
+/// The media type of a `Content-Type` value, lower-case, without parameters
+/// (`Application/JSON; charset=utf-8` is `application/json`).
+pub fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// Whether the body is gzip-compressed, from `Content-Encoding`. Counts an unsupported
 /// encoding as a malformed request.
 pub fn gzip_encoded(ingest: &Ingest, headers: &HeaderMap) -> Result<bool, BodyError> {

@@ -87,12 +87,7 @@ async fn export(State(ingest): State<Arc<Ingest>>, headers: HeaderMap, body: Bod
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = crate::body::media_type(content_type);
     let encoding = match mime.as_str() {
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
         "application/json" => Encoding::Json,

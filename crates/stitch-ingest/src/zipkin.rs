@@ -103,12 +103,7 @@ fn format(headers: &HeaderMap, v2: bool, untyped_json: bool) -> Result<Format, S
         };
     };
     let content_type = content_type.to_str().unwrap_or("?");
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = crate::body::media_type(content_type);
     match (mime.as_str(), v2) {
         ("application/json", true) => Ok(Format::V2Json),
         ("application/json", false) => Ok(Format::V1Json),

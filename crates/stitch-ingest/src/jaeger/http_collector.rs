@@ -25,12 +25,7 @@ fn thrift_content_type(headers: &HeaderMap, query: Option<&str>) -> Result<(), S
         .get(header::CONTENT_TYPE)
         .map(|v| v.to_str().unwrap_or("?"))
         .unwrap_or("");
-    let mime = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = crate::body::media_type(content_type);
     let format_param = query
         .unwrap_or("")
         .split('&')
